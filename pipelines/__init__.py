@@ -1,0 +1,1 @@
+"""Offline jobs: data ingestion and validation, datasets, splits, the nightly DAG, the CLI."""

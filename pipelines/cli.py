@@ -1,0 +1,193 @@
+"""The ``vitrine`` command. Each sub-command parses flags and calls plain functions; nothing else."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+from pipelines.settings import get_settings
+
+app = typer.Typer(help="Vitrine: recommendations and product vision.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+data_app = typer.Typer(help="Build, import, validate and split datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+console = Console(stderr=True)
+log = logging.getLogger("vitrine")
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    level = "DEBUG" if verbose else get_settings().log_level
+    logging.basicConfig(level=level, format="%(message)s", datefmt="%X",
+                        handlers=[RichHandler(console=console, show_path=False)], force=True)
+
+
+def _fail(msg: str, code: int = 1) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {msg}")
+    return typer.Exit(code)
+
+
+def _ingest(items, users, events, out: Path, image_root: Path | None, max_bad_share: float | None) -> None:
+    """Validate raw frames, write the canonical tables (or refuse), print a summary."""
+    from pipelines.validate import DataValidationError, validate, write_validated
+
+    share = get_settings().max_bad_share if max_bad_share is None else max_bad_share
+    v = validate(items, users, events, image_root=image_root, max_bad_share=share)
+    try:
+        write_validated(v, out, share)
+    except DataValidationError as e:
+        raise _fail(f"{e}\n  rejected rows with reasons: {out / 'rejected.csv'}") from e
+    for r in v.reports.values():
+        extra = f" — rejected {r.n_bad}: {r.reasons}" if r.n_bad else ""
+        console.print(f"  {r.table:<7} {r.n_rows - r.n_bad:>10,} rows{extra}")
+    if len(v.rejected):
+        console.print(f"  rejected rows with reasons: {out / 'rejected.csv'}")
+
+
+MaxBad = Annotated[float | None, typer.Option(help="Fail when a table's rejected share exceeds this.")]
+FmnistDir = Annotated[Path | None, typer.Option(help="Folder with the Fashion-MNIST *-ubyte.gz files.")]
+
+
+@data_app.command("fashion-shop")
+def fashion_shop(
+    out: Annotated[Path, typer.Option(help="Dataset directory to write.")] = Path("data/fashion-shop"),
+    users: Annotated[int, typer.Option(help="Number of shoppers.")] = 30_000,
+    items: Annotated[int, typer.Option(help="Catalog size (≤ 70,000 Fashion-MNIST images).")] = 70_000,
+    days: Annotated[int, typer.Option(help="Days of simulated history.")] = 90,
+    seed: int = 7,
+    fashion_mnist_dir: FmnistDir = None,
+    max_bad_share: MaxBad = None,
+) -> None:
+    """Build the embedded fashion-shop dataset from the real Fashion-MNIST catalog."""
+    from pipelines.fashion_mnist import FILES, FashionMNISTError, load_fashion_mnist
+    from pipelines.fashion_shop import FashionShopConfig, generate
+
+    if not 1 <= items <= 70_000 or users < 1 or days < 1:
+        raise _fail("--items must be in 1..70000, --users and --days at least 1", 2)
+    s = get_settings()
+    t0 = time.perf_counter()
+    try:
+        fm = load_fashion_mnist(fashion_mnist_dir or s.fashion_mnist_dir, base_url=s.fashion_mnist_url,
+                                checksums=None if s.fashion_mnist_verify else dict.fromkeys(FILES))
+    except FashionMNISTError as e:
+        raise _fail(str(e)) from e
+    cfg = FashionShopConfig(seed=seed, n_users=users, n_items=items, days=days)
+    raw = generate(cfg, fm, out)
+    _ingest(raw["items"], raw["users"], raw["events"], out, out, max_bad_share)
+    console.print(f"fashion-shop written to {out} in {time.perf_counter() - t0:.1f}s")
+
+
+@data_app.command("movielens")
+def movielens(
+    source: Annotated[Path, typer.Option(help="Folder with u.data/u.item[/u.user] or ml-100k.* "
+                                              "atomic files, or the recbole wheel.")],
+    out: Annotated[Path, typer.Option(help="Dataset directory to write.")] = Path("data/movielens-100k"),
+    max_bad_share: MaxBad = None,
+) -> None:
+    """Import MovieLens-100K (ratings become implicit events)."""
+    from pipelines.movielens import read_movielens
+
+    try:
+        items, users, events = read_movielens(source)
+    except (FileNotFoundError, ValueError) as e:
+        raise _fail(str(e)) from e
+    _ingest(items, users, events, out, None, max_bad_share)
+    (out / "dataset.json").write_text(json.dumps({"dataset": "movielens-100k", "source": str(source)},
+                                                 indent=2) + "\n")
+
+
+@data_app.command("import")
+def import_custom(
+    items: Annotated[Path, typer.Option(help="Items CSV/Parquet.")],
+    events: Annotated[Path, typer.Option(help="Events CSV/Parquet.")],
+    out: Annotated[Path, typer.Option(help="Dataset directory to write.")],
+    users: Annotated[Path | None, typer.Option(help="Users CSV/Parquet (default: from events).")] = None,
+    images: Annotated[Path | None, typer.Option(help="Folder the items' image paths are relative to.")] = None,
+    max_bad_share: MaxBad = None,
+) -> None:
+    """Import your own catalog through the same validation as the built-in datasets."""
+    from pipelines.custom import copy_images, read_any
+    from pipelines.validate import DataValidationError, validate, write_validated
+
+    try:
+        frames = [read_any(p) if p is not None else None for p in (items, users, events)]
+    except (FileNotFoundError, ValueError) as e:
+        raise _fail(str(e)) from e
+    share = get_settings().max_bad_share if max_bad_share is None else max_bad_share
+    try:
+        v = validate(*frames, image_root=images, max_bad_share=share)
+        if images is not None:
+            v.items = copy_images(v.items, images, out)
+        write_validated(v, out, share)
+    except DataValidationError as e:
+        raise _fail(f"{e}\n  rejected rows with reasons: {out / 'rejected.csv'}") from e
+    for r in v.reports.values():
+        console.print(f"  {r.table:<7} {r.n_rows - r.n_bad:>10,} rows, rejected {r.n_bad}")
+    (out / "dataset.json").write_text(json.dumps({"dataset": "custom", "items": str(items),
+                                                 "events": str(events)}, indent=2) + "\n")
+
+
+@data_app.command("validate")
+def validate_dir(
+    root: Annotated[Path, typer.Argument(help="Dataset directory with items/users/events.parquet.")],
+    max_bad_share: MaxBad = None,
+) -> None:
+    """Re-check a dataset directory against the canonical schemas (read-only)."""
+    from pipelines.tables import read_dataset
+    from pipelines.validate import DataValidationError, check_threshold, validate
+
+    try:
+        t = read_dataset(root)
+    except FileNotFoundError as e:
+        raise _fail(str(e)) from e
+    share = get_settings().max_bad_share if max_bad_share is None else max_bad_share
+    v = validate(t["items"], t["users"], t["events"], image_root=root, max_bad_share=share)
+    for r in v.reports.values():
+        console.print(f"  {r.table:<7} {r.n_rows:>10,} rows, bad {r.n_bad} {r.reasons or ''}")
+    try:
+        check_threshold(v, share)
+    except DataValidationError as e:
+        raise _fail(str(e)) from e
+
+
+@data_app.command("split")
+def split(
+    root: Annotated[Path, typer.Argument(help="Dataset directory.")],
+    kind: Annotated[str, typer.Option(help="temporal-user | random-user | temporal-global")] = "temporal-user",
+    seed: int = 0,
+) -> None:
+    """Write DIR/splits/KIND/{train,valid,test}.parquet."""
+    from pipelines.splits import KINDS, split_events, write_splits
+    from pipelines.tables import read_table
+
+    if kind not in KINDS:
+        raise _fail(f"unknown split kind {kind!r}; choose from {', '.join(KINDS)}", 2)
+    events_path = root / "events.parquet"
+    if not events_path.is_file():
+        raise _fail(f"{events_path}: no such file (build or import a dataset first)")
+    parts = split_events(read_table(events_path), kind, seed=seed)
+    write_splits(parts, root / "splits" / kind)
+    console.print("  " + ", ".join(f"{k}: {len(v):,}" for k, v in parts.items()) +
+                  f" -> {root / 'splits' / kind}")
+
+
+@app.command()
+def demo(
+    data: Annotated[Path, typer.Option(help="Where the fashion-shop dataset lives.")] = Path("data/fashion-shop"),
+) -> None:
+    """The main job on the embedded default: build fashion-shop (when missing) and its split."""
+    if not (data / "events.parquet").is_file():
+        fashion_shop(out=data)
+    else:
+        console.print(f"fashion-shop already in {data}")
+    if not (data / "splits" / "temporal-user" / "test.parquet").is_file():
+        split(data, "temporal-user")
+    console.print("next: model training, publishing and serving arrive with the vision, recsys and "
+                  "serving commands (see README).")

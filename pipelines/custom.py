@@ -1,0 +1,39 @@
+"""A user's own catalog: items/users/events as CSV or Parquet plus an image folder."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+
+def read_any(path: Path) -> pd.DataFrame:
+    """CSV (any delimiter sniffed from ',', ';', tab) or Parquet, by extension."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    suffix = "".join(path.suffixes).lower()
+    if suffix.endswith(".parquet") or suffix.endswith(".pq"):
+        return pd.read_parquet(path)
+    if suffix.endswith((".csv", ".tsv", ".txt", ".csv.gz")):
+        return pd.read_csv(path, sep=None, engine="python", dtype=str, keep_default_na=True)
+    raise ValueError(f"{path}: unsupported file type {suffix!r} (use .csv, .tsv or .parquet)")
+
+
+def copy_images(items: pd.DataFrame, image_root: Path, out: Path) -> pd.DataFrame:
+    """Copy each valid item's image under ``out/images`` and point ``image`` there."""
+    items = items.copy()
+    has = items["image"].notna()
+    new_paths = []
+    for rel in items.loc[has, "image"]:
+        dest_rel = f"images/{rel}"
+        dest = out / dest_rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(image_root / rel, dest)
+        new_paths.append(dest_rel)
+    items.loc[has, "image"] = new_paths
+    log.info("copied %d images into %s", len(new_paths), out / "images")
+    return items

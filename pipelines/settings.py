@@ -1,0 +1,28 @@
+"""Process-wide settings, read from the environment (prefix ``VITRINE_``) or a ``.env`` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VITRINE_", env_file=".env", extra="ignore")
+
+    fashion_mnist_dir: Path = Path("/usr/share/datasets/fashion-mnist")
+    # Check the release's sha256 (off only for a custom set of IDX files in the same layout).
+    fashion_mnist_verify: bool = True
+    fashion_mnist_url: str = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+    data_dir: Path = Path("data")
+    artifacts_dir: Path = Path("artifacts")
+    # Validation: the job fails when more than this share of a table's rows is rejected.
+    max_bad_share: float = Field(0.01, ge=0.0, le=1.0)
+    log_level: str = "INFO"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

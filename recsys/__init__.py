@@ -1,0 +1,1 @@
+"""Two-tower retrieval and second-stage ranking (training side imports torch; features.py does not)."""

@@ -1,0 +1,1 @@
+"""Online service. Never imports torch, directly or through recsys/vision."""

@@ -1,0 +1,74 @@
+"""Shared fixtures: tiny synthetic Fashion-MNIST files so no test needs the real data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipelines.fashion_mnist import write_idx
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not any("gpu" in item.keywords for item in items):
+        return
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except ImportError:
+        has_cuda = False
+    if not has_cuda:
+        skip = pytest.mark.skip(reason="needs CUDA")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)
+
+
+def synthetic_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 28, 28) uint8 images whose class sets a stripe pattern and whose 'style' sets a blob."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n).astype(np.uint8)
+    yy, xx = np.mgrid[0:28, 0:28]
+    images = np.empty((n, 28, 28), np.uint8)
+    for i, c in enumerate(labels):
+        stripes = ((xx + yy * (c % 3)) // (2 + c // 3)) % 2 * 120
+        cx, cy = rng.choice([7, 20], 2)
+        blob = 120 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / 30)
+        images[i] = np.clip(stripes + blob + rng.normal(0, 10, (28, 28)), 0, 255)
+    return images, labels
+
+
+def write_fake_fashion_mnist(root: Path, n_train: int = 600, n_test: int = 200, seed: int = 0) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    xtr, ytr = synthetic_images(n_train, seed)
+    xte, yte = synthetic_images(n_test, seed + 1)
+    write_idx(root / "train-images-idx3-ubyte.gz", xtr)
+    write_idx(root / "train-labels-idx1-ubyte.gz", ytr)
+    write_idx(root / "t10k-images-idx3-ubyte.gz", xte)
+    write_idx(root / "t10k-labels-idx1-ubyte.gz", yte)
+    return root
+
+
+NO_CHECKSUMS = {
+    "train-images-idx3-ubyte.gz": None,
+    "train-labels-idx1-ubyte.gz": None,
+    "t10k-images-idx3-ubyte.gz": None,
+    "t10k-labels-idx1-ubyte.gz": None,
+}
+
+
+@pytest.fixture(scope="session")
+def fake_fmnist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_fake_fashion_mnist(tmp_path_factory.mktemp("fmnist"))
+
+
+@pytest.fixture(scope="session")
+def fake_fmnist(fake_fmnist_dir: Path):
+    from pipelines.fashion_mnist import load_fashion_mnist
+
+    return load_fashion_mnist(fake_fmnist_dir, checksums=NO_CHECKSUMS)
+
+
+REAL_FMNIST = Path("/usr/share/datasets/fashion-mnist")

@@ -1,0 +1,1 @@
+"""Product-image CNN (training side imports torch; preprocess.py does not)."""
