@@ -18,6 +18,10 @@ app = typer.Typer(help="Vitrine: recommendations and product vision.", no_args_i
                   pretty_exceptions_enable=False)
 data_app = typer.Typer(help="Build, import, validate and split datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+vision_app = typer.Typer(help="Product-image CNN: train, evaluate, embed, export.", no_args_is_help=True)
+app.add_typer(vision_app, name="vision")
+recsys_app = typer.Typer(help="Two-tower recommender: train, evaluate (with baselines), export.", no_args_is_help=True)
+app.add_typer(recsys_app, name="recsys")
 console = Console(stderr=True)
 log = logging.getLogger("vitrine")
 
@@ -176,6 +180,184 @@ def split(
     write_splits(parts, root / "splits" / kind)
     console.print("  " + ", ".join(f"{k}: {len(v):,}" for k, v in parts.items()) +
                   f" -> {root / 'splits' / kind}")
+
+
+# ----------------------------------------------------------------------------- vision
+
+Checkpoint = Annotated[Path, typer.Option(help="A vision checkpoint (RUN/best.pt).")]
+DataDir = Annotated[Path, typer.Option("--data", help="Dataset directory.")]
+
+
+def _temperature(checkpoint: Path) -> float:
+    """The temperature fitted by `vision evaluate` next to the checkpoint, else 1."""
+    metrics = checkpoint.parent / "eval" / "metrics.json"
+    return json.loads(metrics.read_text())["temperature"] if metrics.is_file() else 1.0
+
+
+@vision_app.command("train")
+def vision_train(
+    data: DataDir = Path("data/fashion-shop"),
+    run: Annotated[Path, typer.Option(help="Run directory (resumes when it holds last.pt).")] = Path("runs/vision"),
+    config: Annotated[Path | None, typer.Option(help="YAML recipe, e.g. vision/configs/cpu.yaml.")] = None,
+    model: Annotated[str | None, typer.Option(help="Registered architecture.")] = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda")] = None,
+    max_items: Annotated[int | None, typer.Option(help="Subsample the catalog (smoke runs).")] = None,
+) -> None:
+    """Train (or resume) the image CNN. Under torchrun, use `python -m vision.train CONFIG`."""
+    from vision.train import TrainConfig, set_threads, train
+
+    if not (data / "items.parquet").is_file():
+        raise _fail(f"{data / 'items.parquet'}: no such file (build a dataset first)")
+    if config is None:
+        import torch
+
+        config = Path(__file__).parents[1] / "vision" / "configs" / ("gpu.yaml" if torch.cuda.is_available()
+                                                                     else "cpu.yaml")
+    set_threads()
+    try:
+        cfg = TrainConfig.from_yaml(config, data_dir=str(data), run_dir=str(run), model=model, epochs=epochs,
+                                    batch_size=batch_size, device=device, max_items=max_items)
+        best = train(cfg)
+    except (ValueError, KeyError) as e:
+        raise _fail(str(e)) from e
+    console.print(f"best checkpoint: {best}")
+
+
+@vision_app.command("evaluate")
+def vision_evaluate(
+    checkpoint: Checkpoint,
+    data: DataDir = Path("data/fashion-shop"),
+    out: Annotated[Path | None, typer.Option(help="Default: CHECKPOINT_DIR/eval.")] = None,
+    part: Annotated[str, typer.Option(help="test | valid")] = "test",
+) -> None:
+    """Accuracy, per-class P/R/F1, confusion matrix (CSV + PNG), ECE before/after temperature scaling."""
+    from vision.evaluate import evaluate
+
+    m = evaluate(checkpoint, data, out or checkpoint.parent / "eval", part=part)
+    console.print(f"{part}: accuracy {m['accuracy']:.4f}, macro F1 {m['macro_f1']:.4f}, ECE {m['ece']:.4f} -> "
+                  f"{m['calibrated']['ece']:.4f} at T={m['temperature']:.3f}")
+
+
+@vision_app.command("embed")
+def vision_embed(
+    checkpoint: Checkpoint,
+    data: DataDir = Path("data/fashion-shop"),
+    out: Annotated[Path | None, typer.Option(help="Default: CHECKPOINT_DIR/embed.")] = None,
+    min_confidence: float = 0.9,
+) -> None:
+    """Image embeddings + predictions for the whole catalog, and the suspected-mislabeled list."""
+    from vision.embed import embed_catalog, suspected_mislabeled
+
+    out = out or checkpoint.parent / "embed"
+    pred = embed_catalog(checkpoint, data, out, temperature=_temperature(checkpoint))
+    sus = suspected_mislabeled(pred, min_confidence=min_confidence)
+    sus.to_csv(out / "suspected_mislabeled.csv", index=False)
+    console.print(f"{len(pred):,} items embedded -> {out}; {len(sus)} suspected mislabeled "
+                  f"({out / 'suspected_mislabeled.csv'})")
+
+
+@vision_app.command("export")
+def vision_export(
+    checkpoint: Checkpoint,
+    out: Annotated[Path, typer.Option(help="ONNX file to write.")] = Path("runs/vision/image_model.onnx"),
+    int8: Annotated[bool, typer.Option(help="Also write an INT8 model (needs --data for calibration).")] = False,
+    data: DataDir = Path("data/fashion-shop"),
+) -> None:
+    """ONNX with dynamic batch + metadata, onnx.checker, parity vs PyTorch (fails above 1e-4)."""
+    from vision.export import ParityError, export_image_model, quantize_int8
+
+    try:
+        r = export_image_model(checkpoint, out, temperature=_temperature(checkpoint))
+    except ParityError as e:
+        raise _fail(str(e)) from e
+    console.print(f"{out}: max |onnx - torch| {r['max_abs_diff']:.2e}")
+    if int8:
+        from vision.data import load_image_set, to_tensor
+        from vision.preprocess import PreprocessSpec
+
+        spec = PreprocessSpec()
+        x, _ = load_image_set(data, spec).subset("train")
+        q = quantize_int8(out, out.with_name(out.stem + ".int8.onnx"), to_tensor(x[:512], spec).numpy())
+        console.print(f"{q}: INT8 (calibrated on 512 training images)")
+
+
+# ----------------------------------------------------------------------------- recsys
+
+Split = Annotated[str, typer.Option(help="Split under DATA/splits/.")]
+
+
+@recsys_app.command("train")
+def recsys_train(
+    data: DataDir = Path("data/fashion-shop"),
+    run: Annotated[Path, typer.Option(help="Run directory (resumes when it holds last.pt).")] = Path("runs/two-tower"),
+    config: Annotated[Path | None, typer.Option(help="YAML with RecTrainConfig fields.")] = None,
+    split: Split = "temporal-user",
+    image_vectors: Annotated[Path | None, typer.Option(help="image_vectors.npy from `vision embed`.")] = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda")] = None,
+) -> None:
+    """Train (or resume) the two-tower model; early stopping on validation NDCG@10."""
+    from recsys.train import RecTrainConfig, train_two_tower
+
+    try:
+        cfg = RecTrainConfig.from_yaml(config, data_dir=str(data), run_dir=str(run), split=split, epochs=epochs,
+                                       batch_size=batch_size, device=device,
+                                       image_vectors=str(image_vectors) if image_vectors else None)
+        best = train_two_tower(cfg)
+    except (ValueError, FileNotFoundError) as e:
+        raise _fail(str(e)) from e
+    console.print(f"best checkpoint: {best}")
+
+
+@recsys_app.command("evaluate")
+def recsys_evaluate(
+    checkpoint: Annotated[Path, typer.Option(help="Two-tower checkpoint (RUN/best.pt).")],
+    data: DataDir = Path("data/fashion-shop"),
+    split: Split = "temporal-user",
+    image_vectors: Annotated[Path | None, typer.Option(help="The image vectors the model was trained with.")] = None,
+    baselines: Annotated[bool, typer.Option(help="Also rank with popularity, per-category, ItemKNN, EASE.")] = True,
+) -> None:
+    """Full-catalog test metrics (train+valid masked) for the model and the baselines, one table."""
+    from recsys.baselines import BASELINES
+    from recsys.data import load_rec_data
+    from recsys.evaluate import evaluate_ranking, two_tower_scores
+    from recsys.train import load_two_tower
+
+    d = load_rec_data(data, split=split, image_vectors=image_vectors)
+    model, _, _ = load_two_tower(checkpoint)
+    rows = {"two-tower": evaluate_ranking(two_tower_scores(model, d, d.test), d.test, d)}
+    if baselines:
+        rows |= {name: evaluate_ranking(fit(d, d.test), d.test, d) for name, fit in BASELINES.items()}
+    (checkpoint.parent / "test_metrics.json").write_text(json.dumps(rows, indent=2) + "\n")
+    cols = ["ndcg@10", "recall@20", "recall@100", "mrr@10", "hit@10", "coverage", "novelty", "gini"]
+    console.print("model".ljust(24) + "".join(c.rjust(11) for c in cols))
+    for name, m in rows.items():
+        console.print(name.ljust(24) + "".join(f"{m[c]:11.4f}" for c in cols))
+
+
+@recsys_app.command("export")
+def recsys_export(
+    checkpoint: Annotated[Path, typer.Option(help="Two-tower checkpoint (RUN/best.pt).")],
+    data: DataDir = Path("data/fashion-shop"),
+    out: Annotated[Path | None, typer.Option(help="Default: CHECKPOINT_DIR/export.")] = None,
+    image_vectors: Annotated[Path | None, typer.Option(help="The image vectors the model was trained with.")] = None,
+) -> None:
+    """user_tower.onnx + item_tower.onnx (dynamic batch, parity ≤ 1e-4), item_vectors.npy, features.json."""
+    from recsys.data import load_rec_data
+    from recsys.export import export_towers
+    from recsys.train import load_two_tower
+    from vision.export import ParityError
+
+    d = load_rec_data(data, image_vectors=image_vectors)
+    model, _, _ = load_two_tower(checkpoint)
+    try:
+        r = export_towers(model, d, out or checkpoint.parent / "export")
+    except ParityError as e:
+        raise _fail(str(e)) from e
+    console.print(f"exported; max |onnx - torch| {r['max_abs_diff']:.2e}; item vectors {r['item_vectors']}")
 
 
 @app.command()

@@ -27,7 +27,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def synthetic_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(n, 28, 28) uint8 images whose class sets a stripe pattern and whose 'style' sets a blob."""
+    """(n, 28, 28) uint8 images: the class sets a stripe pattern and a bright patch's position,
+    a random 'style' sets a blob (so k-means finds styles within a class)."""
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, 10, n).astype(np.uint8)
     yy, xx = np.mgrid[0:28, 0:28]
@@ -36,7 +37,10 @@ def synthetic_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         stripes = ((xx + yy * (c % 3)) // (2 + c // 3)) % 2 * 120
         cx, cy = rng.choice([7, 20], 2)
         blob = 120 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / 30)
-        images[i] = np.clip(stripes + blob + rng.normal(0, 10, (28, 28)), 0, 255)
+        patch = np.zeros((28, 28))
+        top, left = 3 + 14 * (c // 5), 1 + 5 * (c % 5)
+        patch[top : top + 8, left : left + 5] = 200
+        images[i] = np.clip(stripes * 0.5 + blob + patch + rng.normal(0, 10, (28, 28)), 0, 255)
     return images, labels
 
 
@@ -72,3 +76,19 @@ def fake_fmnist(fake_fmnist_dir: Path):
 
 
 REAL_FMNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+def build_tiny_shop(out: Path, fm, *, n_items: int = 400, n_users: int = 120, days: int = 20, seed: int = 5) -> Path:
+    """A validated fashion-shop dataset directory on synthetic images (seconds)."""
+    from pipelines.fashion_shop import FashionShopConfig, generate
+    from pipelines.validate import validate, write_validated
+
+    cfg = FashionShopConfig(seed=seed, n_users=n_users, n_items=n_items, days=days, truth_users=50)
+    raw = generate(cfg, fm, out)
+    write_validated(validate(raw["items"], raw["users"], raw["events"], image_root=out), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_shop(fake_fmnist, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_shop(tmp_path_factory.mktemp("tiny_shop"), fake_fmnist)

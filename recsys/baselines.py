@@ -1,0 +1,104 @@
+"""Non-neural baselines in the same harness as the two-tower model. Each ``fit`` takes the
+training interactions as catalog rows and returns a score function over evaluation users.
+
+- Popularity: training interaction count.
+- Popularity per category: P(category | user history) · P(item | category), the generative
+  "favourite aisle" model.
+- ItemKNN: cosine item-item similarity on the binary user × item matrix, top-k neighbours kept,
+  score = sum of similarities to the user's training items (RecBole's ItemKNN with shrink 0).
+- EASE (Steck 2019): B = I − P·diag(1/diag(P)), P = (XᵀX + λI)⁻¹, score = X_u·B. Dense in the
+  catalog size, so ``max_items`` restricts it to the most popular items on large catalogs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from recsys.data import EvalUsers, RecData
+from recsys.evaluate import ScoreFn
+
+
+def interaction_matrix(data: RecData, eu: EvalUsers) -> sp.csr_matrix:
+    """(U, I) binary: each evaluation user's seen items (the ones excluded from ranking)."""
+    rows = np.repeat(np.arange(len(eu.exclude)), [len(e) for e in eu.exclude])
+    cols = np.concatenate(eu.exclude) if eu.exclude else np.zeros(0, np.int64)
+    return sp.csr_matrix((np.ones(len(cols), np.float32), (rows, cols)), shape=(len(eu.exclude), data.n_items))
+
+
+def train_matrix(data: RecData) -> sp.csr_matrix:
+    """(users, I) binary training matrix over all training users."""
+    ex = data.train
+    ok = ex.item_row >= 0
+    users, u = np.unique(ex.user[ok], return_inverse=True)
+    X = sp.csr_matrix((np.ones(ok.sum(), np.float32), (u, ex.item_row[ok])), shape=(len(users), data.n_items))
+    X.data[:] = 1.0  # repeated interactions count once
+    X.sum_duplicates()
+    X.data[:] = 1.0
+    return X
+
+
+def popularity(data: RecData, eu: EvalUsers) -> ScoreFn:
+    pop = data.item_counts.astype(np.float32)
+    return lambda pos: np.broadcast_to(pop, (len(pos), len(pop)))
+
+
+def popularity_per_category(data: RecData, eu: EvalUsers, smoothing: float = 1.0) -> ScoreFn:
+    cat = data.item_inputs["category"]
+    n_cat = int(cat.max()) + 1
+    cat_pop = np.bincount(cat, weights=data.item_counts, minlength=n_cat)
+    p_item_given_cat = data.item_counts / np.maximum(cat_pop[cat], 1)  # (I,)
+    seen = interaction_matrix(data, eu)
+    C = sp.csr_matrix((np.ones(len(cat)), (np.arange(len(cat)), cat)), shape=(len(cat), n_cat))
+    user_cat = np.asarray((seen @ C).todense()) + smoothing * cat_pop / cat_pop.sum()  # (U, C)
+    user_cat /= user_cat.sum(1, keepdims=True)
+    return lambda pos: (user_cat[pos][:, cat] * p_item_given_cat[None]).astype(np.float32)
+
+
+def item_knn(data: RecData, eu: EvalUsers, k: int = 100) -> ScoreFn:
+    X = train_matrix(data).tocsc()
+    norms = np.sqrt(np.asarray(X.multiply(X).sum(0)).ravel()) + 1e-9
+    S = (X.T @ X).tocsr().astype(np.float32)  # (I, I) co-occurrence
+    S = sp.diags(1 / norms) @ S @ sp.diags(1 / norms)
+    S.setdiag(0)
+    S.eliminate_zeros()
+    S = _keep_top_k(S.tocsr(), k)
+    seen = interaction_matrix(data, eu)
+    return lambda pos: np.asarray((seen[pos] @ S).todense(), dtype=np.float32)
+
+
+def _keep_top_k(S: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """Keep the k largest entries of each column (neighbours of each target item)."""
+    S = S.T.tocsr()
+    rows, cols, vals = [], [], []
+    for i in range(S.shape[0]):
+        lo, hi = S.indptr[i], S.indptr[i + 1]
+        top = np.argpartition(-S.data[lo:hi], k - 1)[:k] + lo if hi - lo > k else np.arange(lo, hi)
+        rows.append(np.full(len(top), i))
+        cols.append(S.indices[top])
+        vals.append(S.data[top])
+    T = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=S.shape)
+    return T.T.tocsr()
+
+
+def ease(data: RecData, eu: EvalUsers, lam: float = 250.0, max_items: int = 20_000) -> ScoreFn:
+    X = train_matrix(data)
+    keep = np.argsort(-data.item_counts, kind="stable")[: min(max_items, data.n_items)]
+    Xk = X[:, keep].toarray().astype(np.float64)
+    G = Xk.T @ Xk + lam * np.eye(len(keep))
+    P = np.linalg.inv(G)
+    Bm = (-P / np.diag(P)[None]).astype(np.float32)
+    np.fill_diagonal(Bm, 0.0)
+    seen = interaction_matrix(data, eu)[:, keep]
+    n = data.n_items
+
+    def score(pos: np.ndarray) -> np.ndarray:
+        out = np.full((len(pos), n), -1e9, np.float32)  # items outside the EASE set rank last
+        out[:, keep] = np.asarray(seen[pos].todense(), np.float32) @ Bm
+        return out
+
+    return score
+
+
+BASELINES = {"popularity": popularity, "popularity-per-category": popularity_per_category,
+             "itemknn": item_knn, "ease": ease}

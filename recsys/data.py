@@ -1,0 +1,124 @@
+"""Assemble recommender inputs from a canonical dataset and one of its splits.
+
+Item index space: the catalog sorted by item id; row r has vocabulary index r + 2 (0 = padding,
+1 = OOV), so score matrices, relevance sets and FAISS ids all use catalog rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from recsys.features import FeatureSpec, history_matrix, last_items
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Examples:
+    """Training pairs (user state at the event, item of the event)."""
+
+    user: np.ndarray  # (N,) user vocab index
+    features: np.ndarray  # (N, F)
+    history: np.ndarray  # (N, L) item vocab indices, most recent first
+    item_row: np.ndarray  # (N,) catalog row of the positive
+
+
+@dataclass
+class EvalUsers:
+    """Users to rank for: their state, what to exclude, what is relevant (catalog rows)."""
+
+    user_ids: np.ndarray  # (U,) str
+    user: np.ndarray  # (U,)
+    features: np.ndarray  # (U, F)
+    history: np.ndarray  # (U, L)
+    exclude: list[np.ndarray]  # seen items, never recommended
+    relevant: list[np.ndarray]  # ground truth
+
+
+@dataclass
+class RecData:
+    spec: FeatureSpec
+    items: pd.DataFrame  # catalog sorted by item_id
+    item_inputs: dict[str, np.ndarray]  # item, category, price: (I,)
+    image: np.ndarray | None  # (I, E) or None
+    users: pd.DataFrame
+    train: Examples
+    item_counts: np.ndarray  # (I,) training interactions per item
+    valid: EvalUsers
+    test: EvalUsers
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+
+def _rows(spec: FeatureSpec, ids: pd.Series) -> np.ndarray:
+    return spec.item_vocab.encode(ids) - 2  # catalog row; -1 = OOV
+
+
+def _eval_users(spec: FeatureSpec, users: pd.DataFrame, seen: pd.DataFrame, target: pd.DataFrame,
+                max_users: int | None, seed: int) -> EvalUsers:
+    target = target.assign(row=_rows(spec, target["item_id"]))
+    target = target[target["row"] >= 0]
+    ids = np.sort(target["user_id"].unique())
+    if max_users is not None and len(ids) > max_users:
+        ids = np.sort(np.random.default_rng(seed).choice(ids, max_users, replace=False))
+    hist = last_items(seen[seen["user_id"].isin(ids)], spec.history_len).reindex(ids)
+    seen_rows = seen.assign(row=_rows(spec, seen["item_id"])).groupby("user_id")["row"].agg(
+        lambda s: np.unique(s[s >= 0].to_numpy()))
+    rel = target.groupby("user_id")["row"].agg(lambda s: np.unique(s.to_numpy()))
+    empty = np.zeros(0, np.int64)
+    return EvalUsers(
+        user_ids=ids,
+        user=spec.user_vocab.encode(ids),
+        features=spec.encode_user_features(ids, users),
+        history=spec.encode_history([h if isinstance(h, list) else [] for h in hist]),
+        exclude=[seen_rows.get(u, empty) for u in ids],
+        relevant=[rel[u] for u in ids],
+    )
+
+
+def load_rec_data(data_dir: Path, *, split: str = "temporal-user", history_len: int = 20,
+                  image_vectors: Path | None = None, holdout_items: np.ndarray | None = None,
+                  max_eval_users: int | None = None, seed: int = 0) -> RecData:
+    """Read tables + split, fit the feature spec on training data, build examples and eval users.
+
+    ``holdout_items``: item ids removed from training entirely (cold-start evaluation); they stay in
+    the catalog and the vocabulary but their id embedding never trains.
+    """
+    items = pd.read_parquet(data_dir / "items.parquet").sort_values("item_id").reset_index(drop=True)
+    users = pd.read_parquet(data_dir / "users.parquet")
+    sp = data_dir / "splits" / split
+    if not (sp / "train.parquet").is_file():
+        raise FileNotFoundError(f"{sp}: no split (run `vitrine data split {data_dir} --kind {split}`)")
+    train, valid, test = (pd.read_parquet(sp / f"{p}.parquet") for p in ("train", "valid", "test"))
+    fit_train = train if holdout_items is None else train[~train["item_id"].isin(holdout_items)]
+    spec = FeatureSpec.fit(items, users, history_len=history_len)
+    image = None
+    if image_vectors is not None:
+        vec = np.load(image_vectors)
+        order = pd.read_parquet(data_dir / "items.parquet", columns=["item_id"])["item_id"]
+        image = vec[pd.Index(order).get_indexer(items["item_id"])].astype(np.float32)  # to sorted order
+
+    ev = fit_train.sort_values(["user_id", "ts"], kind="stable")
+    codes, _ = pd.factorize(ev["user_id"])
+    item_idx = spec.item_vocab.encode(ev["item_id"])
+    ex = Examples(user=spec.user_vocab.encode(ev["user_id"]),
+                  features=spec.encode_user_features(ev["user_id"].to_numpy(), users),
+                  history=history_matrix(codes, item_idx, history_len), item_row=item_idx - 2)
+    counts = np.bincount(ex.item_row[ex.item_row >= 0], minlength=len(items)).astype(np.float64)
+    train_valid = pd.concat([train, valid])
+    data = RecData(
+        spec=spec, items=items, item_inputs=spec.encode_items(items), image=image, users=users, train=ex,
+        item_counts=counts,
+        valid=_eval_users(spec, users, train, valid, max_eval_users, seed),
+        test=_eval_users(spec, users, train_valid, test, None, seed),
+    )
+    log.info("rec data: %d items, %d training pairs, %d valid users, %d test users", len(items), len(ex.user),
+             len(data.valid.user_ids), len(data.test.user_ids))
+    return data

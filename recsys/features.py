@@ -1,0 +1,173 @@
+"""Feature encoding shared by training and serving. numpy + pandas only: serving imports this.
+
+Everything the towers see is an integer index into an embedding table, fixed by a JSON spec that
+training writes and serving reads, so both sides encode a request identically:
+
+- ids (users, items) and categorical features -> vocabulary index; 0 = padding, 1 = out of
+  vocabulary. Past ``max_vocab`` distinct values an id space is hashed into buckets instead
+  (stable across processes: pandas' SipHash with a fixed key).
+- price -> bucket by quantile edges fitted on the training catalog.
+- a user's recent history -> the item indices of their last ``history_len`` events, most recent
+  first, padded with 0.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+PAD, OOV = 0, 1
+_HASH_KEY = "vitrine-features"  # 16 bytes: SipHash key for hashed id spaces
+
+
+@dataclass
+class Vocab:
+    """Value -> index. ``values`` lists the in-vocabulary values (index = position + 2)."""
+
+    values: list[str] = field(default_factory=list)
+    hash_buckets: int = 0  # > 0: no list, index = 2 + siphash(value) % hash_buckets
+
+    @classmethod
+    def fit(cls, values: pd.Series | np.ndarray, max_vocab: int = 5_000_000, hash_buckets: int | None = None) -> Vocab:
+        uniq = pd.unique(pd.Series(values).dropna().astype(str))
+        if len(uniq) > max_vocab:
+            return cls(values=[], hash_buckets=hash_buckets or max_vocab)
+        return cls(values=sorted(uniq.tolist()))
+
+    @property
+    def size(self) -> int:
+        """Rows of the embedding table (including padding and OOV)."""
+        return 2 + (self.hash_buckets or len(self.values))
+
+    def __post_init__(self) -> None:
+        self._index = None if self.hash_buckets else pd.Index(self.values)
+
+    def encode(self, values: pd.Series | np.ndarray | list) -> np.ndarray:
+        s = pd.Series(values, dtype=object)
+        missing = s.isna().to_numpy()
+        s = s.astype(str)
+        if self.hash_buckets:
+            h = pd.util.hash_array(s.to_numpy(dtype=object), hash_key=_HASH_KEY, categorize=False)
+            out = 2 + (h % np.uint64(self.hash_buckets)).astype(np.int64)
+        else:
+            pos = self._index.get_indexer(s)
+            out = np.where(pos >= 0, pos + 2, OOV).astype(np.int64)
+        out[missing] = OOV
+        return out
+
+    def to_dict(self) -> dict:
+        return {"values": self.values, "hash_buckets": self.hash_buckets}
+
+
+@dataclass
+class FeatureSpec:
+    item_vocab: Vocab
+    user_vocab: Vocab
+    category_vocab: Vocab
+    price_edges: list[float]  # interior quantile edges; bucket = 1 + searchsorted (0 = padding)
+    user_features: dict[str, Vocab]  # categorical user columns
+    history_len: int = 20
+
+    @property
+    def n_price_buckets(self) -> int:
+        return len(self.price_edges) + 2
+
+    # ---------------------------------------------------------------- fit / save / load
+
+    @classmethod
+    def fit(cls, items: pd.DataFrame, users: pd.DataFrame, *, n_price_buckets: int = 10, history_len: int = 20,
+            user_feature_columns: list[str] | None = None, max_vocab: int = 5_000_000) -> FeatureSpec:
+        prices = items["price"].to_numpy(float)
+        qs = np.quantile(prices, np.linspace(0, 1, n_price_buckets + 1)[1:-1]) if len(prices) else []
+        edges = sorted(set(float(q) for q in qs))
+        if user_feature_columns is None:  # every non-numeric, non-time column is a categorical feature
+            user_feature_columns = [c for c in users.columns if c != "user_id"
+                                    and not pd.api.types.is_numeric_dtype(users[c])
+                                    and not pd.api.types.is_datetime64_any_dtype(users[c])]
+        cols = [c for c in user_feature_columns if c != "user_id"]
+        return cls(
+            item_vocab=Vocab.fit(items["item_id"], max_vocab),
+            user_vocab=Vocab.fit(users["user_id"], max_vocab),
+            category_vocab=Vocab.fit(items["category"]),
+            price_edges=edges,
+            user_features={c: Vocab.fit(users[c]) for c in cols},
+            history_len=history_len,
+        )
+
+    def to_json(self) -> str:
+        d = {"item_vocab": self.item_vocab.to_dict(), "user_vocab": self.user_vocab.to_dict(),
+             "category_vocab": self.category_vocab.to_dict(), "price_edges": self.price_edges,
+             "user_features": {k: v.to_dict() for k, v in self.user_features.items()},
+             "history_len": self.history_len}
+        return json.dumps(d, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> FeatureSpec:
+        d = json.loads(text)
+        return cls(item_vocab=Vocab(**d["item_vocab"]), user_vocab=Vocab(**d["user_vocab"]),
+                   category_vocab=Vocab(**d["category_vocab"]), price_edges=d["price_edges"],
+                   user_features={k: Vocab(**v) for k, v in d["user_features"].items()},
+                   history_len=d["history_len"])
+
+    def save(self, path: Path) -> None:
+        path.write_text(self.to_json())
+
+    @classmethod
+    def load(cls, path: Path) -> FeatureSpec:
+        return cls.from_json(path.read_text())
+
+    # ---------------------------------------------------------------- encoders
+
+    def price_bucket(self, price: np.ndarray) -> np.ndarray:
+        p = np.asarray(price, float)
+        b = 1 + np.searchsorted(np.asarray(self.price_edges), p, side="right")
+        return np.where(np.isnan(p), PAD, b).astype(np.int64)
+
+    def encode_items(self, items: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Item-tower inputs for catalog rows.  each (N,)"""
+        return {"item": self.item_vocab.encode(items["item_id"]),
+                "category": self.category_vocab.encode(items["category"]),
+                "price": self.price_bucket(items["price"].to_numpy(float))}
+
+    def encode_user_features(self, user_ids: np.ndarray | list, users: pd.DataFrame | None) -> np.ndarray:
+        """(N, F) indices of the categorical user features (OOV for unknown users)."""
+        n = len(user_ids)
+        if not self.user_features:
+            return np.zeros((n, 0), np.int64)
+        if users is None:
+            return np.full((n, len(self.user_features)), OOV, np.int64)
+        rows = users.set_index("user_id").reindex(pd.Index(user_ids).astype(str))
+        return np.stack([v.encode(rows[c].to_numpy()) for c, v in self.user_features.items()], axis=1)
+
+    def encode_history(self, item_ids_recent_first: list[list[str]]) -> np.ndarray:
+        """Ragged lists of item ids (most recent first) -> (N, L) indices, 0-padded, truncated."""
+        L = self.history_len
+        out = np.zeros((len(item_ids_recent_first), L), np.int64)
+        for i, ids in enumerate(item_ids_recent_first):
+            ids = list(ids)[:L]
+            if ids:
+                out[i, : len(ids)] = self.item_vocab.encode(ids)
+        return out
+
+
+def history_matrix(user_codes: np.ndarray, item_idx: np.ndarray, L: int) -> np.ndarray:
+    """For events sorted by (user, time): the user's previous L items before each event, most
+    recent first, 0-padded.  (N,) (N,) -> (N, L)"""
+    n = len(user_codes)
+    H = np.zeros((n, L), np.int64)
+    for k in range(1, L + 1):
+        same = np.zeros(n, bool)
+        same[k:] = user_codes[k:] == user_codes[:-k]
+        H[k:, k - 1] = np.where(same[k:], item_idx[:-k], PAD)
+    return H
+
+
+def last_items(events: pd.DataFrame, L: int) -> pd.Series:
+    """Each user's last L item ids (most recent first) from an events table sorted by time."""
+    ev = events.sort_values(["user_id", "ts"], kind="stable")
+    tail = ev.groupby("user_id", sort=False).tail(L)
+    return tail.groupby("user_id", sort=False)["item_id"].agg(lambda s: list(s)[::-1])

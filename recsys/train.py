@@ -1,0 +1,202 @@
+"""Train the two-tower model. ``train_two_tower(cfg)`` is the one entry; CLI and nightly call it.
+
+Each step: B (user state, positive item) pairs, M uniformly sampled catalog items as extra
+negatives; sampled softmax with log-Q correction and accidental-hit masking (recsys/model.py);
+AdamW; validation NDCG@10 over the full catalog each epoch with early stopping; checkpoints every
+epoch with exact resume; bf16 autocast on CUDA; DDP when launched by torchrun.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import yaml
+from tqdm import tqdm
+
+from recsys.data import RecData, load_rec_data
+from recsys.evaluate import evaluate_ranking, two_tower_scores
+from recsys.features import FeatureSpec
+from recsys.model import TwoTower, TwoTowerConfig, sampled_softmax_loss
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RecTrainConfig:
+    data_dir: str = "data/fashion-shop"
+    run_dir: str = "runs/two-tower"
+    split: str = "temporal-user"
+    image_vectors: str | None = None  # item-aligned CNN embeddings (vitrine vision embed)
+    epochs: int = 20
+    batch_size: int = 1024
+    n_negatives: int = 1024  # uniform catalog negatives per step
+    lr: float = 3e-3
+    weight_decay: float = 0.0
+    emb_dim: int = 64
+    hidden: int = 256
+    out_dim: int = 64
+    temperature: float = 0.05
+    learn_temperature: bool = False
+    id_dropout: float = 0.1
+    history_len: int = 20
+    patience: int = 3
+    eval_users: int | None = 5000  # validation users sampled for early stopping
+    seed: int = 0
+    device: str = "auto"
+
+    @classmethod
+    def from_yaml(cls, path: Path | None, **overrides) -> RecTrainConfig:
+        d = yaml.safe_load(Path(path).read_text()) if path else {}
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"{path}: unknown keys {sorted(unknown)}")
+        d.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**d)
+
+
+def pick_device(want: str = "auto") -> torch.device:
+    if want != "cpu" and torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    if want == "cuda":
+        log.warning("CUDA requested but not available: training on the CPU")
+    return torch.device("cpu")
+
+
+def build_model(cfg: RecTrainConfig, data: RecData) -> TwoTower:
+    spec = data.spec
+    mcfg = TwoTowerConfig(
+        n_items=spec.item_vocab.size, n_users=spec.user_vocab.size, n_categories=spec.category_vocab.size,
+        n_price=spec.n_price_buckets, user_feature_sizes=tuple(v.size for v in spec.user_features.values()),
+        image_dim=0 if data.image is None else data.image.shape[1], history_len=spec.history_len,
+        emb_dim=cfg.emb_dim, hidden=cfg.hidden, out_dim=cfg.out_dim, temperature=cfg.temperature,
+        learn_temperature=cfg.learn_temperature, id_dropout=cfg.id_dropout)
+    return TwoTower(mcfg)
+
+
+def load_two_tower(path: Path, map_location: str | torch.device = "cpu") -> tuple[TwoTower, FeatureSpec, dict]:
+    ck = torch.load(path, map_location=map_location, weights_only=True)
+    model = TwoTower(TwoTowerConfig.from_dict(ck["model_config"]))
+    model.load_state_dict(ck["model"])
+    return model, FeatureSpec.from_json(ck["feature_spec"]), ck
+
+
+def _save(path: Path, **state) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def train_two_tower(cfg: RecTrainConfig, data: RecData | None = None,
+                    on_epoch_end: Callable[[dict], None] | None = None) -> Path:
+    """Train (or resume) into ``cfg.run_dir``; returns ``best.pt``."""
+    ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if ddp and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    rank, world = (dist.get_rank(), dist.get_world_size()) if ddp else (0, 1)
+    main = rank == 0
+    device = pick_device(cfg.device)
+    if device.type == "cpu" and main:
+        log.info("training the two-tower model on the CPU")
+    torch.manual_seed(cfg.seed)
+    run = Path(cfg.run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    if data is None:
+        data = load_rec_data(Path(cfg.data_dir), split=cfg.split, history_len=cfg.history_len,
+                             image_vectors=Path(cfg.image_vectors) if cfg.image_vectors else None,
+                             max_eval_users=cfg.eval_users, seed=cfg.seed)
+    model = build_model(cfg, data).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    ex = data.train
+    keep = np.flatnonzero(ex.item_row >= 0)
+    n_items = data.n_items
+    p_item = data.item_counts / data.item_counts.sum()  # how often each item is a positive
+    B, M = cfg.batch_size, cfg.n_negatives
+    # Expected share of candidate slots an item takes: B·p in-batch + M/I uniform.
+    log_q = torch.from_numpy(np.log(B * p_item + M / n_items)).float().to(device)
+    t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
+    item_t = {k: t(v) for k, v in data.item_inputs.items()}
+    image_t = t(data.image) if data.image is not None else None
+    steps = len(keep) // (B * world)
+    if steps == 0:
+        raise ValueError(f"{len(keep)} training pairs is less than one global batch ({B * world})")
+
+    def item_vecs(rows: torch.Tensor) -> torch.Tensor:
+        img = image_t[rows] if image_t is not None else None
+        return model.item_tower(item_t["item"][rows], item_t["category"][rows], item_t["price"][rows], img)
+
+    start, best, bad, history = 0, -1.0, 0, []
+    if (run / "last.pt").exists():
+        ck = torch.load(run / "last.pt", map_location=device, weights_only=True)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        start, best, bad, history = ck["epoch"] + 1, ck["best"], ck["bad"], ck["history"]
+        log.info("resuming %s at epoch %d", run, start + 1)
+    if main:
+        (run / "config.yaml").write_text(yaml.safe_dump({"train": asdict(cfg), "model": model.cfg.to_dict(),
+                                                         "world_size": world, "device": str(device)}, sort_keys=False))
+    # DDP: the towers are called separately, so rather than wrapping the module we average the
+    # gradients ourselves after backward (same seed on every rank -> same initial weights).
+    core = model
+
+    for epoch in range(start, cfg.epochs):
+        g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        order = torch.from_numpy(keep)[torch.randperm(len(keep), generator=g)][rank::world]
+        core.train()
+        t0, loss_sum = time.perf_counter(), 0.0
+        bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not main, leave=False, mininterval=5)
+        for i in bar:
+            idx = order[i * B : (i + 1) * B]
+            pos = t(ex.item_row[idx.numpy()])
+            neg = torch.randint(0, n_items, (M,), generator=g).to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                u = core.user_tower(t(ex.user[idx.numpy()]), t(ex.features[idx.numpy()]), t(ex.history[idx.numpy()]))
+                v = item_vecs(torch.cat([pos, neg]))
+                loss = sampled_softmax_loss(u.float(), v[:B].float(), pos, log_q[pos], v[B:].float(), neg, log_q[neg],
+                                            core.temperature)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if ddp:
+                for p in core.parameters():
+                    if p.grad is not None:
+                        dist.all_reduce(p.grad)
+                        p.grad /= world
+            opt.step()
+            loss_sum += loss.item()
+            if main and i % 50 == 0:
+                bar.set_postfix(loss=f"{loss_sum / (i + 1):.3f}",
+                                pairs_s=f"{(i + 1) * B * world / (time.perf_counter() - t0):.0f}")
+        train_s = time.perf_counter() - t0
+        if main:
+            m = evaluate_ranking(two_tower_scores(core, data, data.valid, device=device), data.valid, data, ks=(10, 20))
+            rec = {"epoch": epoch + 1, "loss": loss_sum / steps, "valid_ndcg@10": m["ndcg@10"],
+                   "valid_recall@20": m["recall@20"], "pairs_per_s": steps * B * world / train_s, "epoch_s": train_s}
+            history.append(rec)
+            log.info("epoch %d: loss %.4f valid NDCG@10 %.4f Recall@20 %.4f (%.0f pairs/s)", epoch + 1, rec["loss"],
+                     m["ndcg@10"], m["recall@20"], rec["pairs_per_s"])
+            state = {"model_config": core.cfg.to_dict(), "feature_spec": data.spec.to_json()}
+            if m["ndcg@10"] > best:
+                best, bad = m["ndcg@10"], 0
+                _save(run / "best.pt", model=core.state_dict(), epoch=epoch, valid=m, **state)
+            else:
+                bad += 1
+            _save(run / "last.pt", model=core.state_dict(), optimizer=opt.state_dict(), epoch=epoch, best=best,
+                  bad=bad, history=history, **state)
+            (run / "history.yaml").write_text(yaml.safe_dump(history, sort_keys=False))
+            if on_epoch_end is not None:
+                on_epoch_end(rec)
+        stop = torch.tensor(int(main and bad >= cfg.patience))
+        if ddp:
+            dist.broadcast(stop, 0)
+        if stop.item():
+            if main:
+                log.info("early stop after epoch %d", epoch + 1)
+            break
+    return run / "best.pt"

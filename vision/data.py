@@ -1,0 +1,111 @@
+"""Catalog images as tensors: a decoded-pixel cache, the train/valid/test split, batch augmentation."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from vision.preprocess import PreprocessSpec, load_pixels, normalize
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ImageSet:
+    pixels: np.ndarray  # (N, H, W) uint8
+    labels: np.ndarray  # (N,) int64, index into class_names
+    item_ids: np.ndarray  # (N,) str
+    split: np.ndarray  # (N,) "train" | "valid" | "test"
+    class_names: tuple[str, ...]
+
+    def subset(self, part: str) -> tuple[np.ndarray, np.ndarray]:
+        m = self.split == part
+        return self.pixels[m], self.labels[m]
+
+
+def catalog_pixels(data_dir: Path, items: pd.DataFrame, spec: PreprocessSpec) -> np.ndarray:
+    """Decode every item image once (same code as serving) and cache the uint8 array on disk."""
+    key = hashlib.sha256(("\n".join(items["image"].astype(str)) + repr(spec)).encode()).hexdigest()[:16]
+    cache = data_dir / "cache" / f"pixels-{spec.size}-{key}.npy"
+    if cache.exists():
+        return np.load(cache)
+    log.info("decoding %d catalog images (cached in %s)", len(items), cache)
+    pixels = load_pixels([data_dir / p for p in items["image"]], spec)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name(cache.stem + ".tmp.npy")
+    np.save(tmp, pixels)
+    tmp.replace(cache)
+    return pixels
+
+
+def load_image_set(data_dir: Path, spec: PreprocessSpec, *, valid_share: float = 1 / 12, seed: int = 0,
+                   max_items: int | None = None) -> ImageSet:
+    """Items with an image, labelled by category.
+
+    Test = the official Fashion-MNIST test images when the catalog records them (``fmnist_split``),
+    otherwise a hash-chosen 1/7 of items. Validation (early stopping, calibration) is a seeded
+    share of the rest: the test set is never used for either.
+    """
+    items = pd.read_parquet(data_dir / "items.parquet")
+    items = items[items["image"].notna()].reset_index(drop=True)
+    if max_items is not None and len(items) > max_items:
+        items = items.sample(max_items, random_state=seed).sort_index().reset_index(drop=True)
+    classes = tuple(sorted(items["category"].unique()))
+    labels = items["category"].map({c: i for i, c in enumerate(classes)}).to_numpy(np.int64)
+    if "fmnist_split" in items:
+        is_test = (items["fmnist_split"] == "test").to_numpy()
+    else:
+        h = items["item_id"].map(lambda s: int(hashlib.md5(s.encode()).hexdigest()[:8], 16))
+        is_test = (h % 7 == 0).to_numpy()
+    rng = np.random.default_rng(seed)
+    is_valid = ~is_test & (rng.random(len(items)) < valid_share)
+    split = np.where(is_test, "test", np.where(is_valid, "valid", "train"))
+    return ImageSet(catalog_pixels(data_dir, items, spec), labels, items["item_id"].to_numpy(), split, classes)
+
+
+def to_tensor(pixels: np.ndarray, spec: PreprocessSpec) -> torch.Tensor:
+    """uint8 (N, H, W) -> normalised float (N, 1, H, W), via the shared numpy normalisation."""
+    return torch.from_numpy(normalize(pixels, spec))
+
+
+def augment(x: torch.Tensor, g: torch.Generator, *, pad: int = 2, flip: bool = True,
+            erase_p: float = 0.0, fill: float = 0.0) -> torch.Tensor:
+    """Random crop with padding, horizontal flip, random erasing — on a whole batch at once.
+
+    x: (B, C, H, W) normalised; ``fill`` is the normalised background value. Returns a new tensor.
+    """
+    B, C, H, W = x.shape
+    dev = x.device
+    if pad:
+        xp = F.pad(x, (pad, pad, pad, pad), value=fill)  # (B, C, H+2p, W+2p)
+        di = torch.randint(0, 2 * pad + 1, (B,), generator=g).to(dev)
+        dj = torch.randint(0, 2 * pad + 1, (B,), generator=g).to(dev)
+        rows = (di[:, None] + torch.arange(H, device=dev))[:, None, :, None]  # (B, 1, H, 1)
+        cols = (dj[:, None] + torch.arange(W, device=dev))[:, None, None, :]  # (B, 1, 1, W)
+        x = xp[torch.arange(B, device=dev)[:, None, None, None], torch.arange(C, device=dev)[None, :, None, None],
+               rows, cols]
+    if flip:
+        m = (torch.rand(B, generator=g) < 0.5).to(dev)[:, None, None, None]
+        x = torch.where(m, x.flip(3), x)
+    if erase_p > 0:
+        # One rectangle of 2-25 % of the area, aspect ratio 0.3-3.3, in a share erase_p of images.
+        area = torch.empty(B).uniform_(0.02, 0.25, generator=g) * H * W
+        ratio = torch.exp(torch.empty(B).uniform_(np.log(0.3), np.log(3.3), generator=g))
+        eh = (area * ratio).sqrt().clamp(1, H).long()
+        ew = (area / ratio).sqrt().clamp(1, W).long()
+        top = (torch.rand(B, generator=g) * (H - eh + 1)).long()
+        left = (torch.rand(B, generator=g) * (W - ew + 1)).long()
+        on = torch.rand(B, generator=g) < erase_p
+        r = torch.arange(H)[None, :, None]
+        c = torch.arange(W)[None, None, :]
+        box = ((r >= top[:, None, None]) & (r < (top + eh)[:, None, None]) &
+               (c >= left[:, None, None]) & (c < (left + ew)[:, None, None]) & on[:, None, None])
+        x = x.masked_fill(box[:, None].to(dev), fill)
+    return x

@@ -1,0 +1,115 @@
+"""Export to ONNX (dynamic batch, metadata), verify with onnx.checker and a parity check against
+PyTorch, and quantize to INT8 for CPU serving.
+
+``export_onnx`` and ``parity`` are generic (any module, any inputs): the recommender towers use them
+too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+from vision.train import load_model
+
+log = logging.getLogger(__name__)
+
+
+class ParityError(RuntimeError):
+    """ONNX Runtime and PyTorch disagree beyond the tolerance."""
+
+
+def export_onnx(model: torch.nn.Module, example: tuple[torch.Tensor, ...], path: Path, *,
+                input_names: list[str], output_names: list[str], metadata: dict[str, str] | None = None) -> Path:
+    """Export with the first dimension of every input dynamic ("batch"), then run onnx.checker."""
+    model = model.eval()
+    batch = torch.export.Dim("batch", min=1, max=1 << 16)
+    dynamic = tuple({0: batch} for _ in example)  # positional: forward's own arg names may differ
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        prog = torch.onnx.export(model, example, input_names=input_names, output_names=output_names,
+                                 dynamic_shapes=dynamic, dynamo=True, verbose=False)
+    prog.save(str(path))
+    m = onnx.load(str(path))
+    for k, v in (metadata or {}).items():
+        entry = m.metadata_props.add()
+        entry.key, entry.value = k, v
+    onnx.save(m, str(path))
+    onnx.checker.check_model(str(path), full_check=True)
+    return path
+
+
+def session(path: Path, threads: int = 0) -> ort.InferenceSession:
+    """One CPU session (CUDA first when onnxruntime-gpu is installed and a GPU is present)."""
+    so = ort.SessionOptions()
+    if threads:
+        so.intra_op_num_threads = threads
+    providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
+    return ort.InferenceSession(str(path), so, providers=providers)
+
+
+def parity(path: Path, model: torch.nn.Module, inputs: dict[str, np.ndarray], tol: float = 1e-4) -> float:
+    """Max |ORT − torch| over all outputs for these inputs; raises :class:`ParityError` above ``tol``."""
+    sess = session(path)
+    declared = {i.name for i in sess.get_inputs()}  # the exporter drops inputs the graph never reads
+    got = sess.run(None, {k: v for k, v in inputs.items() if k in declared})
+    with torch.no_grad():
+        want = model.eval()(*(torch.from_numpy(v) for v in inputs.values()))
+    want = want if isinstance(want, tuple) else (want,)
+    diff = max(float(np.abs(g - w.numpy()).max()) for g, w in zip(got, want, strict=True))
+    if not diff <= tol:
+        raise ParityError(f"{path.name}: ONNX Runtime differs from PyTorch by {diff:.2e} > {tol:.0e}")
+    return diff
+
+
+def export_image_model(checkpoint: Path, out: Path, *, temperature: float = 1.0, seed: int = 0) -> dict:
+    """The image CNN -> ``out`` (inputs ``image`` (B, 1, H, W); outputs ``logits``, ``embedding``)."""
+    model, ck = load_model(checkpoint)
+    model = model.float().eval().to(memory_format=torch.contiguous_format)
+    size = ck["model_config"]["input_size"]
+    meta = {"class_names": json.dumps(list(ck["model_config"]["class_names"])),
+            "preprocess": json.dumps(ck["preprocess"]), "model_config": json.dumps(ck["model_config"]),
+            "temperature": repr(float(temperature)), "producer": "vitrine.vision"}
+    export_onnx(model, (torch.randn(2, 1, size, size),), out, input_names=["image"],
+                output_names=["logits", "embedding"], metadata=meta)
+    rng = np.random.default_rng(seed)
+    diffs = {b: parity(out, model, {"image": rng.standard_normal((b, 1, size, size), dtype=np.float32)})
+             for b in (1, 7, 64)}
+    log.info("exported %s: max |onnx - torch| = %.2e", out, max(diffs.values()))
+    return {"path": str(out), "max_abs_diff": max(diffs.values()), "batches_checked": list(diffs)}
+
+
+class _Calibration:
+    """onnxruntime CalibrationDataReader over normalised images."""
+
+    def __init__(self, x: np.ndarray, batch: int = 64) -> None:
+        self.batches = iter([{"image": x[i : i + batch]} for i in range(0, len(x), batch)])
+
+    def get_next(self) -> dict | None:
+        return next(self.batches, None)
+
+
+def quantize_int8(fp32: Path, out: Path, calibration: np.ndarray) -> Path:
+    """Static INT8 (QDQ, per-channel weights, uint8 activations) calibrated on real images."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    pre = out.with_name(out.stem + ".pre.onnx")
+    quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+    reader = type("Reader", (_Calibration, CalibrationDataReader), {})(calibration)
+    quantize_static(str(pre), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    pre.unlink(missing_ok=True)
+    src = onnx.load(str(fp32))
+    m = onnx.load(str(out))
+    del m.metadata_props[:]
+    m.metadata_props.extend(src.metadata_props)
+    onnx.save(m, str(out))
+    onnx.checker.check_model(str(out))
+    return out

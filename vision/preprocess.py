@@ -1,0 +1,100 @@
+"""Image preprocessing shared by training and serving. numpy + Pillow only: serving imports this.
+
+Any common image (PNG, JPEG, WebP, GIF; grayscale, RGB, RGBA, palette; any size; EXIF-rotated)
+becomes what the CNN was trained on: a grayscale, square, centred product on a dark background,
+``size`` × ``size`` pixels, normalised with the training mean and std. Catalog photos on a light
+background (the usual shop photo) are inverted so the product is light on dark, like
+Fashion-MNIST; the decision looks only at the border pixels, so it is the same in both paths.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Decompression-bomb guard: Pillow raises past 2x this; we refuse anything above it before decoding.
+MAX_PIXELS = 40_000_000
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+
+class ImageError(ValueError):
+    """The bytes are not an image we accept (unreadable, too large, empty)."""
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    size: int = 28
+    mean: float = 0.2860  # Fashion-MNIST training pixels, /255
+    std: float = 0.3530
+    invert_light_background: bool = True
+    max_pixels: int = MAX_PIXELS
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PreprocessSpec:
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+def decode(data: bytes | Path | str, spec: PreprocessSpec = PreprocessSpec()) -> Image.Image:
+    """Open and fully decode an image, refusing oversized or unreadable input with :class:`ImageError`."""
+    try:
+        img = Image.open(io.BytesIO(data) if isinstance(data, bytes) else data)
+        w, h = img.size  # header only: decide before decoding pixels
+        if w * h > spec.max_pixels:
+            raise ImageError(f"image is {w}x{h} = {w * h:,} pixels; the limit is {spec.max_pixels:,}")
+        if w == 0 or h == 0:
+            raise ImageError("image has no pixels")
+        img.load()
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as e:
+        raise ImageError(f"not a readable image ({e.__class__.__name__}: {e})") from e
+    return ImageOps.exif_transpose(img)
+
+
+def to_pixels(img: Image.Image, spec: PreprocessSpec = PreprocessSpec()) -> np.ndarray:
+    """Decoded image -> (size, size) uint8, product light on dark, centred and padded to square."""
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba)  # transparent -> white background
+    gray = np.asarray(img.convert("L"), dtype=np.uint8)
+    if spec.invert_light_background:
+        border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+        if border.mean() > 127:
+            gray = 255 - gray
+    h, w = gray.shape
+    if h != w:  # pad to square with the background (dark after the inversion above)
+        side = max(h, w)
+        canvas = np.zeros((side, side), np.uint8)
+        top, left = (side - h) // 2, (side - w) // 2
+        canvas[top : top + h, left : left + w] = gray
+        gray = canvas
+    if gray.shape[0] != spec.size:
+        gray = np.asarray(Image.fromarray(gray).resize((spec.size, spec.size), Image.Resampling.BILINEAR,
+                                                       reducing_gap=None))
+    return np.ascontiguousarray(gray)
+
+
+def normalize(pixels: np.ndarray, spec: PreprocessSpec = PreprocessSpec()) -> np.ndarray:
+    """uint8 (..., H, W) -> float32 (..., 1, H, W), standardised. The one normalisation in Vitrine."""
+    x = pixels.astype(np.float32) / np.float32(255.0)
+    x = (x - np.float32(spec.mean)) / np.float32(spec.std)
+    return x[..., None, :, :]
+
+
+def preprocess(data: bytes | Path | str, spec: PreprocessSpec = PreprocessSpec()) -> np.ndarray:
+    """File or bytes -> model input (1, 1, size, size) float32."""
+    return normalize(to_pixels(decode(data, spec), spec), spec)[None]
+
+
+def load_pixels(paths: list[Path], spec: PreprocessSpec = PreprocessSpec()) -> np.ndarray:
+    """Decode many catalog images -> (N, size, size) uint8 (the training cache)."""
+    out = np.empty((len(paths), spec.size, spec.size), np.uint8)
+    for i, p in enumerate(paths):
+        out[i] = to_pixels(decode(p, spec), spec)
+    return out

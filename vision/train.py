@@ -1,0 +1,264 @@
+"""Train the product-image CNN. One function, ``train(cfg)``; the CLI and the nightly job call it.
+
+Recipe: batch augmentation (crop+pad, flip, random erasing), label smoothing, SGD+Nesterov or
+AdamW with linear warm-up then cosine decay (per step), no weight decay on norms and biases, EMA of
+the weights, early stopping on validation accuracy, a checkpoint every epoch and exact resume,
+bf16 autocast + channels_last on CUDA, DDP when launched by torchrun (rank 0 logs and saves).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+import yaml
+from tqdm import tqdm
+
+from vision.data import augment, load_image_set, to_tensor
+from vision.model import ProductResNet, VisionConfig, create_model, model_config
+from vision.preprocess import PreprocessSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    data_dir: str = "data/fashion-shop"
+    run_dir: str = "runs/vision"
+    model: str = "resnet_fm_s"
+    epochs: int = 12
+    batch_size: int = 256
+    optimizer: str = "sgd"  # sgd | adamw
+    lr: float = 0.1  # at batch_size 256; scaled linearly with the global batch
+    weight_decay: float = 5e-4
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.1
+    ema_decay: float = 0.998  # 0 disables
+    patience: int = 4  # epochs without a better validation accuracy
+    pad: int = 2
+    flip: bool = True
+    erase_p: float = 0.25
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    max_items: int | None = None  # subsample the catalog (tests)
+    eval_batch_size: int = 1024
+    model_overrides: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_yaml(cls, path: Path | None, **overrides) -> TrainConfig:
+        d = yaml.safe_load(Path(path).read_text()) if path else {}
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"{path}: unknown keys {sorted(unknown)}")
+        d.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**d)
+
+
+def pick_device(want: str = "auto") -> torch.device:
+    if want == "cpu":
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    if want == "cuda":
+        log.warning("CUDA requested but not available: training on the CPU")
+    else:
+        log.info("no CUDA device: training on the CPU")
+    return torch.device("cpu")
+
+
+def _param_groups(model: torch.nn.Module, wd: float) -> list[dict]:
+    decay, no_decay = [], []
+    for p in model.parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)  # norms and biases are 1-d
+    return [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def lr_at(step: int, total: int, warmup: int, base: float) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    t = (step - warmup) / max(1, total - warmup)
+    return base * 0.5 * (1 + math.cos(math.pi * t))
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, x: torch.Tensor, device: torch.device, batch: int = 1024
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and embeddings for a whole tensor, in eval mode, on CPU tensors.  (N, K), (N, E)"""
+    model.eval()
+    logits, embs = [], []
+    for i in range(0, len(x), batch):
+        xb = x[i : i + batch].to(device).contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            lo, em = model(xb)
+        logits.append(lo.float().cpu())
+        embs.append(em.float().cpu())
+    return torch.cat(logits), torch.cat(embs)
+
+
+def save_checkpoint(path: Path, **state) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)  # a crash mid-write never leaves a torn checkpoint
+
+
+def load_model(path: Path, map_location: str | torch.device = "cpu") -> tuple[ProductResNet, dict]:
+    """Rebuild a model from a checkpoint (its config travels with it). Never unpickles objects."""
+    ck = torch.load(path, map_location=map_location, weights_only=True)
+    model = create_model(VisionConfig.from_dict(ck["model_config"]))
+    model.load_state_dict(ck["model"])
+    return model, ck
+
+
+def train(cfg: TrainConfig, on_epoch_end: Callable[[dict], None] | None = None) -> Path:
+    """Train (or resume) into ``cfg.run_dir``; returns the path of ``best.pt``.
+
+    ``on_epoch_end`` gets each epoch's record after its checkpoint is on disk (progress reports;
+    tests use it to interrupt a run).
+    """
+    ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if ddp and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    rank, world = (dist.get_rank(), dist.get_world_size()) if ddp else (0, 1)
+    main = rank == 0
+    device = pick_device(cfg.device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    torch.manual_seed(cfg.seed)
+    run = Path(cfg.run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    spec = PreprocessSpec()
+
+    data = load_image_set(Path(cfg.data_dir), spec, seed=cfg.seed, max_items=cfg.max_items)
+    xtr, ytr = (to_tensor(data.subset("train")[0], spec), torch.from_numpy(data.subset("train")[1]))
+    xva, yva = (to_tensor(data.subset("valid")[0], spec), torch.from_numpy(data.subset("valid")[1]))
+    fill = float((0 - spec.mean) / spec.std)  # the normalised black background
+    mcfg = model_config(cfg.model, num_classes=len(data.class_names), class_names=data.class_names,
+                        input_size=spec.size, **cfg.model_overrides)
+    model = create_model(mcfg).to(device).to(memory_format=torch.channels_last)
+    ema = copy.deepcopy(model).eval() if cfg.ema_decay > 0 else None
+    lr = cfg.lr * cfg.batch_size * world / 256
+    opt = (torch.optim.SGD(_param_groups(model, cfg.weight_decay), lr=lr, momentum=0.9, nesterov=True)
+           if cfg.optimizer == "sgd" else torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=lr))
+    steps_per_epoch = len(xtr) // (cfg.batch_size * world)
+    if steps_per_epoch == 0:
+        raise ValueError(f"{len(xtr)} training images is less than one global batch ({cfg.batch_size * world})")
+    total, warmup = cfg.epochs * steps_per_epoch, int(cfg.warmup_epochs * steps_per_epoch)
+
+    start_epoch, best_acc, bad_epochs, history = 0, -1.0, 0, []
+    last = run / "last.pt"
+    if last.exists():
+        ck = torch.load(last, map_location=device, weights_only=True)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        if ema is not None:
+            ema.load_state_dict(ck["ema"])
+        start_epoch, best_acc, bad_epochs = ck["epoch"] + 1, ck["best_acc"], ck["bad_epochs"]
+        history = ck["history"]
+        if main:
+            log.info("resuming %s at epoch %d (best valid acc %.4f)", run, start_epoch, best_acc)
+    if main:
+        resolved = {"train": asdict(cfg), "model": mcfg.to_dict(), "preprocess": spec.to_dict(),
+                    "world_size": world, "device": str(device), "lr_scaled": lr}
+        (run / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+        log.info("training %s (%.2fM params) on %s: %d train / %d valid images, %d epochs",
+                 cfg.model, sum(p.numel() for p in model.parameters()) / 1e6, device, len(xtr), len(xva), cfg.epochs)
+    net = torch.nn.parallel.DistributedDataParallel(model) if ddp else model
+    use_bf16 = device.type == "cuda"
+
+    for epoch in range(start_epoch, cfg.epochs):
+        g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)  # same order on resume
+        perm = torch.randperm(len(xtr), generator=g)[rank::world][: steps_per_epoch * cfg.batch_size]
+        net.train()
+        t0, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not main,
+                   leave=False, mininterval=5)
+        for i in bar:
+            step = epoch * steps_per_epoch + i
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, total, warmup, lr)
+            idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+            xb = augment(xtr[idx], g, pad=cfg.pad, flip=cfg.flip, erase_p=cfg.erase_p, fill=fill)
+            xb = xb.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+            yb = ytr[idx].to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                logits, _ = net(xb)
+                loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if ema is not None:
+                with torch.no_grad():
+                    d = min(cfg.ema_decay, (1 + step) / (10 + step))  # short warm-up of the average
+                    for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
+                        pe.lerp_(pm, 1 - d)
+                    for be, bm in zip(ema.buffers(), model.buffers(), strict=True):
+                        be.copy_(bm)
+            seen += len(idx)
+            loss_sum += loss.item() * len(idx)
+            correct += (logits.argmax(1) == yb).sum().item()
+            if main and i % 20 == 0:
+                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
+                                img_s=f"{seen * world / (time.perf_counter() - t0):.0f}")
+        train_s = time.perf_counter() - t0
+        if ddp:
+            dist.barrier()
+        if main:
+            evaluated = {"model": model} | ({"ema": ema} if ema is not None else {})
+            accs = {k: (predict(m, xva, device, cfg.eval_batch_size)[0].argmax(1) == yva).float().mean().item()
+                    for k, m in evaluated.items()}
+            which = max(accs, key=accs.get)
+            acc = accs[which]
+            rec = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_acc": correct / seen,
+                   "valid_acc": accs["model"], "valid_acc_ema": accs.get("ema"), "img_per_s": seen * world / train_s,
+                   "epoch_s": time.perf_counter() - t0}
+            history.append(rec)
+            log.info("epoch %d: loss %.4f train acc %.4f valid acc %.4f (ema %s) %.0f img/s",
+                     epoch + 1, rec["train_loss"], rec["train_acc"], accs["model"],
+                     f"{accs['ema']:.4f}" if "ema" in accs else "-", rec["img_per_s"])
+            if acc > best_acc:
+                best_acc, bad_epochs = acc, 0
+                save_checkpoint(run / "best.pt", model=evaluated[which].state_dict(), model_config=mcfg.to_dict(),
+                                preprocess=spec.to_dict(), epoch=epoch, valid_acc=acc, source=which)
+            else:
+                bad_epochs += 1
+            save_checkpoint(last, model=model.state_dict(), optimizer=opt.state_dict(),
+                            ema=ema.state_dict() if ema is not None else {}, epoch=epoch, best_acc=best_acc,
+                            bad_epochs=bad_epochs, history=history, model_config=mcfg.to_dict())
+            (run / "history.yaml").write_text(yaml.safe_dump(history, sort_keys=False))
+            if on_epoch_end is not None:
+                on_epoch_end(rec)
+        stop = torch.tensor(int(main and bad_epochs >= cfg.patience))
+        if ddp:
+            dist.broadcast(stop, 0)
+        if stop.item():
+            if main:
+                log.info("early stop: no better validation accuracy for %d epochs", cfg.patience)
+            break
+    if ddp:
+        dist.barrier()
+    return run / "best.pt"
+
+
+def set_threads() -> None:
+    """Use every core for intra-op work (torch defaults to physical cores, fine here)."""
+    n = os.cpu_count() or 1
+    torch.set_num_threads(max(1, n // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))))
+
+
+if __name__ == "__main__":  # torchrun entry: torchrun --nproc-per-node N -m vision.train CONFIG.yaml
+    import sys
+
+    logging.basicConfig(level=logging.INFO if int(os.environ.get("RANK", "0")) == 0 else logging.WARNING)
+    set_threads()
+    train(TrainConfig.from_yaml(Path(sys.argv[1]) if len(sys.argv) > 1 else None))
+    if dist.is_initialized():
+        dist.destroy_process_group()
