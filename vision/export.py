@@ -96,7 +96,12 @@ class _Calibration:
 
 
 def quantize_int8(fp32: Path, out: Path, calibration: np.ndarray) -> Path:
-    """Static INT8 (QDQ, per-channel weights, uint8 activations) calibrated on real images."""
+    """Static INT8 (QDQ, per-channel weights, uint8 activations) calibrated on real images.
+
+    ``reduce_range`` keeps weights to 7 bits: x86 CPUs without VNNI multiply u8 x s8 with 16-bit
+    saturation, which cost 2.2 accuracy points on the CPU recipe here; with it the drop is 0.05
+    points and the model is still the fastest variant (S8S8 was 2x slower on this CPU).
+    """
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -104,7 +109,7 @@ def quantize_int8(fp32: Path, out: Path, calibration: np.ndarray) -> Path:
     quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
     reader = type("Reader", (_Calibration, CalibrationDataReader), {})(calibration)
     quantize_static(str(pre), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=True)
     pre.unlink(missing_ok=True)
     src = onnx.load(str(fp32))
     m = onnx.load(str(out))
