@@ -323,7 +323,7 @@ def recsys_evaluate(
     """Full-catalog test metrics (train+valid masked) for the model and the baselines, one table."""
     from recsys.baselines import BASELINES
     from recsys.data import load_rec_data
-    from recsys.evaluate import evaluate_ranking, two_tower_scores
+    from recsys.evaluate import evaluate_ranking, segment_metrics, two_tower_scores
     from recsys.train import load_two_tower
 
     d = load_rec_data(data, split=split, image_vectors=image_vectors)
@@ -331,11 +331,18 @@ def recsys_evaluate(
     rows = {"two-tower": evaluate_ranking(two_tower_scores(model, d, d.test), d.test, d)}
     if baselines:
         rows |= {name: evaluate_ranking(fit(d, d.test), d.test, d) for name, fit in BASELINES.items()}
-    (checkpoint.parent / "test_metrics.json").write_text(json.dumps(rows, indent=2) + "\n")
+    segments = segment_metrics(two_tower_scores(model, d, d.test), d.test, d)
+    (checkpoint.parent / "test_metrics.json").write_text(json.dumps({"models": rows, "two-tower segments": segments},
+                                                                    indent=2) + "\n")
     cols = ["ndcg@10", "recall@20", "recall@100", "mrr@10", "hit@10", "coverage", "novelty", "gini"]
     console.print("model".ljust(24) + "".join(c.rjust(11) for c in cols))
     for name, m in rows.items():
         console.print(name.ljust(24) + "".join(f"{m[c]:11.4f}" for c in cols))
+    console.print("\ntwo-tower by segment".ljust(34) + "users".rjust(8) + "".join(
+        c.rjust(11) for c in ("ndcg@10", "recall@20", "recall@100")))
+    for name, m in segments.items():
+        console.print(name.ljust(33) + f"{m['users']:8d}" + "".join(
+            f"{m[c]:11.4f}" for c in ("ndcg@10", "recall@20", "recall@100")))
 
 
 @recsys_app.command("export")

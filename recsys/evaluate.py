@@ -72,3 +72,20 @@ def two_tower_scores(model: TwoTower, data: RecData, eu: EvalUsers, *, oov_rows:
     V = item_vectors(model, data, oov_rows=oov_rows, device=device)  # (I, D)
     U = user_vectors(model, eu, device)  # (U, D)
     return lambda pos: U[pos] @ V.T
+
+
+def segment_metrics(score_fn: ScoreFn, eu: EvalUsers, data: RecData, *, cold_max_seen: int = 20,
+                    new_item_days: int = 30, ks: tuple[int, ...] = (10, 20, 100)) -> dict[str, dict[str, float]]:
+    """Metrics for all users, for cold users (at most ``cold_max_seen`` seen items) and for new
+    items (relevance restricted to items created in the dataset's last ``new_item_days`` days)."""
+    topk = rank_users(score_fn, eu, max(ks))
+    out = {"all": ranking_metrics(topk, eu.relevant, ks) | {"users": len(eu.relevant)}}
+    cold = np.flatnonzero(np.array([len(e) for e in eu.exclude]) <= cold_max_seen)
+    out[f"cold users (<= {cold_max_seen} seen)"] = (
+        ranking_metrics(topk[cold], [eu.relevant[i] for i in cold], ks) | {"users": len(cold)})
+    created = data.items["created_at"]
+    new_rows = np.flatnonzero((created >= created.max() - np.timedelta64(new_item_days, "D")).to_numpy())
+    rel_new = [np.intersect1d(r, new_rows) for r in eu.relevant]
+    out[f"new items (last {new_item_days} days)"] = (
+        ranking_metrics(topk, rel_new, ks) | {"users": int(sum(len(r) > 0 for r in rel_new))})
+    return out

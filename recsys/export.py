@@ -18,7 +18,7 @@ from torch import nn
 from recsys.data import RecData
 from recsys.evaluate import item_vectors
 from recsys.model import TwoTower
-from vision.export import export_onnx, parity
+from vision.runtime import export_onnx, parity
 
 log = logging.getLogger(__name__)
 

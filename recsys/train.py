@@ -9,10 +9,9 @@ epoch with exact resume; bf16 autocast on CUDA; DDP when launched by torchrun.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ from recsys.data import RecData, load_rec_data
 from recsys.evaluate import evaluate_ranking, two_tower_scores
 from recsys.features import FeatureSpec
 from recsys.model import TwoTower, TwoTowerConfig, sampled_softmax_loss
+from vision.runtime import init_distributed, load_recipe, pick_device, save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -54,20 +54,7 @@ class RecTrainConfig:
 
     @classmethod
     def from_yaml(cls, path: Path | None, **overrides) -> RecTrainConfig:
-        d = yaml.safe_load(Path(path).read_text()) if path else {}
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"{path}: unknown keys {sorted(unknown)}")
-        d.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**d)
-
-
-def pick_device(want: str = "auto") -> torch.device:
-    if want != "cpu" and torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    if want == "cuda":
-        log.warning("CUDA requested but not available: training on the CPU")
-    return torch.device("cpu")
+        return load_recipe(cls, path, **overrides)
 
 
 def build_model(cfg: RecTrainConfig, data: RecData) -> TwoTower:
@@ -88,23 +75,12 @@ def load_two_tower(path: Path, map_location: str | torch.device = "cpu") -> tupl
     return model, FeatureSpec.from_json(ck["feature_spec"]), ck
 
 
-def _save(path: Path, **state) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
-
-
 def train_two_tower(cfg: RecTrainConfig, data: RecData | None = None,
                     on_epoch_end: Callable[[dict], None] | None = None) -> Path:
     """Train (or resume) into ``cfg.run_dir``; returns ``best.pt``."""
-    ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    if ddp and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    rank, world = (dist.get_rank(), dist.get_world_size()) if ddp else (0, 1)
+    ddp, rank, world = init_distributed()
     main = rank == 0
     device = pick_device(cfg.device)
-    if device.type == "cpu" and main:
-        log.info("training the two-tower model on the CPU")
     torch.manual_seed(cfg.seed)
     run = Path(cfg.run_dir)
     run.mkdir(parents=True, exist_ok=True)
@@ -184,11 +160,11 @@ def train_two_tower(cfg: RecTrainConfig, data: RecData | None = None,
             state = {"model_config": core.cfg.to_dict(), "feature_spec": data.spec.to_json()}
             if m["ndcg@10"] > best:
                 best, bad = m["ndcg@10"], 0
-                _save(run / "best.pt", model=core.state_dict(), epoch=epoch, valid=m, **state)
+                save_checkpoint(run / "best.pt", model=core.state_dict(), epoch=epoch, valid=m, **state)
             else:
                 bad += 1
-            _save(run / "last.pt", model=core.state_dict(), optimizer=opt.state_dict(), epoch=epoch, best=best,
-                  bad=bad, history=history, **state)
+            save_checkpoint(run / "last.pt", model=core.state_dict(), optimizer=opt.state_dict(), epoch=epoch,
+                            best=best, bad=bad, history=history, **state)
             (run / "history.yaml").write_text(yaml.safe_dump(history, sort_keys=False))
             if on_epoch_end is not None:
                 on_epoch_end(rec)

@@ -48,7 +48,7 @@ def test_recsys_commands(tiny_shop: Path, tmp_path: Path) -> None:
     run = tmp_path / "tt"
     _ok(["recsys", "train", "--data", str(tiny_shop), "--run", str(run), "--config", str(cfg)])
     out = _ok(["recsys", "evaluate", "--checkpoint", str(run / "best.pt"), "--data", str(tiny_shop)])
-    for name in ("two-tower", "popularity", "itemknn", "ease"):
+    for name in ("two-tower", "popularity", "itemknn", "ease", "cold users", "new items"):
         assert name in out
     _ok(["recsys", "export", "--checkpoint", str(run / "best.pt"), "--data", str(tiny_shop)])
     assert (run / "export" / "user_tower.onnx").is_file() and (run / "export" / "features.json").is_file()

@@ -13,7 +13,8 @@ import torch
 from vision.data import catalog_pixels, to_tensor
 from vision.metrics import softmax
 from vision.preprocess import PreprocessSpec
-from vision.train import load_model, pick_device, predict
+from vision.runtime import pick_device
+from vision.train import load_model, predict
 
 log = logging.getLogger(__name__)
 

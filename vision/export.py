@@ -1,9 +1,5 @@
-"""Export to ONNX (dynamic batch, metadata), verify with onnx.checker and a parity check against
-PyTorch, and quantize to INT8 for CPU serving.
-
-``export_onnx`` and ``parity`` are generic (any module, any inputs): the recommender towers use them
-too.
-"""
+"""Export the image CNN to ONNX (dynamic batch, metadata, onnx.checker, parity against PyTorch via
+``vision.runtime``) and quantize it to INT8 for CPU serving."""
 
 from __future__ import annotations
 
@@ -13,59 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import torch
 
+from vision.runtime import ParityError, export_onnx, parity, session  # noqa: F401 (re-exported)
 from vision.train import load_model
 
 log = logging.getLogger(__name__)
-
-
-class ParityError(RuntimeError):
-    """ONNX Runtime and PyTorch disagree beyond the tolerance."""
-
-
-def export_onnx(model: torch.nn.Module, example: tuple[torch.Tensor, ...], path: Path, *,
-                input_names: list[str], output_names: list[str], metadata: dict[str, str] | None = None) -> Path:
-    """Export with the first dimension of every input dynamic ("batch"), then run onnx.checker."""
-    model = model.eval()
-    batch = torch.export.Dim("batch", min=1, max=1 << 16)
-    dynamic = tuple({0: batch} for _ in example)  # positional: forward's own arg names may differ
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad():
-        prog = torch.onnx.export(model, example, input_names=input_names, output_names=output_names,
-                                 dynamic_shapes=dynamic, dynamo=True, verbose=False)
-    prog.save(str(path))
-    m = onnx.load(str(path))
-    for k, v in (metadata or {}).items():
-        entry = m.metadata_props.add()
-        entry.key, entry.value = k, v
-    onnx.save(m, str(path))
-    onnx.checker.check_model(str(path), full_check=True)
-    return path
-
-
-def session(path: Path, threads: int = 0) -> ort.InferenceSession:
-    """One CPU session (CUDA first when onnxruntime-gpu is installed and a GPU is present)."""
-    so = ort.SessionOptions()
-    if threads:
-        so.intra_op_num_threads = threads
-    providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
-    return ort.InferenceSession(str(path), so, providers=providers)
-
-
-def parity(path: Path, model: torch.nn.Module, inputs: dict[str, np.ndarray], tol: float = 1e-4) -> float:
-    """Max |ORT − torch| over all outputs for these inputs; raises :class:`ParityError` above ``tol``."""
-    sess = session(path)
-    declared = {i.name for i in sess.get_inputs()}  # the exporter drops inputs the graph never reads
-    got = sess.run(None, {k: v for k, v in inputs.items() if k in declared})
-    with torch.no_grad():
-        want = model.eval()(*(torch.from_numpy(v) for v in inputs.values()))
-    want = want if isinstance(want, tuple) else (want,)
-    diff = max(float(np.abs(g - w.numpy()).max()) for g, w in zip(got, want, strict=True))
-    if not diff <= tol:
-        raise ParityError(f"{path.name}: ONNX Runtime differs from PyTorch by {diff:.2e} > {tol:.0e}")
-    return diff
 
 
 def export_image_model(checkpoint: Path, out: Path, *, temperature: float = 1.0, seed: int = 0) -> dict:

@@ -110,6 +110,12 @@ class ProductResNet(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        # The embedding is a fixed orthogonal projection of the trained pooled features: it keeps
+        # their geometry (within-category visual detail included, which a class-supervised head
+        # would collapse) at a fixed width. Frozen, so it takes no part in the loss or in DDP.
+        nn.init.orthogonal_(self.embed.weight)
+        nn.init.zeros_(self.embed.bias)
+        self.embed.requires_grad_(False)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.stages(self.stem(x))  # (B, C, H', W')

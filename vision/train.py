@@ -14,7 +14,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -26,6 +26,7 @@ from tqdm import tqdm
 from vision.data import augment, load_image_set, to_tensor
 from vision.model import ProductResNet, VisionConfig, create_model, model_config
 from vision.preprocess import PreprocessSpec
+from vision.runtime import init_distributed, load_recipe, pick_device, save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -55,24 +56,7 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: Path | None, **overrides) -> TrainConfig:
-        d = yaml.safe_load(Path(path).read_text()) if path else {}
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"{path}: unknown keys {sorted(unknown)}")
-        d.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**d)
-
-
-def pick_device(want: str = "auto") -> torch.device:
-    if want == "cpu":
-        return torch.device("cpu")
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    if want == "cuda":
-        log.warning("CUDA requested but not available: training on the CPU")
-    else:
-        log.info("no CUDA device: training on the CPU")
-    return torch.device("cpu")
+        return load_recipe(cls, path, **overrides)
 
 
 def _param_groups(model: torch.nn.Module, wd: float) -> list[dict]:
@@ -104,12 +88,6 @@ def predict(model: torch.nn.Module, x: torch.Tensor, device: torch.device, batch
     return torch.cat(logits), torch.cat(embs)
 
 
-def save_checkpoint(path: Path, **state) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)  # a crash mid-write never leaves a torn checkpoint
-
-
 def load_model(path: Path, map_location: str | torch.device = "cpu") -> tuple[ProductResNet, dict]:
     """Rebuild a model from a checkpoint (its config travels with it). Never unpickles objects."""
     ck = torch.load(path, map_location=map_location, weights_only=True)
@@ -124,10 +102,7 @@ def train(cfg: TrainConfig, on_epoch_end: Callable[[dict], None] | None = None) 
     ``on_epoch_end`` gets each epoch's record after its checkpoint is on disk (progress reports;
     tests use it to interrupt a run).
     """
-    ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    if ddp and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    rank, world = (dist.get_rank(), dist.get_world_size()) if ddp else (0, 1)
+    ddp, rank, world = init_distributed()
     main = rank == 0
     device = pick_device(cfg.device)
     if device.type == "cuda":

@@ -1,0 +1,104 @@
+"""Torch-side helpers shared by the two training packages (vision, recsys): device choice, DDP
+set-up, recipes, atomic checkpoints, and ONNX export with its parity check."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import fields
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+import torch.distributed as dist
+import yaml
+
+log = logging.getLogger(__name__)
+C = TypeVar("C")
+
+
+class ParityError(RuntimeError):
+    """ONNX Runtime and PyTorch disagree beyond the tolerance."""
+
+
+def load_recipe(cls: type[C], path: Path | None, **overrides) -> C:
+    """A dataclass from a YAML recipe plus non-None overrides; unknown keys are an error."""
+    d = yaml.safe_load(Path(path).read_text()) if path else {}
+    unknown = set(d or {}) - {f.name for f in fields(cls)}
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {sorted(unknown)}")
+    d = dict(d or {})
+    d.update({k: v for k, v in overrides.items() if v is not None})
+    return cls(**d)
+
+
+def pick_device(want: str = "auto") -> torch.device:
+    """CUDA when present (this process's LOCAL_RANK under torchrun), else the CPU, said in the log."""
+    if want != "cpu" and torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    if want == "cuda":
+        log.warning("CUDA requested but not available: running on the CPU")
+    elif want == "auto":
+        log.info("no CUDA device: running on the CPU")
+    return torch.device("cpu")
+
+
+def init_distributed() -> tuple[bool, int, int]:
+    """(ddp, rank, world) — joins the process group when launched by torchrun."""
+    ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if ddp and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (ddp, dist.get_rank(), dist.get_world_size()) if ddp else (False, 0, 1)
+
+
+def save_checkpoint(path: Path, **state) -> None:
+    """Write then rename: a crash mid-write never leaves a torn checkpoint."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def export_onnx(model: torch.nn.Module, example: tuple[torch.Tensor, ...], path: Path, *,
+                input_names: list[str], output_names: list[str], metadata: dict[str, str] | None = None) -> Path:
+    """Export with the first dimension of every input dynamic ("batch"), then run onnx.checker."""
+    model = model.eval()
+    batch = torch.export.Dim("batch", min=1, max=1 << 16)
+    dynamic = tuple({0: batch} for _ in example)  # positional: forward's own arg names may differ
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        prog = torch.onnx.export(model, example, input_names=input_names, output_names=output_names,
+                                 dynamic_shapes=dynamic, dynamo=True, verbose=False)
+    prog.save(str(path))
+    m = onnx.load(str(path))
+    for k, v in (metadata or {}).items():
+        entry = m.metadata_props.add()
+        entry.key, entry.value = k, v
+    onnx.save(m, str(path))
+    onnx.checker.check_model(str(path), full_check=True)
+    return path
+
+
+def session(path: Path, threads: int = 0) -> ort.InferenceSession:
+    """One session, CUDA first when onnxruntime-gpu is installed and a GPU is present."""
+    so = ort.SessionOptions()
+    if threads:
+        so.intra_op_num_threads = threads
+    providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
+    return ort.InferenceSession(str(path), so, providers=providers)
+
+
+def parity(path: Path, model: torch.nn.Module, inputs: dict[str, np.ndarray], tol: float = 1e-4) -> float:
+    """Max |ORT - torch| over all outputs for these inputs; raises :class:`ParityError` above ``tol``."""
+    sess = session(path)
+    declared = {i.name for i in sess.get_inputs()}  # the exporter drops inputs the graph never reads
+    got = sess.run(None, {k: v for k, v in inputs.items() if k in declared})
+    with torch.no_grad():
+        want = model.eval()(*(torch.from_numpy(v) for v in inputs.values()))
+    want = want if isinstance(want, tuple) else (want,)
+    diff = max(float(np.abs(g - w.numpy()).max()) for g, w in zip(got, want, strict=True))
+    if not diff <= tol:
+        raise ParityError(f"{path.name}: ONNX Runtime differs from PyTorch by {diff:.2e} > {tol:.0e}")
+    return diff
