@@ -22,7 +22,7 @@ vision_app = typer.Typer(help="Product-image CNN: train, evaluate, embed, export
 app.add_typer(vision_app, name="vision")
 recsys_app = typer.Typer(help="Two-tower recommender: train, evaluate (with baselines), export.", no_args_is_help=True)
 app.add_typer(recsys_app, name="recsys")
-console = Console(stderr=True)
+console = Console(stderr=True, width=160)
 log = logging.getLogger("vitrine")
 
 

@@ -81,7 +81,7 @@ def _keep_top_k(S: sp.csr_matrix, k: int) -> sp.csr_matrix:
     return T.T.tocsr()
 
 
-def ease(data: RecData, eu: EvalUsers, lam: float = 250.0, max_items: int = 20_000) -> ScoreFn:
+def ease(data: RecData, eu: EvalUsers, lam: float = 250.0, max_items: int = 5_000) -> ScoreFn:
     X = train_matrix(data)
     keep = np.argsort(-data.item_counts, kind="stable")[: min(max_items, data.n_items)]
     Xk = X[:, keep].toarray().astype(np.float64)
