@@ -9,6 +9,7 @@ epoch with exact resume; bf16 autocast on CUDA; DDP when launched by torchrun.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -124,6 +125,7 @@ def train_two_tower(cfg: RecTrainConfig, data: RecData | None = None,
 
     for epoch in range(start, cfg.epochs):
         g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        torch.manual_seed(cfg.seed * 100_003 + epoch)  # id dropout draws: same on resume
         order = torch.from_numpy(keep)[torch.randperm(len(keep), generator=g)][rank::world]
         core.train()
         t0, loss_sum = time.perf_counter(), 0.0
@@ -176,3 +178,12 @@ def train_two_tower(cfg: RecTrainConfig, data: RecData | None = None,
                 log.info("early stop after epoch %d", epoch + 1)
             break
     return run / "best.pt"
+
+
+if __name__ == "__main__":  # torchrun entry: torchrun --nproc-per-node N -m recsys.train CONFIG.yaml
+    import sys
+
+    logging.basicConfig(level=logging.INFO if int(os.environ.get("RANK", "0")) == 0 else logging.WARNING)
+    train_two_tower(RecTrainConfig.from_yaml(Path(sys.argv[1]) if len(sys.argv) > 1 else None))
+    if dist.is_initialized():
+        dist.destroy_process_group()

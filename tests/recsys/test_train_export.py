@@ -90,3 +90,50 @@ def test_anonymous_session_from_history_alone(trained: tuple[Path, Path]) -> Non
 
     top = np.argsort(-(item_vectors(model, d) @ u.numpy()[0]))[:20]
     assert (cat[top] == target).mean() > 0.5
+
+
+def test_resume_after_interruption_continues_the_same_run(planted: Path, tmp_path: Path) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    d = load_rec_data(planted)
+
+    def cfg(run: Path) -> RecTrainConfig:
+        return RecTrainConfig(data_dir=str(planted), run_dir=str(run), epochs=3, batch_size=256, n_negatives=64,
+                              emb_dim=16, hidden=32, out_dim=16, eval_users=None, device="cpu", patience=10)
+
+    train_two_tower(cfg(tmp_path / "straight"), data=d)
+
+    class CrashError(Exception):
+        pass
+
+    def crash(rec: dict) -> None:
+        if rec["epoch"] == 1:
+            raise CrashError
+
+    with pytest.raises(CrashError):
+        train_two_tower(cfg(tmp_path / "resumed"), data=d, on_epoch_end=crash)
+    train_two_tower(cfg(tmp_path / "resumed"), data=d)
+    a = torch.load(tmp_path / "straight" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)
+    for k in a["model"]:
+        torch.testing.assert_close(a["model"][k], b["model"][k], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes(planted: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    import yaml
+
+    run = tmp_path / "ddp"
+    path = tmp_path / "ddp.yaml"
+    path.write_text(yaml.safe_dump({"data_dir": str(planted), "run_dir": str(run), "epochs": 2, "batch_size": 128,
+                                    "n_negatives": 64, "emb_dim": 16, "hidden": 32, "out_dim": 16,
+                                    "eval_users": None, "device": "cpu"}))
+    torchrun = Path(sys.executable).with_name("torchrun")
+    subprocess.run([str(torchrun), "--standalone", "--nproc-per-node", "2", "-m", "recsys.train", str(path)],
+                   check=True, cwd=Path(__file__).parents[2], timeout=300)
+    assert yaml.safe_load((run / "config.yaml").read_text())["world_size"] == 2
+    assert len(yaml.safe_load((run / "history.yaml").read_text())) == 2
