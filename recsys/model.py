@@ -38,6 +38,7 @@ class TwoTowerConfig:
     temperature: float = 0.05
     learn_temperature: bool = False
     id_dropout: float = 0.1
+    sparse_ids: bool = False  # sparse gradients for the id tables (SparseAdam; single process)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -84,7 +85,7 @@ class UserTower(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.item_emb = item_emb  # shared with the item tower
-        self.user_emb = nn.Embedding(cfg.n_users, cfg.emb_dim)
+        self.user_emb = nn.Embedding(cfg.n_users, cfg.emb_dim, sparse=cfg.sparse_ids)
         self.feat_embs = nn.ModuleList(nn.Embedding(n, cfg.emb_dim) for n in cfg.user_feature_sizes)
         self.mlp = _mlp((2 + len(cfg.user_feature_sizes)) * cfg.emb_dim, cfg.hidden, cfg.out_dim)
 
@@ -100,7 +101,7 @@ class TwoTower(nn.Module):
     def __init__(self, cfg: TwoTowerConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        item_emb = nn.Embedding(cfg.n_items, cfg.emb_dim, padding_idx=PAD)
+        item_emb = nn.Embedding(cfg.n_items, cfg.emb_dim, padding_idx=PAD, sparse=cfg.sparse_ids)
         nn.init.normal_(item_emb.weight, std=0.05)
         self.item_tower = ItemTower(cfg, item_emb)
         self.user_tower = UserTower(cfg, item_emb)

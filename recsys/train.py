@@ -41,6 +41,7 @@ class RecTrainConfig:
     n_negatives: int = 1024  # uniform catalog negatives per step
     lr: float = 3e-3
     weight_decay: float = 0.0
+    sparse_ids: bool = True  # id tables get sparse gradients + SparseAdam (dense under DDP)
     emb_dim: int = 64
     hidden: int = 256
     out_dim: int = 64
@@ -58,15 +59,28 @@ class RecTrainConfig:
         return load_recipe(cls, path, **overrides)
 
 
-def build_model(cfg: RecTrainConfig, data: RecData) -> TwoTower:
+def build_model(cfg: RecTrainConfig, data: RecData, world: int = 1) -> TwoTower:
     spec = data.spec
     mcfg = TwoTowerConfig(
         n_items=spec.item_vocab.size, n_users=spec.user_vocab.size, n_categories=spec.category_vocab.size,
         n_price=spec.n_price_buckets, user_feature_sizes=tuple(v.size for v in spec.user_features.values()),
         image_dim=0 if data.image is None else data.image.shape[1], history_len=spec.history_len,
         emb_dim=cfg.emb_dim, hidden=cfg.hidden, out_dim=cfg.out_dim, temperature=cfg.temperature,
-        learn_temperature=cfg.learn_temperature, id_dropout=cfg.id_dropout)
+        learn_temperature=cfg.learn_temperature, id_dropout=cfg.id_dropout,
+        sparse_ids=cfg.sparse_ids and world == 1)  # sparse all-reduce is not portable (NCCL)
     return TwoTower(mcfg)
+
+
+def _optimizers(model: TwoTower, cfg: RecTrainConfig) -> list[torch.optim.Optimizer]:
+    """AdamW for dense weights; SparseAdam for the id tables when they have sparse gradients, so a
+    step touches only the rows in the batch instead of every row of a catalog-sized table."""
+    sparse = [m.weight for m in model.modules() if isinstance(m, torch.nn.Embedding) and m.sparse]
+    ids = {id(p) for p in sparse}
+    dense = [p for p in model.parameters() if id(p) not in ids and p.requires_grad]
+    opts: list[torch.optim.Optimizer] = [torch.optim.AdamW(dense, lr=cfg.lr, weight_decay=cfg.weight_decay)]
+    if sparse:
+        opts.append(torch.optim.SparseAdam(sparse, lr=cfg.lr))
+    return opts
 
 
 def load_two_tower(path: Path, map_location: str | torch.device = "cpu") -> tuple[TwoTower, FeatureSpec, dict]:
@@ -89,8 +103,8 @@ def train_two_tower(cfg: RecTrainConfig, data: RecData | None = None,
         data = load_rec_data(Path(cfg.data_dir), split=cfg.split, history_len=cfg.history_len,
                              image_vectors=Path(cfg.image_vectors) if cfg.image_vectors else None,
                              max_eval_users=cfg.eval_users, seed=cfg.seed)
-    model = build_model(cfg, data).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    model = build_model(cfg, data, world).to(device)
+    opts = _optimizers(model, cfg)
     ex = data.train
     keep = np.flatnonzero(ex.item_row >= 0)
     n_items = data.n_items
@@ -113,7 +127,8 @@ def train_two_tower(cfg: RecTrainConfig, data: RecData | None = None,
     if (run / "last.pt").exists():
         ck = torch.load(run / "last.pt", map_location=device, weights_only=True)
         model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
+        for o, st in zip(opts, ck["optimizers"], strict=True):
+            o.load_state_dict(st)
         start, best, bad, history = ck["epoch"] + 1, ck["best"], ck["bad"], ck["history"]
         log.info("resuming %s at epoch %d", run, start + 1)
     if main:
@@ -139,14 +154,16 @@ def train_two_tower(cfg: RecTrainConfig, data: RecData | None = None,
                 v = item_vecs(torch.cat([pos, neg]))
                 loss = sampled_softmax_loss(u.float(), v[:B].float(), pos, log_q[pos], v[B:].float(), neg, log_q[neg],
                                             core.temperature)
-            opt.zero_grad(set_to_none=True)
+            for o in opts:
+                o.zero_grad(set_to_none=True)
             loss.backward()
             if ddp:
                 for p in core.parameters():
                     if p.grad is not None:
                         dist.all_reduce(p.grad)
                         p.grad /= world
-            opt.step()
+            for o in opts:
+                o.step()
             loss_sum += loss.item()
             if main and i % 50 == 0:
                 bar.set_postfix(loss=f"{loss_sum / (i + 1):.3f}",
@@ -165,8 +182,8 @@ def train_two_tower(cfg: RecTrainConfig, data: RecData | None = None,
                 save_checkpoint(run / "best.pt", model=core.state_dict(), epoch=epoch, valid=m, **state)
             else:
                 bad += 1
-            save_checkpoint(run / "last.pt", model=core.state_dict(), optimizer=opt.state_dict(), epoch=epoch,
-                            best=best, bad=bad, history=history, **state)
+            save_checkpoint(run / "last.pt", model=core.state_dict(), optimizers=[o.state_dict() for o in opts],
+                            epoch=epoch, best=best, bad=bad, history=history, **state)
             (run / "history.yaml").write_text(yaml.safe_dump(history, sort_keys=False))
             if on_epoch_end is not None:
                 on_epoch_end(rec)
