@@ -1,0 +1,92 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from serving import index as ix
+
+
+def clustered(n: int, d: int = 32, clusters: int = 50, seed: int = 0) -> np.ndarray:
+    """Unit vectors from a Gaussian mixture (ANN indexes gain nothing on i.i.d. noise)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((clusters, d))
+    x = centres[rng.integers(0, clusters, n)] + 0.7 * rng.standard_normal((n, d))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray]:
+    return clustered(20_000), clustered(300, seed=1)
+
+
+def test_flat_search_equals_numpy_inner_product_ranking(data) -> None:
+    x, q = data
+    index, info = ix.build(x[:5000], "flat")
+    D, I = ix.search(index, info, q[:20], 10)
+    want = np.argsort(-(q[:20] @ x[:5000].T), axis=1, kind="stable")[:, :10]
+    np.testing.assert_array_equal(I, want)
+    np.testing.assert_allclose(D, np.take_along_axis(q[:20] @ x[:5000].T, want, 1), rtol=1e-5)
+
+
+def test_kind_follows_catalog_size() -> None:
+    assert ix.choose_kind(10_000, 64) == "flat"
+    assert ix.choose_kind(1_000_000, 64) == "ivf"
+    assert ix.choose_kind(100_000_000, 64, memory_budget_bytes=8 << 30) == "ivfpq"
+    assert ix.default_nlist(1_000_000) == 4096
+
+
+def test_tuned_ivf_reaches_the_recall_target_on_new_queries(data) -> None:
+    x, q = data
+    index, info = ix.build(x, "ivf", nlist=64)
+    info = ix.tune_nprobe(index, info, x, q[:150], target_recall=0.95, k=50)
+    assert info.recall_at_k >= 0.95 and 1 <= info.nprobe <= 64
+    _, truth = ix.exact_search(x, q[150:], 50)
+    _, got = ix.search(index, info, q[150:], 50)
+    assert ix.recall_at_k(got, truth) >= 0.9  # held-out queries, same parameters
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_filtered_search_returns_k_allowed_items_matching_exact(data, kind: str) -> None:
+    x, q = data
+    rng = np.random.default_rng(3)
+    allowed = rng.random(len(x)) < 0.3  # e.g. in stock and in the requested categories
+    index, info = ix.build(x, kind, nlist=64)
+    if kind == "ivf":
+        info = ix.tune_nprobe(index, info, x, q[:100], target_recall=0.95, k=20)
+    D, I = ix.search(index, info, q[100:160], 20, allowed=allowed, vectors=x)
+    assert (I >= 0).all() and allowed[I].all() and I.shape == (60, 20)
+    ids = np.flatnonzero(allowed)
+    _, t = ix.exact_search(x[ids], q[100:160], 20)
+    exact = ids[t]
+    r = ix.recall_at_k(I, exact)
+    assert r == 1.0 if kind == "flat" else r >= 0.9
+
+
+def test_tight_filter_is_refilled_to_every_allowed_item(data) -> None:
+    x, q = data
+    index, info = ix.build(x, "ivf", nlist=64)
+    info.nprobe = 1
+    allowed = np.zeros(len(x), bool)
+    allowed[np.random.default_rng(4).choice(len(x), 30, replace=False)] = True
+    _, I = ix.search(index, info, q[:5], 50, allowed=allowed, vectors=x)
+    for row in I:
+        assert sorted(row[row >= 0]) == sorted(np.flatnonzero(allowed))
+
+
+def test_add_and_remove_without_rebuild(data) -> None:
+    x, q = data
+    for kind in ("flat", "ivf"):
+        index, info = ix.build(x, kind, nlist=64)
+        info.nprobe = 64
+        new = q[:1] / np.linalg.norm(q[:1])
+        ix.add_items(index, new, np.array([len(x)]))
+        assert ix.search(index, info, q[:1], 1)[1][0, 0] == len(x)  # its own vector is the best match
+        assert ix.remove_items(index, np.array([len(x)])) == 1
+        assert ix.search(index, info, q[:1], 1)[1][0, 0] != len(x)
+
+
+def test_serving_index_is_torch_free() -> None:
+    code = "import sys, serving.index; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
