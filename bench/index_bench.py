@@ -85,6 +85,23 @@ def run(name: str, x: np.ndarray, queries: np.ndarray, k: int, tune: bool) -> No
     print(f"| batch of 1,000 | {ex_batch:.0f} | {b_qps:.0f} | {b_qps / ex_batch:.1f}x |")
 
 
+def hnsw_sweep(x: np.ndarray, queries: np.ndarray, k: int) -> None:
+    """HNSW32 (efConstruction 64) at several efSearch values, for comparison with the tuned IVF."""
+    test_q = queries[500:1500]
+    _, truth = ix.exact_search(x, test_q, k)
+    t = time.perf_counter()
+    h = faiss.IndexHNSWFlat(x.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
+    h.hnsw.efConstruction = 64
+    h.add(x)
+    print(f"\nHNSW32 on the mixture (built in {time.perf_counter() - t:.0f} s):")
+    print(f"| efSearch | recall@{k} | single QPS |")
+    print("| --- | --- | --- |")
+    for ef in (128, 256, 512):
+        p = faiss.SearchParametersHNSW(efSearch=ef)
+        r = ix.recall_at_k(h.search(test_q, k, params=p)[1], truth)
+        print(f"| {ef} | {r:.3f} | {qps(lambda q, p=p: h.search(q, k, params=p), test_q[:300], single=True):.0f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=1_000_000)
@@ -92,12 +109,15 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=100)
     ap.add_argument("--noise", type=float, default=1.2, help="per-point noise / spread of the centres")
     ap.add_argument("--skip-iid", action="store_true")
+    ap.add_argument("--hnsw", action="store_true", help="also sweep HNSW32 on the mixture (~3 min build)")
     a = ap.parse_args()
     rng = np.random.default_rng(0)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, faiss {faiss.__version__}, "
           f"{faiss.omp_get_max_threads()} OpenMP threads")
     both = mixture(a.n + 1500, a.dim, 2000, a.noise, rng)
     run(f"Gaussian mixture, 2,000 clusters, noise {a.noise} x centre spread", both[: a.n], both[a.n :], a.k, tune=True)
+    if a.hnsw:
+        hnsw_sweep(both[: a.n], both[a.n :], a.k)
     if a.skip_iid:
         return
     iid = unit(rng.standard_normal((a.n + 1500, a.dim)).astype(np.float32))
