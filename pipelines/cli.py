@@ -378,5 +378,7 @@ def demo(
         console.print(f"fashion-shop already in {data}")
     if not (data / "splits" / "temporal-user" / "test.parquet").is_file():
         split(data, "temporal-user")
-    console.print("next: model training, publishing and serving arrive with the vision, recsys and "
-                  "serving commands (see README).")
+    console.print(f"next: `vitrine vision train --data {data} --run runs/vision` (about 25 min on 2 CPU cores), "
+                  f"`vitrine vision embed --checkpoint runs/vision/best.pt --data {data}`, then "
+                  f"`vitrine recsys train --data {data} --image-vectors runs/vision/embed/image_vectors.npy`. "
+                  "Publishing and serving join the demo with the serving and nightly issues (see README).")
