@@ -20,6 +20,8 @@ data_app = typer.Typer(help="Build, import, validate and split datasets.", no_ar
 app.add_typer(data_app, name="data")
 vision_app = typer.Typer(help="Product-image CNN: train, evaluate, embed, export.", no_args_is_help=True)
 app.add_typer(vision_app, name="vision")
+bundle_app = typer.Typer(help="Artifact bundles: list, verify, promote, roll back.", no_args_is_help=True)
+app.add_typer(bundle_app, name="bundle")
 recsys_app = typer.Typer(help="Two-tower recommender: train, evaluate (with baselines), export.", no_args_is_help=True)
 app.add_typer(recsys_app, name="recsys")
 console = Console(stderr=True, width=160)
@@ -365,6 +367,62 @@ def recsys_export(
     except ParityError as e:
         raise _fail(str(e)) from e
     console.print(f"exported; max |onnx - torch| {r['max_abs_diff']:.2e}; item vectors {r['item_vectors']}")
+
+
+# ----------------------------------------------------------------------------- bundle
+
+Artifacts = Annotated[Path, typer.Option(help="Artifacts directory (holds bundles/ and CURRENT).")]
+
+
+@bundle_app.command("list")
+def bundle_list(artifacts: Artifacts = Path("artifacts")) -> None:
+    """Published versions, oldest first; the one CURRENT names is marked."""
+    from serving.bundle import BundleError, bundles_dir, current_version, list_bundles, verify_bundle
+
+    cur = current_version(artifacts)
+    for v in list_bundles(artifacts):
+        try:
+            verify_bundle(bundles_dir(artifacts) / v)
+            state = "ok"
+        except BundleError as e:
+            state = f"INVALID: {e}"
+        console.print(f"{'*' if v == cur else ' '} {v}  {state}")
+
+
+@bundle_app.command("verify")
+def bundle_verify(version: str, artifacts: Artifacts = Path("artifacts")) -> None:
+    """Check a bundle's manifest and every file's sha256."""
+    from serving.bundle import BundleError, bundles_dir, verify_bundle
+
+    try:
+        m = verify_bundle(bundles_dir(artifacts) / version)
+    except BundleError as e:
+        raise _fail(str(e)) from e
+    console.print(f"{version}: ok ({len(m['files'])} files, created {m['created_at']})")
+
+
+@bundle_app.command("promote")
+def bundle_promote(version: str, artifacts: Artifacts = Path("artifacts")) -> None:
+    """Verify VERSION and point CURRENT at it atomically."""
+    from serving.bundle import BundleError, promote
+
+    try:
+        promote(artifacts, version)
+    except BundleError as e:
+        raise _fail(str(e)) from e
+    console.print(f"CURRENT -> {version}")
+
+
+@bundle_app.command("rollback")
+def bundle_rollback(artifacts: Artifacts = Path("artifacts")) -> None:
+    """Point CURRENT at the newest verified version older than the current one."""
+    from serving.bundle import BundleError, rollback
+
+    try:
+        v = rollback(artifacts)
+    except BundleError as e:
+        raise _fail(str(e)) from e
+    console.print(f"CURRENT -> {v}")
 
 
 @app.command()

@@ -88,5 +88,5 @@ def test_add_and_remove_without_rebuild(data) -> None:
 
 
 def test_serving_index_is_torch_free() -> None:
-    code = "import sys, serving.index; assert 'torch' not in sys.modules"
+    code = "import sys, serving.index, serving.bundle; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])

@@ -1,0 +1,157 @@
+"""The artifact bundle: a versioned, checksummed directory that serving loads, and the ``CURRENT``
+pointer that says which one.
+
+    artifacts/bundles/<version>/manifest.json + model, index and table files
+    artifacts/CURRENT                          one line: the version serving should load
+
+Writing: copy into ``bundles/.tmp-<version>``, write the manifest (sha256 of every file), verify
+it, run an optional smoke check, then rename into place. Promoting: verify again, then replace
+``CURRENT`` atomically (write a temporary file, ``os.replace``). A bundle that fails verification
+is never promoted; a published version is never modified. No torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+REQUIRED_KEYS = ("version", "created_at", "files")
+
+
+class BundleError(RuntimeError):
+    """A bundle is missing, incomplete, corrupted or otherwise unfit to serve."""
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def bundles_dir(artifacts: Path) -> Path:
+    return artifacts / "bundles"
+
+
+def new_version(now: datetime | None = None) -> str:
+    """Sortable and readable: 20261122T174501Z."""
+    return (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+
+
+def verify_bundle(path: Path) -> dict:
+    """The manifest, after checking it parses, names this version, and every file matches its sha256."""
+    if not path.is_dir():
+        raise BundleError(f"{path}: no such bundle directory")
+    mpath = path / MANIFEST
+    if not mpath.is_file():
+        raise BundleError(f"{path}: no {MANIFEST} (half-written bundle?)")
+    try:
+        manifest = json.loads(mpath.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BundleError(f"{mpath}: unreadable manifest ({e})") from e
+    missing = [k for k in REQUIRED_KEYS if k not in manifest]
+    if missing:
+        raise BundleError(f"{mpath}: manifest lacks {missing}")
+    if manifest["version"] != path.name and not path.name.startswith(".tmp-"):
+        raise BundleError(f"{mpath}: manifest says version {manifest['version']!r}, directory is {path.name!r}")
+    for name, meta in manifest["files"].items():
+        f = path / name
+        if not f.is_file():
+            raise BundleError(f"{path}: file {name} listed in the manifest is missing")
+        if f.stat().st_size != meta["bytes"] or sha256_file(f) != meta["sha256"]:
+            raise BundleError(f"{path}: file {name} is corrupted (sha256 mismatch)")
+    return manifest
+
+
+def write_bundle(artifacts: Path, files: dict[str, Path], info: dict | None = None, *, version: str | None = None,
+                 smoke: Callable[[Path], None] | None = None) -> Path:
+    """Publish ``files`` (bundle name -> source path) as a new version; returns its directory.
+
+    ``info`` (dataset fingerprint, metrics, model configs, index recall...) goes into the manifest.
+    ``smoke(path)`` may raise to refuse the bundle (e.g. a test query through the loaded models).
+    """
+    version = version or new_version()
+    root = bundles_dir(artifacts)
+    final = root / version
+    if final.exists():
+        raise BundleError(f"{final}: version already published; published bundles are never modified")
+    tmp = root / f".tmp-{version}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        listing = {}
+        for name, src in sorted(files.items()):
+            if name == MANIFEST or Path(name).is_absolute() or ".." in Path(name).parts:
+                raise BundleError(f"bad file name in bundle: {name!r}")
+            dest = tmp / name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dest)
+            listing[name] = {"sha256": sha256_file(dest), "bytes": dest.stat().st_size}
+        manifest = {"version": version, "created_at": datetime.now(UTC).isoformat(), "files": listing,
+                    **(info or {})}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        verify_bundle(tmp)
+        if smoke is not None:
+            smoke(tmp)
+        tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("published bundle %s (%d files)", version, len(files))
+    return final
+
+
+def current_version(artifacts: Path) -> str | None:
+    p = artifacts / "CURRENT"
+    return p.read_text().strip() or None if p.is_file() else None
+
+
+def list_bundles(artifacts: Path) -> list[str]:
+    """Published versions, oldest first (temporary directories excluded)."""
+    root = bundles_dir(artifacts)
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
+
+
+def promote(artifacts: Path, version: str) -> dict:
+    """Verify ``version`` and point ``CURRENT`` at it atomically. Returns its manifest."""
+    manifest = verify_bundle(bundles_dir(artifacts) / version)
+    tmp = artifacts / ".CURRENT.tmp"
+    tmp.write_text(version + "\n")
+    with tmp.open("rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, artifacts / "CURRENT")
+    log.info("CURRENT -> %s", version)
+    return manifest
+
+
+def rollback(artifacts: Path) -> str:
+    """Point ``CURRENT`` at the newest verified version older than the current one."""
+    cur = current_version(artifacts)
+    older = [v for v in list_bundles(artifacts) if cur is None or v < cur]
+    for v in reversed(older):
+        try:
+            promote(artifacts, v)
+            return v
+        except BundleError as e:
+            log.warning("skipping %s: %s", v, e)
+    raise BundleError(f"no verified bundle older than {cur!r} to roll back to")
+
+
+def retain(artifacts: Path, keep: int = 5) -> list[str]:
+    """Delete all but the newest ``keep`` versions, never the one ``CURRENT`` names. Returns deleted."""
+    cur = current_version(artifacts)
+    versions = list_bundles(artifacts)
+    doomed = [v for v in versions[: max(0, len(versions) - keep)] if v != cur]
+    for v in doomed:
+        shutil.rmtree(bundles_dir(artifacts) / v)
+    return doomed
