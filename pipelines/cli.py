@@ -40,14 +40,24 @@ def _fail(msg: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _ingest(items, users, events, out: Path, image_root: Path | None, max_bad_share: float | None) -> None:
-    """Validate raw frames, write the canonical tables (or refuse), print a summary."""
+def _share(max_bad_share: float | None) -> float:
+    return get_settings().max_bad_share if max_bad_share is None else max_bad_share
+
+
+def _ingest(items, users, events, out: Path, image_root: Path | None, max_bad_share: float | None, *,
+            copy_images: bool = False) -> None:
+    """Validate raw frames, write the canonical tables (or refuse), print a summary.
+
+    ``copy_images``: the images live outside ``out`` (a custom import) and are copied under it.
+    """
+    from pipelines.custom import copy_images as copy_into
     from pipelines.validate import DataValidationError, validate, write_validated
 
-    share = get_settings().max_bad_share if max_bad_share is None else max_bad_share
-    v = validate(items, users, events, image_root=image_root, max_bad_share=share)
+    v = validate(items, users, events, image_root=image_root)
+    if copy_images and image_root is not None:
+        v.items = copy_into(v.items, image_root, out)
     try:
-        write_validated(v, out, share)
+        write_validated(v, out, _share(max_bad_share))
     except DataValidationError as e:
         raise _fail(f"{e}\n  rejected rows with reasons: {out / 'rejected.csv'}") from e
     for r in v.reports.values():
@@ -119,23 +129,13 @@ def import_custom(
     max_bad_share: MaxBad = None,
 ) -> None:
     """Import your own catalog through the same validation as the built-in datasets."""
-    from pipelines.custom import copy_images, read_any
-    from pipelines.validate import DataValidationError, validate, write_validated
+    from pipelines.custom import read_any
 
     try:
         frames = [read_any(p) if p is not None else None for p in (items, users, events)]
     except (FileNotFoundError, ValueError) as e:
         raise _fail(str(e)) from e
-    share = get_settings().max_bad_share if max_bad_share is None else max_bad_share
-    try:
-        v = validate(*frames, image_root=images, max_bad_share=share)
-        if images is not None:
-            v.items = copy_images(v.items, images, out)
-        write_validated(v, out, share)
-    except DataValidationError as e:
-        raise _fail(f"{e}\n  rejected rows with reasons: {out / 'rejected.csv'}") from e
-    for r in v.reports.values():
-        console.print(f"  {r.table:<7} {r.n_rows - r.n_bad:>10,} rows, rejected {r.n_bad}")
+    _ingest(*frames, out, images, max_bad_share, copy_images=True)
     (out / "dataset.json").write_text(json.dumps({"dataset": "custom", "items": str(items),
                                                  "events": str(events)}, indent=2) + "\n")
 
@@ -153,8 +153,8 @@ def validate_dir(
         t = read_dataset(root)
     except FileNotFoundError as e:
         raise _fail(str(e)) from e
-    share = get_settings().max_bad_share if max_bad_share is None else max_bad_share
-    v = validate(t["items"], t["users"], t["events"], image_root=root, max_bad_share=share)
+    share = _share(max_bad_share)
+    v = validate(t["items"], t["users"], t["events"], image_root=root)
     for r in v.reports.values():
         console.print(f"  {r.table:<7} {r.n_rows:>10,} rows, bad {r.n_bad} {r.reasons or ''}")
     try:

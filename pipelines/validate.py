@@ -253,9 +253,8 @@ def validate(
     events: pd.DataFrame,
     *,
     image_root: Path | None = None,
-    max_bad_share: float = 0.01,
 ) -> Validated:
-    """Coerce and check the three tables; raise :class:`DataValidationError` past the threshold.
+    """Coerce and check the three tables; the threshold is applied by :func:`write_validated`.
 
     ``users`` may be ``None``: the users table is then derived from the events' user ids.
     """

@@ -61,6 +61,15 @@ def _rows(spec: FeatureSpec, ids: pd.Series) -> np.ndarray:
     return spec.item_vocab.encode(ids) - 2  # catalog row; -1 = OOV
 
 
+def _rows_per_user(user_ids: pd.Series, rows: np.ndarray, ids: np.ndarray) -> list[np.ndarray]:
+    """Distinct catalog rows (sorted) of each user in ``ids``, in that order; OOV rows dropped."""
+    u = pd.Index(ids).get_indexer(user_ids)
+    keep = (u >= 0) & (rows >= 0)
+    pairs = np.unique(np.stack([u[keep], rows[keep]], 1).astype(np.int64), axis=0)  # sorted by (user, row)
+    bounds = np.searchsorted(pairs[:, 0], np.arange(len(ids) + 1))
+    return [pairs[bounds[i] : bounds[i + 1], 1] for i in range(len(ids))]
+
+
 def _eval_users(spec: FeatureSpec, users: pd.DataFrame, seen: pd.DataFrame, target: pd.DataFrame,
                 max_users: int | None, seed: int) -> EvalUsers:
     target = target.assign(row=_rows(spec, target["item_id"]))
@@ -68,18 +77,15 @@ def _eval_users(spec: FeatureSpec, users: pd.DataFrame, seen: pd.DataFrame, targ
     ids = np.sort(target["user_id"].unique())
     if max_users is not None and len(ids) > max_users:
         ids = np.sort(np.random.default_rng(seed).choice(ids, max_users, replace=False))
-    hist = last_items(seen[seen["user_id"].isin(ids)], spec.history_len).reindex(ids)
-    seen_rows = seen.assign(row=_rows(spec, seen["item_id"])).groupby("user_id")["row"].agg(
-        lambda s: np.unique(s[s >= 0].to_numpy()))
-    rel = target.groupby("user_id")["row"].agg(lambda s: np.unique(s.to_numpy()))
-    empty = np.zeros(0, np.int64)
+    seen = seen[seen["user_id"].isin(ids)]
+    hist = last_items(seen, spec.history_len).reindex(ids)
     return EvalUsers(
         user_ids=ids,
         user=spec.user_vocab.encode(ids),
         features=spec.encode_user_features(ids, users),
         history=spec.encode_history([h if isinstance(h, list) else [] for h in hist]),
-        exclude=[seen_rows.get(u, empty) for u in ids],
-        relevant=[rel[u] for u in ids],
+        exclude=_rows_per_user(seen["user_id"], _rows(spec, seen["item_id"]), ids),
+        relevant=_rows_per_user(target["user_id"], target["row"].to_numpy(), ids),
     )
 
 

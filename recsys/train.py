@@ -136,13 +136,12 @@ def train_two_tower(cfg: RecTrainConfig, data: RecData | None = None,
                                                          "world_size": world, "device": str(device)}, sort_keys=False))
     # DDP: the towers are called separately, so rather than wrapping the module we average the
     # gradients ourselves after backward (same seed on every rank -> same initial weights).
-    core = model
 
     for epoch in range(start, cfg.epochs):
         g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
         torch.manual_seed(cfg.seed * 100_003 + epoch)  # id dropout draws: same on resume
         order = torch.from_numpy(keep)[torch.randperm(len(keep), generator=g)][rank::world]
-        core.train()
+        model.train()
         t0, loss_sum = time.perf_counter(), 0.0
         bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not main, leave=False, mininterval=5)
         for i in bar:
@@ -150,15 +149,15 @@ def train_two_tower(cfg: RecTrainConfig, data: RecData | None = None,
             pos = t(ex.item_row[idx.numpy()])
             neg = torch.randint(0, n_items, (M,), generator=g).to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                u = core.user_tower(t(ex.user[idx.numpy()]), t(ex.features[idx.numpy()]), t(ex.history[idx.numpy()]))
+                u = model.user_tower(t(ex.user[idx.numpy()]), t(ex.features[idx.numpy()]), t(ex.history[idx.numpy()]))
                 v = item_vecs(torch.cat([pos, neg]))
                 loss = sampled_softmax_loss(u.float(), v[:B].float(), pos, log_q[pos], v[B:].float(), neg, log_q[neg],
-                                            core.temperature)
+                                            model.temperature)
             for o in opts:
                 o.zero_grad(set_to_none=True)
             loss.backward()
             if ddp:
-                for p in core.parameters():
+                for p in model.parameters():
                     if p.grad is not None:
                         dist.all_reduce(p.grad)
                         p.grad /= world
@@ -170,19 +169,20 @@ def train_two_tower(cfg: RecTrainConfig, data: RecData | None = None,
                                 pairs_s=f"{(i + 1) * B * world / (time.perf_counter() - t0):.0f}")
         train_s = time.perf_counter() - t0
         if main:
-            m = evaluate_ranking(two_tower_scores(core, data, data.valid, device=device), data.valid, data, ks=(10, 20))
+            scores = two_tower_scores(model, data, data.valid, device=device)
+            m = evaluate_ranking(scores, data.valid, data, ks=(10, 20))
             rec = {"epoch": epoch + 1, "loss": loss_sum / steps, "valid_ndcg@10": m["ndcg@10"],
                    "valid_recall@20": m["recall@20"], "pairs_per_s": steps * B * world / train_s, "epoch_s": train_s}
             history.append(rec)
             log.info("epoch %d: loss %.4f valid NDCG@10 %.4f Recall@20 %.4f (%.0f pairs/s)", epoch + 1, rec["loss"],
                      m["ndcg@10"], m["recall@20"], rec["pairs_per_s"])
-            state = {"model_config": core.cfg.to_dict(), "feature_spec": data.spec.to_json()}
+            state = {"model_config": model.cfg.to_dict(), "feature_spec": data.spec.to_json()}
             if m["ndcg@10"] > best:
                 best, bad = m["ndcg@10"], 0
-                save_checkpoint(run / "best.pt", model=core.state_dict(), epoch=epoch, valid=m, **state)
+                save_checkpoint(run / "best.pt", model=model.state_dict(), epoch=epoch, valid=m, **state)
             else:
                 bad += 1
-            save_checkpoint(run / "last.pt", model=core.state_dict(), optimizers=[o.state_dict() for o in opts],
+            save_checkpoint(run / "last.pt", model=model.state_dict(), optimizers=[o.state_dict() for o in opts],
                             epoch=epoch, best=best, bad=bad, history=history, **state)
             (run / "history.yaml").write_text(yaml.safe_dump(history, sort_keys=False))
             if on_epoch_end is not None:
