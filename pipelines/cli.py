@@ -24,6 +24,8 @@ bundle_app = typer.Typer(help="Artifact bundles: list, verify, promote, roll bac
 app.add_typer(bundle_app, name="bundle")
 recsys_app = typer.Typer(help="Two-tower recommender: train, evaluate (with baselines), export.", no_args_is_help=True)
 app.add_typer(recsys_app, name="recsys")
+index_app = typer.Typer(help="FAISS indexes: build and tune.", no_args_is_help=True)
+app.add_typer(index_app, name="index")
 console = Console(stderr=True, width=160)
 log = logging.getLogger("vitrine")
 
@@ -369,6 +371,75 @@ def recsys_export(
     console.print(f"exported; max |onnx - torch| {r['max_abs_diff']:.2e}; item vectors {r['item_vectors']}")
 
 
+@recsys_app.command("ranker")
+def recsys_ranker(
+    checkpoint: Annotated[Path, typer.Option(help="Two-tower checkpoint (RUN/best.pt) whose candidates to rank.")],
+    data: DataDir = Path("data/fashion-shop"),
+    split: Split = "temporal-user",
+    image_vectors: Annotated[Path | None, typer.Option(help="The image vectors the model was trained with.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Default: CHECKPOINT_DIR/ranker.")] = None,
+    candidates: int = 200,
+    valid_users: Annotated[int, typer.Option(help="Validation-period users to learn from.")] = 20_000,
+) -> None:
+    """Train the DCN-v2 ranker on validation-period lists, report its NDCG@10 lift over the tower's order
+    on the test period (same candidates), export ranker.onnx with a parity check."""
+    from recsys.data import load_rec_data
+    from recsys.ranker import RankerTrainConfig, evaluate_lift, export_ranker, period_stats, train_ranker
+    from recsys.train import load_two_tower
+    from vision.runtime import ParityError
+
+    out = out or checkpoint.parent / "ranker"
+    d = load_rec_data(data, split=split, image_vectors=image_vectors, max_eval_users=valid_users)
+    tt, _, _ = load_two_tower(checkpoint)
+    try:
+        ranker, info = train_ranker(RankerTrainConfig(candidates=candidates), tt, d,
+                                    period_stats(d, data, split, ("train",)), out)
+        lift = evaluate_lift(ranker, tt, d, period_stats(d, data, split, ("train", "valid")), candidates)
+        diff = export_ranker(ranker, out / "ranker.onnx")
+    except (ValueError, ParityError) as e:
+        raise _fail(str(e)) from e
+    (out / "lift.json").write_text(json.dumps(lift | {"train": info, "onnx_parity": diff}, indent=2) + "\n")
+    console.print(f"test NDCG@10 on the same {candidates} candidates: tower {lift['tower']['ndcg@10']:.4f} -> "
+                  f"ranker {lift['ranker']['ndcg@10']:.4f} (x{lift['ndcg@10_lift']:.3f}); {out / 'ranker.onnx'} "
+                  f"parity {diff:.1e}")
+
+
+# ----------------------------------------------------------------------------- index
+
+
+@index_app.command("build")
+def index_build(
+    vectors: Annotated[Path, typer.Option(help="(N, D) float32 .npy of unit vectors (item or image vectors).")],
+    out: Annotated[Path, typer.Option(help="index file to write; its settings go to OUT.json.")] = Path("index.faiss"),
+    queries: Annotated[Path | None, typer.Option(help="(Q, D) .npy of tuning queries (e.g. user vectors); "
+                                                      "default: 500 of the vectors.")] = None,
+    target_recall: float = 0.95,
+    k: int = 100,
+    kind: Annotated[str, typer.Option(help="auto | flat | ivf | ivfpq")] = "auto",
+) -> None:
+    """Build the inner-product index (kind by size), tune nprobe to the recall@k target against exact search."""
+    import numpy as np
+
+    from pipelines.assemble import build_index
+
+    try:
+        x = np.load(vectors).astype(np.float32)
+        if x.ndim != 2 or not len(x):
+            raise ValueError(f"{vectors}: expected a non-empty (N, D) array, got shape {x.shape}")
+        q = np.load(queries).astype(np.float32) if queries else x[np.random.default_rng(0).choice(
+            len(x), min(500, len(x)), replace=False)]
+        if q.ndim != 2 or q.shape[1] != x.shape[1]:
+            raise ValueError(f"queries have shape {q.shape}, vectors {x.shape}: dimensions differ")
+        vi = build_index(x, q, target_recall=target_recall, k=k, kind=kind)
+    except (ValueError, OSError) as e:
+        raise _fail(str(e)) from e
+    vi.save(out)
+    out.with_name(out.name + ".json").write_text(json.dumps(vi.info.to_dict(), indent=2) + "\n")
+    i = vi.info
+    console.print(f"{out}: {i.kind} over {i.n:,} x {i.dim}, nlist {i.nlist}, nprobe {i.nprobe}; recall@{i.k} "
+                  f"{i.recall_at_k:.3f} (target {i.target_recall}); {i.qps_single:.0f} single-query QPS")
+
+
 # ----------------------------------------------------------------------------- bundle
 
 Artifacts = Annotated[Path, typer.Option(help="Artifacts directory (holds bundles/ and CURRENT).")]
@@ -387,6 +458,39 @@ def bundle_list(artifacts: Artifacts = Path("artifacts")) -> None:
         except BundleError as e:
             state = f"INVALID: {e}"
         console.print(f"{'*' if v == cur else ' '} {v}  {state}")
+
+
+@bundle_app.command("build")
+def bundle_build(
+    towers: Annotated[Path, typer.Option(help="`recsys export` directory (towers, item vectors, features.json).")],
+    ranker: Annotated[Path, typer.Option(help="ranker.onnx from `recsys ranker`.")],
+    image_model: Annotated[Path, typer.Option(help="image_model.onnx from `vision export`.")],
+    image_vectors: Annotated[Path, typer.Option(help="image_vectors.npy from `vision embed`.")],
+    data: DataDir = Path("data/fashion-shop"),
+    artifacts: Artifacts = Path("artifacts"),
+    promote_it: Annotated[bool, typer.Option("--promote/--no-promote", help="Point CURRENT at it.")] = True,
+    target_recall: float = 0.95,
+) -> None:
+    """Assemble a bundle from trained artifacts: catalog, user states, item stats, tuned indexes, models."""
+    from pipelines.assemble import TrainedModels, assemble_bundle
+    from serving.bundle import BundleError, promote
+
+    def read(p: Path) -> dict:
+        return json.loads(p.read_text()) if p.is_file() else {}
+
+    metrics = {"ranker": read(ranker.parent / "lift.json"), "two_tower": read(towers.parent / "test_metrics.json"),
+               "vision": read(image_model.parent / "eval" / "metrics.json")}
+    models = TrainedModels(towers, ranker, image_model, image_vectors, metrics, configs={})
+    for p in (towers / "features.json", ranker, image_model, image_vectors):
+        if not p.is_file():
+            raise _fail(f"{p}: no such file")
+    try:
+        path = assemble_bundle(artifacts, data, models, target_recall=target_recall)
+        if promote_it:
+            promote(artifacts, path.name)
+    except (BundleError, ValueError) as e:
+        raise _fail(str(e)) from e
+    console.print(f"bundle {path}{' (CURRENT)' if promote_it else ''}")
 
 
 @bundle_app.command("verify")

@@ -92,3 +92,41 @@ def build_tiny_shop(out: Path, fm, *, n_items: int = 400, n_users: int = 120, da
 @pytest.fixture(scope="session")
 def tiny_shop(fake_fmnist, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_shop(tmp_path_factory.mktemp("tiny_shop"), fake_fmnist)
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tiny_shop: Path, tmp_path_factory: pytest.TempPathFactory):
+    """Every model trained for a few seconds on the tiny shop and exported, as the nightly job would."""
+    from pipelines.assemble import TrainedModels
+    from pipelines.splits import split_events, write_splits
+    from pipelines.tables import read_table
+    from recsys.data import load_rec_data
+    from recsys.export import export_towers
+    from recsys.ranker import RankerTrainConfig, evaluate_lift, export_ranker, period_stats, train_ranker
+    from recsys.train import RecTrainConfig, load_two_tower, train_two_tower
+    from vision.embed import embed_catalog
+    from vision.export import export_image_model
+    from vision.train import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("tiny_models")
+    if not (tiny_shop / "splits" / "temporal-user" / "test.parquet").is_file():
+        write_splits(split_events(read_table(tiny_shop / "events.parquet"), "temporal-user"),
+                     tiny_shop / "splits" / "temporal-user")
+    best = train(TrainConfig(data_dir=str(tiny_shop), run_dir=str(root / "vision"), model="resnet_fm_tiny", epochs=1,
+                             batch_size=32, lr=1.0, device="cpu"))
+    embed_catalog(best, tiny_shop, root / "vision" / "embed")
+    export_image_model(best, root / "vision" / "image_model.onnx")
+    img = root / "vision" / "embed" / "image_vectors.npy"
+    data = load_rec_data(tiny_shop, image_vectors=img)
+    cfg = RecTrainConfig(data_dir=str(tiny_shop), run_dir=str(root / "tt"), image_vectors=str(img), epochs=2,
+                         batch_size=128, n_negatives=64, emb_dim=16, hidden=32, out_dim=16, eval_users=None,
+                         device="cpu")
+    tt, _, _ = load_two_tower(train_two_tower(cfg, data))
+    export_towers(tt, data, root / "tt" / "export")
+    ranker, info = train_ranker(RankerTrainConfig(candidates=50, epochs=2, device="cpu"), tt, data,
+                                period_stats(data, tiny_shop, "temporal-user", ("train",)), root / "ranker")
+    lift = evaluate_lift(ranker, tt, data, period_stats(data, tiny_shop, "temporal-user", ("train", "valid")), 50)
+    export_ranker(ranker, root / "ranker" / "ranker.onnx")
+    return TrainedModels(towers_dir=root / "tt" / "export", ranker=root / "ranker" / "ranker.onnx",
+                         image_model=root / "vision" / "image_model.onnx", image_vectors=img,
+                         metrics={"ranker": lift}, configs={"ranker": info})

@@ -23,8 +23,8 @@ def data() -> tuple[np.ndarray, np.ndarray]:
 
 def test_flat_search_equals_numpy_inner_product_ranking(data) -> None:
     x, q = data
-    index, info = ix.build(x[:5000], "flat")
-    D, I = ix.search(index, info, q[:20], 10)
+    vi = ix.VectorIndex.build(x[:5000], "flat")
+    D, I = vi.search(q[:20], 10)
     want = np.argsort(-(q[:20] @ x[:5000].T), axis=1, kind="stable")[:, :10]
     np.testing.assert_array_equal(I, want)
     np.testing.assert_allclose(D, np.take_along_axis(q[:20] @ x[:5000].T, want, 1), rtol=1e-5)
@@ -39,11 +39,11 @@ def test_kind_follows_catalog_size() -> None:
 
 def test_tuned_ivf_reaches_the_recall_target_on_new_queries(data) -> None:
     x, q = data
-    index, info = ix.build(x, "ivf", nlist=64)
-    info = ix.tune_nprobe(index, info, x, q[:150], target_recall=0.95, k=50)
+    vi = ix.VectorIndex.build(x, "ivf", nlist=64)
+    info = vi.tune(q[:150], target_recall=0.95, k=50)
     assert info.recall_at_k >= 0.95 and 1 <= info.nprobe <= 64
     _, truth = ix.exact_search(x, q[150:], 50)
-    _, got = ix.search(index, info, q[150:], 50)
+    _, got = vi.search(q[150:], 50)
     assert ix.recall_at_k(got, truth) >= 0.9  # held-out queries, same parameters
 
 
@@ -52,10 +52,9 @@ def test_filtered_search_returns_k_allowed_items_matching_exact(data, kind: str)
     x, q = data
     rng = np.random.default_rng(3)
     allowed = rng.random(len(x)) < 0.3  # e.g. in stock and in the requested categories
-    index, info = ix.build(x, kind, nlist=64)
-    if kind == "ivf":
-        info = ix.tune_nprobe(index, info, x, q[:100], target_recall=0.95, k=20)
-    D, I = ix.search(index, info, q[100:160], 20, allowed=allowed, vectors=x)
+    vi = ix.VectorIndex.build(x, kind, nlist=64)
+    vi.tune(q[:100], target_recall=0.95, k=20)
+    D, I = vi.search(q[100:160], 20, allowed=allowed)
     assert (I >= 0).all() and allowed[I].all() and I.shape == (60, 20)
     ids = np.flatnonzero(allowed)
     _, t = ix.exact_search(x[ids], q[100:160], 20)
@@ -66,25 +65,33 @@ def test_filtered_search_returns_k_allowed_items_matching_exact(data, kind: str)
 
 def test_tight_filter_is_refilled_to_every_allowed_item(data) -> None:
     x, q = data
-    index, info = ix.build(x, "ivf", nlist=64)
-    info.nprobe = 1
+    vi = ix.VectorIndex.build(x, "ivf", nlist=64)
+    vi.info.nprobe = 1
     allowed = np.zeros(len(x), bool)
     allowed[np.random.default_rng(4).choice(len(x), 30, replace=False)] = True
-    _, I = ix.search(index, info, q[:5], 50, allowed=allowed, vectors=x)
+    _, I = vi.search(q[:5], 50, allowed=allowed)
     for row in I:
         assert sorted(row[row >= 0]) == sorted(np.flatnonzero(allowed))
 
 
-def test_add_and_remove_without_rebuild(data) -> None:
+@pytest.mark.parametrize("kind", ["flat", "ivf", "ivfpq"])
+def test_add_hide_and_remove_without_rebuild(data, tmp_path, kind: str) -> None:
     x, q = data
-    for kind in ("flat", "ivf"):
-        index, info = ix.build(x, kind, nlist=64)
-        info.nprobe = 64
-        new = q[:1] / np.linalg.norm(q[:1])
-        ix.add_items(index, new, np.array([len(x)]))
-        assert ix.search(index, info, q[:1], 1)[1][0, 0] == len(x)  # its own vector is the best match
-        assert ix.remove_items(index, np.array([len(x)])) == 1
-        assert ix.search(index, info, q[:1], 1)[1][0, 0] != len(x)
+    vi = ix.VectorIndex.build(x, kind, nlist=64)
+    vi.info.nprobe = 64
+    assert vi.remove(np.arange(10)) == 10  # a removal first: later ids must not collide
+    new = q[:1] / np.linalg.norm(q[:1])
+    assert vi.add(new).tolist() == [len(x)]
+    assert vi.search(q[:1], 1)[1][0, 0] == len(x)  # its own vector is the best match
+    hidden = np.ones(len(x) + 1, bool)
+    hidden[len(x)] = False  # out of stock: filtered, still in the index
+    assert vi.search(q[:1], 5, allowed=hidden)[1][0].tolist().count(len(x)) == 0
+    vi.save(tmp_path / "index.faiss")
+    again = ix.VectorIndex.load(tmp_path / "index.faiss", vi.info.to_dict(), vi.vectors)
+    assert again.search(q[:1], 1)[1][0, 0] == len(x)
+    assert vi.remove(np.array([len(x)])) == 1
+    _, I = vi.search(q[:1], 10)
+    assert len(x) not in I[0] and (I[0] >= 10).all()
 
 
 def test_serving_index_is_torch_free() -> None:

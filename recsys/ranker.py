@@ -1,0 +1,283 @@
+"""Second-stage ranker: a DCN-v2 cross network over the two-tower's candidates.
+
+Protocol (the nightly job's view of time): the two-tower, trained on the training period,
+retrieves C candidates for every user of the *validation* period from their training history;
+the ranker learns to order those lists against what the users did next (listwise softmax, hard
+negatives = the tower's own candidates). It is then judged on the *test* period: candidates from
+train + validation history, features as of the end of validation, NDCG@10 of the ranker's order vs
+the tower's order of the very same candidates.
+
+Why DCN-v2 (docs/models.md): the useful signals are interactions — "category share × tower score",
+"price gap × category" — that explicit cross layers x_{l+1} = x0 ⊙ (W x_l + b) + x_l express in
+a few thousand parameters, next to a small MLP; DLRM's pairwise dot products would only cross
+the embedding fields, not the dense ones.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+from torch import nn
+
+from recsys.data import EvalUsers, RecData
+from recsys.evaluate import item_vectors, user_vectors
+from recsys.metrics import ranking_metrics
+from recsys.model import TwoTower
+from recsys.rank_features import DENSE, ItemStats, rank_features
+from vision.runtime import export_onnx, parity, pick_device, save_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RankerConfig:
+    n_dense: int = len(DENSE)
+    vec_dim: int = 64
+    n_categories: int = 16
+    cat_dim: int = 8
+    cross_layers: int = 2
+    hidden: tuple[int, ...] = (256, 128)
+    dropout: float = 0.1
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"hidden": list(self.hidden)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RankerConfig:
+        return cls(**(d | {"hidden": tuple(d["hidden"])}))
+
+
+class DCNRanker(nn.Module):
+    """logit = tower-score skip + head([cross(x0), deep(x0)]), x0 = [dense, u, v, u ⊙ v, category]."""
+
+    def __init__(self, cfg: RankerConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.register_buffer("mu", torch.zeros(cfg.n_dense))  # dense standardisation, set from training lists
+        self.register_buffer("sigma", torch.ones(cfg.n_dense))
+        self.category = nn.Embedding(cfg.n_categories, cfg.cat_dim)
+        d0 = cfg.n_dense + 3 * cfg.vec_dim + cfg.cat_dim
+        self.cross = nn.ModuleList(nn.Linear(d0, d0) for _ in range(cfg.cross_layers))
+        layers, din = [], d0
+        for h in cfg.hidden:
+            layers += [nn.Linear(din, h), nn.ReLU(), nn.Dropout(cfg.dropout)]
+            din = h
+        self.deep = nn.Sequential(*layers)
+        self.head = nn.Linear(d0 + din, 1)
+        nn.init.zeros_(self.head.weight)  # start exactly at the tower's order, learn corrections
+        nn.init.zeros_(self.head.bias)
+        self.skip = nn.Parameter(torch.ones(()))  # weight of the standardised tower score
+
+    def forward(self, dense: torch.Tensor, user_vec: torch.Tensor, item_vec: torch.Tensor,
+                category: torch.Tensor) -> torch.Tensor:
+        z = (dense - self.mu) / self.sigma  # (B, F)
+        x0 = torch.cat([z, user_vec, item_vec, user_vec * item_vec, self.category(category)], -1)  # (B, d0)
+        x = x0
+        for lin in self.cross:
+            x = x0 * lin(x) + x
+        return self.skip * z[:, 0] + self.head(torch.cat([x, self.deep(x0)], -1)).squeeze(-1)  # (B,)
+
+
+@dataclass
+class Lists:
+    """C candidates per user in tower order, their features and labels."""
+
+    user_vec: np.ndarray  # (U, D)
+    cand: np.ndarray  # (U, C) catalog rows
+    dense: np.ndarray  # (U, C, F)
+    label: np.ndarray  # (U, C) bool: candidate is relevant
+    relevant: list[np.ndarray]  # all relevant rows (NDCG over the full set, not just the retrieved)
+
+
+def retrieve(U: np.ndarray, V: np.ndarray, exclude: list[np.ndarray], C: int, chunk: int = 2048
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-C rows and scores per user with seen items masked: (U, C), (U, C)."""
+    rows, scores = [], []
+    Vt = torch.from_numpy(V)
+    for s in range(0, len(U), chunk):
+        sc = torch.from_numpy(U[s : s + chunk]) @ Vt.T  # (b, I)
+        for j, ex in enumerate(exclude[s : s + chunk]):
+            if len(ex):
+                sc[j, torch.as_tensor(ex)] = float("-inf")
+        top = torch.topk(sc, min(C, sc.shape[1]), dim=1)
+        rows.append(top.indices.numpy())
+        scores.append(top.values.numpy())
+    return np.concatenate(rows), np.concatenate(scores)
+
+
+def recent_rows(eu: EvalUsers) -> list[np.ndarray]:
+    """History window as catalog rows, most recent first (vocabulary index - 2; padding/OOV dropped)."""
+    return [h[h >= 2] - 2 for h in eu.history]
+
+
+def build_lists(model: TwoTower, data: RecData, eu: EvalUsers, stats: ItemStats, C: int = 200) -> Lists:
+    V = item_vectors(model, data)  # (I, D)
+    Uv = user_vectors(model, eu)  # (U, D)
+    cand, score = retrieve(Uv, V, eu.exclude, C)
+    dense = rank_features(stats, eu.exclude, recent_rows(eu), cand, score, data.spec.category_vocab.size)
+    label = np.stack([np.isin(c, r) for c, r in zip(cand, eu.relevant, strict=True)]) if len(cand) else \
+        np.zeros(cand.shape, bool)
+    return Lists(Uv, cand, dense, label, eu.relevant)
+
+
+def period_stats(data: RecData, data_dir: Path, split: str, periods: tuple[str, ...]) -> ItemStats:
+    """Item statistics from the events of the given split periods (what was known at that time)."""
+    ev = pd.concat([pd.read_parquet(data_dir / "splits" / split / f"{p}.parquet", columns=["item_id", "ts"])
+                    for p in periods])
+    rows = data.spec.item_vocab.encode(ev["item_id"]) - 2
+    return ItemStats.compute(data.items, data.item_inputs["category"], ev, rows, data.image)
+
+
+@dataclass
+class RankerTrainConfig:
+    candidates: int = 200
+    epochs: int = 8
+    patience: int = 2
+    users_per_batch: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    holdout_share: float = 0.1  # validation-period users kept for early stopping
+    seed: int = 0
+    device: str = "auto"
+    model: dict = field(default_factory=dict)  # RankerConfig overrides
+
+
+def _tensors(lists: Lists, vecs: np.ndarray, cats: np.ndarray, users: np.ndarray, device) -> tuple:
+    B, C = len(users), lists.cand.shape[1]
+    rows = lists.cand[users].reshape(-1)
+    t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
+    dense = t(lists.dense[users].reshape(B * C, -1))
+    u = t(np.repeat(lists.user_vec[users], C, axis=0))
+    return dense, u, t(vecs[rows]), t(cats[rows])
+
+
+@torch.no_grad()
+def rerank(model: DCNRanker, lists: Lists, vecs: np.ndarray, cats: np.ndarray, batch_users: int = 256) -> np.ndarray:
+    """(U, C) candidate rows in the ranker's order."""
+    model.eval()
+    out = []
+    for s in range(0, len(lists.cand), batch_users):
+        users = np.arange(s, min(s + batch_users, len(lists.cand)))
+        logits = model(*_tensors(lists, vecs, cats, users, "cpu")).view(len(users), -1).numpy()
+        order = np.argsort(-logits, axis=1, kind="stable")
+        out.append(np.take_along_axis(lists.cand[users], order, 1))
+    return np.concatenate(out)
+
+
+def ndcg10(topk: np.ndarray, relevant: list[np.ndarray]) -> float:
+    return ranking_metrics(topk, relevant, (10,))["ndcg@10"]
+
+
+def train_ranker(cfg: RankerTrainConfig, model_tt: TwoTower, data: RecData, train_stats: ItemStats,
+                 run_dir: Path) -> tuple[DCNRanker, dict]:
+    """Fit on the validation period's lists; keeps the epoch with the best held-out NDCG@10."""
+    device = pick_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    lists = build_lists(model_tt, data, data.valid, train_stats, cfg.candidates)
+    vecs = item_vectors(model_tt, data)
+    cats = data.item_inputs["category"]
+    rng = np.random.default_rng(cfg.seed)
+    users = rng.permutation(len(lists.cand))
+    n_hold = max(1, int(len(users) * cfg.holdout_share))
+    hold, fit = np.sort(users[:n_hold]), users[n_hold:]
+    fit = fit[lists.label[fit].any(1)]  # a list with no positive teaches a listwise loss nothing
+    if len(fit) == 0:
+        raise ValueError("no validation user has a relevant item among the candidates: nothing to train on")
+    mcfg = RankerConfig(**({"vec_dim": vecs.shape[1], "n_categories": data.spec.category_vocab.size} | cfg.model))
+    model = DCNRanker(mcfg).to(device)
+    flat = lists.dense[fit].reshape(-1, mcfg.n_dense)
+    model.mu.copy_(torch.from_numpy(flat.mean(0)))
+    sd = flat.std(0)
+    model.sigma.copy_(torch.from_numpy(np.where(sd > 1e-6, sd, 1.0)))  # a constant feature (no prices) stays 0
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    hold_lists = Lists(lists.user_vec[hold], lists.cand[hold], lists.dense[hold], lists.label[hold],
+                       [lists.relevant[i] for i in hold])
+    base = ndcg10(hold_lists.cand, hold_lists.relevant)
+    best = ndcg10(rerank(model.cpu(), hold_lists, vecs, cats), hold_lists.relevant)  # = base: head starts at 0
+    bad, history, best_state = 0, [], None
+    model.to(device)
+    log.info("ranker: %d training lists, %d held-out users, tower-order held-out NDCG@10 %.4f", len(fit), n_hold, base)
+    for epoch in range(cfg.epochs):
+        model.train()
+        order = rng.permutation(fit)
+        loss_sum, t1 = 0.0, time.perf_counter()
+        for s in range(0, len(order), cfg.users_per_batch):
+            users = order[s : s + cfg.users_per_batch]
+            logits = model(*_tensors(lists, vecs, cats, users, device)).view(len(users), -1)  # (B, C)
+            y = torch.from_numpy(lists.label[users]).float().to(device)
+            target = y / y.sum(1, keepdim=True)  # every positive equally likely
+            loss = -(target * torch.log_softmax(logits, 1)).sum(1).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.item() * len(users)
+        score = ndcg10(rerank(model.cpu(), hold_lists, vecs, cats), hold_lists.relevant)
+        model.to(device)
+        history.append({"epoch": epoch + 1, "loss": loss_sum / len(order), "holdout_ndcg@10": score,
+                        "epoch_s": time.perf_counter() - t1})
+        log.info("ranker epoch %d: loss %.4f held-out NDCG@10 %.4f (tower order %.4f)", epoch + 1,
+                 history[-1]["loss"], score, base)
+        if score > best:
+            best, bad, best_state = score, 0, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        else:
+            bad += 1
+            if bad >= cfg.patience:
+                break
+    model = model.cpu()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    info = {"holdout_tower_ndcg@10": base, "holdout_ranker_ndcg@10": best, "history": history,
+            "train_lists": int(len(fit)), "train_s": time.perf_counter() - t0}
+    save_checkpoint(run_dir / "ranker.pt", model=model.state_dict(), model_config=mcfg.to_dict(), info=info)
+    (run_dir / "ranker.yaml").write_text(yaml.safe_dump({"train": asdict(cfg), "model": mcfg.to_dict(), "info": info},
+                                                        sort_keys=False))
+    return model, info
+
+
+def load_ranker(path: Path) -> DCNRanker:
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    model = DCNRanker(RankerConfig.from_dict(ck["model_config"]))
+    model.load_state_dict(ck["model"])
+    return model.eval()
+
+
+def evaluate_lift(model: DCNRanker, model_tt: TwoTower, data: RecData, test_stats: ItemStats, C: int = 200) -> dict:
+    """Test period: NDCG@10 etc. of the tower's order vs the ranker's order of the same C candidates."""
+    lists = build_lists(model_tt, data, data.test, test_stats, C)
+    ranked = rerank(model, lists, item_vectors(model_tt, data), data.item_inputs["category"])
+    ks = (10, 20)
+    tower, ranker = ranking_metrics(lists.cand, lists.relevant, ks), ranking_metrics(ranked, lists.relevant, ks)
+    return {"users": len(lists.cand), "candidates": C, f"candidate_recall@{C}": ranking_metrics(
+        lists.cand, lists.relevant, (C,))[f"recall@{C}"], "tower": tower, "ranker": ranker,
+        "ndcg@10_lift": ranker["ndcg@10"] / max(tower["ndcg@10"], 1e-12)}
+
+
+def export_ranker(model: DCNRanker, path: Path, seed: int = 0) -> float:
+    """ranker.onnx: dense (B, F), user_vec (B, D), item_vec (B, D), category (B,) -> score (B,); returns parity."""
+    model = model.eval()
+    c = model.cfg
+    rng = np.random.default_rng(seed)
+
+    def inputs(b: int) -> dict[str, np.ndarray]:
+        z = rng.standard_normal((b, c.n_dense)).astype(np.float32)  # in the range training saw
+        return {"dense": z * model.sigma.numpy() + model.mu.numpy(),
+                "user_vec": rng.standard_normal((b, c.vec_dim)).astype(np.float32),
+                "item_vec": rng.standard_normal((b, c.vec_dim)).astype(np.float32),
+                "category": rng.integers(0, c.n_categories, b).astype(np.int64)}
+
+    ex = inputs(2)
+    export_onnx(model, tuple(torch.from_numpy(v) for v in ex.values()), path, input_names=list(ex),
+                output_names=["score"], metadata={"model_config": json.dumps(c.to_dict()), "dense": json.dumps(DENSE)})
+    diff = max(parity(path, model, inputs(b)) for b in (1, 7, 200))
+    log.info("exported %s: max |onnx - torch| = %.2e", path, diff)
+    return diff
