@@ -1,0 +1,54 @@
+"""The FastAPI application: ``create_app()`` builds it; the bundle is loaded in ``lifespan``.
+
+    uvicorn --factory serving.app:create_app        (or `vitrine serve --artifacts DIR`)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from serving.deps import ServiceState
+from serving.metrics import MetricsMiddleware
+from serving.reload import reload_current, watch_current
+from serving.routers import admin, health, images, items, recommendations
+from serving.settings import ServingSettings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: ServingSettings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    state = ServiceState(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        ok, detail = await run_in_threadpool(reload_current, state)
+        if not ok:  # keep running: /readyz says why, /admin/reload or a new CURRENT can fix it
+            log.error("started without a bundle: %s", detail)
+        stop = threading.Event()
+        watcher = None
+        if settings.watch_interval_s > 0:
+            watcher = threading.Thread(target=watch_current, args=(state, stop), daemon=True, name="watch-current")
+            watcher.start()
+        yield
+        stop.set()
+
+    app = FastAPI(title="Vitrine", version="1", lifespan=lifespan,
+                  description="Recommendations, similar items and search by photo over a versioned model bundle.")
+    app.state.service = state
+    app.add_middleware(MetricsMiddleware)
+    for r in (recommendations.router, items.router, images.router, admin.router, health.router):
+        app.include_router(r)
+
+    @app.exception_handler(ValueError)
+    async def _value_error(request: Request, exc: ValueError) -> JSONResponse:  # a bad input we missed: 422, not 500
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse(status_code=422, content={"detail": str(exc)})
+
+    return app

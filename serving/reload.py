@@ -1,0 +1,75 @@
+"""Loading a bundle for service: verify, load, replay live changes, smoke-test, then swap."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import numpy as np
+
+from serving.bundle import BundleError, current_version
+from serving.deps import ServiceState
+from serving.live import ChangeLog, replay
+from serving.metrics import BUNDLE, INDEX_SIZE, RELOADS
+from serving.recommend import recommend
+from serving.runtime import LoadedBundle, load_current
+from serving.schemas import RecommendationRequest
+
+log = logging.getLogger(__name__)
+
+
+def smoke(b: LoadedBundle) -> None:
+    """One model-path recommendation for a known user with history and one popular answer; raises on failure."""
+    users = [u for u, i in b.user_row.items() if len(b.user_history[i])]
+    if users:
+        r = recommend(b, RecommendationRequest(user_id=users[0], k=5, in_stock_only=False), b.settings.candidates)
+        if r.fallback is not None or not r.items:
+            raise BundleError(f"smoke query for user {users[0]} returned no model answer")
+        if not all(np.isfinite(i.score) for i in r.items):
+            raise BundleError("smoke query produced non-finite scores")
+    if not recommend(b, RecommendationRequest(k=5, in_stock_only=False), b.settings.candidates).items:
+        raise BundleError("smoke query for popular items returned nothing")
+
+
+def load_for_service(state: ServiceState) -> LoadedBundle:
+    b = load_current(state.settings)
+    replay(b, ChangeLog(state.settings.artifacts_dir, b.version))
+    smoke(b)
+    return b
+
+
+def install(state: ServiceState, b: LoadedBundle) -> None:
+    state.bundle, state.last_error = b, None  # one reference assignment: requests see old or new, never half
+    BUNDLE.info({"version": b.version, "created_at": str(b.manifest.get("created_at"))})
+    INDEX_SIZE.labels("items").set(b.items_index.n_live)
+    INDEX_SIZE.labels("images").set(b.image_index.n_live)
+
+
+def reload_current(state: ServiceState) -> tuple[bool, str]:
+    """Load what CURRENT names (if it differs from what is served) and swap it in. (ok, detail)."""
+    with state.reload_lock:
+        want = current_version(state.settings.artifacts_dir)
+        if state.bundle is not None and want == state.bundle.version:
+            return True, f"already serving {want}"
+        try:
+            b = load_for_service(state)
+        except (BundleError, OSError, ValueError, KeyError, RuntimeError) as e:
+            RELOADS.labels("refused").inc()
+            state.last_error = f"bundle {want} refused: {e}"
+            log.error("%s; still serving %s", state.last_error, state.bundle.version if state.bundle else None)
+            return False, state.last_error
+        old = state.bundle.version if state.bundle else None
+        install(state, b)
+        RELOADS.labels("ok").inc()
+        log.info("now serving %s (was %s)", b.version, old)
+        return True, f"swapped {old} -> {b.version}"
+
+
+def watch_current(state: ServiceState, stop: threading.Event) -> None:
+    """Background loop: reload whenever CURRENT names a different version."""
+    while not stop.wait(state.settings.watch_interval_s):
+        want = current_version(state.settings.artifacts_dir)
+        if want is not None and (state.bundle is None or want != state.bundle.version):
+            if state.last_error and want in state.last_error:
+                continue  # already refused this version; wait for a new one
+            reload_current(state)

@@ -1,0 +1,38 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from serving.deps import State
+from serving.schemas import Health
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=Health)
+def healthz() -> Health:
+    """The process is alive (says nothing about the bundle)."""
+    return Health(status="ok")
+
+
+@router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
+def readyz(state: State, response: Response) -> Health:
+    """A bundle is loaded and its smoke query passed at load time."""
+    b = state.bundle
+    if b is None:
+        response.status_code = 503
+        return Health(status=f"not ready: {state.last_error or 'loading'}")
+    return Health(status="ready", bundle_version=b.version, items=b.items_index.n_live)
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/v1/ping", include_in_schema=False)
+def ping() -> dict:
+    """A trivial JSON endpoint: the framework's ceiling in bench/serving_bench.py."""
+    return {"pong": True}

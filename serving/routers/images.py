@@ -1,0 +1,50 @@
+"""Search by photo: classify an upload, or find catalog items that look like it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, HTTPException, Query, UploadFile
+
+from serving.deps import Bundle, Settings
+from serving.recommend import RequestError, image_search
+from serving.schemas import CategoryProbability, ClassifyResponse, Filters, ImageSearchResponse
+from serving.uploads import read_upload
+from vision.preprocess import ImageError, preprocess
+
+router = APIRouter(prefix="/v1/images", tags=["images"])
+Upload = Annotated[UploadFile, File(description="A product photo (PNG/JPEG/WebP).")]
+
+
+def _classify(bundle, upload: UploadFile, settings):
+    data = read_upload(upload, settings)
+    try:
+        pixels = preprocess(data, bundle.preprocess_spec)
+    except ImageError as e:
+        raise HTTPException(422, str(e)) from e
+    return bundle.classify(pixels)
+
+
+@router.post("/classify", response_model=ClassifyResponse)
+def classify(image: Upload, bundle: Bundle, settings: Settings) -> ClassifyResponse:
+    """Category probabilities (temperature-calibrated) from the image model."""
+    probs, _ = _classify(bundle, image, settings)
+    order = probs.argsort()[::-1]
+    return ClassifyResponse(predicted=bundle.class_names[order[0]], bundle_version=bundle.version,
+                            probabilities=[CategoryProbability(category=bundle.class_names[i],
+                                                               probability=float(probs[i])) for i in order])
+
+
+@router.post("/search", response_model=ImageSearchResponse)
+def search(image: Upload, bundle: Bundle, settings: Settings, k: Annotated[int, Query(ge=1)] = 10,
+           categories: Annotated[list[str] | None, Query()] = None, in_stock_only: bool = True) -> ImageSearchResponse:
+    """Catalog items whose CNN embedding is closest to the uploaded photo's."""
+    if k > settings.max_k:
+        raise HTTPException(422, f"k={k} is above the limit {settings.max_k}")
+    probs, emb = _classify(bundle, image, settings)
+    try:
+        items = image_search(bundle, emb, k, Filters(categories=categories, in_stock_only=in_stock_only))
+    except RequestError as e:
+        raise HTTPException(422, str(e)) from e
+    return ImageSearchResponse(predicted=bundle.class_names[int(probs.argmax())], items=items,
+                               bundle_version=bundle.version)

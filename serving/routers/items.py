@@ -1,0 +1,120 @@
+"""Items: read, similar items, product images, and the admin add / patch / hide."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile
+from fastapi.responses import FileResponse
+
+from serving.deps import Admin, Bundle, Settings, State
+from serving.live import ChangeLog, add_item
+from serving.metrics import INDEX_SIZE
+from serving.recommend import RequestError, items_out, similar
+from serving.schemas import Filters, ItemDetail, ItemPatch, SimilarResponse
+from serving.uploads import read_upload
+from vision.preprocess import ImageError, preprocess
+
+router = APIRouter(tags=["items"])
+
+
+def _row(bundle, item_id: str) -> int:
+    row = bundle.row_of.get(item_id)
+    if row is None:
+        raise HTTPException(404, f"unknown item {item_id!r}")
+    return row
+
+
+def _detail(bundle, row: int) -> ItemDetail:
+    base = items_out(bundle, [row])[0]
+    return ItemDetail(**base.model_dump(), created_at=bundle.created_at[row], live=row in bundle.live_rows,
+                      predicted_category=bundle.predicted.get(row))
+
+
+@router.get("/v1/items/{item_id}", response_model=ItemDetail)
+def get_item(item_id: str, bundle: Bundle) -> ItemDetail:
+    return _detail(bundle, _row(bundle, item_id))
+
+
+@router.get("/v1/items/{item_id}/similar", response_model=SimilarResponse)
+def similar_items(item_id: str, bundle: Bundle, settings: Settings,
+                  by: Literal["behaviour", "image"] = "behaviour",
+                  k: Annotated[int, Query(ge=1)] = 10,
+                  categories: Annotated[list[str] | None, Query()] = None,
+                  price_min: Annotated[float | None, Query(ge=0)] = None,
+                  price_max: Annotated[float | None, Query(ge=0)] = None,
+                  in_stock_only: bool = True) -> SimilarResponse:
+    """Neighbours by item-tower vector (bought/viewed together) or by CNN image embedding (looks alike)."""
+    if k > settings.max_k:
+        raise HTTPException(422, f"k={k} is above the limit {settings.max_k}")
+    row = _row(bundle, item_id)
+    if bundle.is_hidden(row):
+        raise HTTPException(404, f"item {item_id!r} is hidden")
+    try:
+        f = Filters(categories=categories, price_min=price_min, price_max=price_max, in_stock_only=in_stock_only)
+        items = similar(bundle, row, by, k, f)
+    except (RequestError, ValueError) as e:
+        raise HTTPException(422, str(e)) from e
+    return SimilarResponse(item_id=item_id, by=by, items=items, bundle_version=bundle.version)
+
+
+@router.get("/images/{item_id}", response_class=FileResponse, responses={200: {"content": {"image/png": {}}}})
+def image(item_id: str, bundle: Bundle) -> FileResponse:
+    row = _row(bundle, item_id)
+    rel = bundle.image_rel[row]
+    path = (bundle.image_root / rel) if rel else None
+    if path is None or not path.is_file():
+        raise HTTPException(404, f"item {item_id!r} has no image")
+    return FileResponse(path)
+
+
+@router.post("/v1/items", response_model=ItemDetail, status_code=201)
+def add(bundle: Bundle, state: State, settings: Settings, _: Admin,
+        item_id: Annotated[str, Form(min_length=1, max_length=200)],
+        title: Annotated[str, Form(max_length=500)],
+        price: Annotated[float, Form(ge=0)],
+        image: Annotated[UploadFile, File(description="Product photo (PNG/JPEG/WebP).")],
+        category: Annotated[str | None, Form(description="Omit to use the CNN's prediction.")] = None,
+        in_stock: Annotated[bool, Form()] = True) -> ItemDetail:
+    """Add a product: its photo is classified and embedded, the item tower embeds it from category,
+    price and image, and it goes into the live indexes (logged, so it survives a restart)."""
+    if item_id in bundle.row_of:
+        raise HTTPException(409, f"item {item_id!r} already exists")
+    if category is not None and category not in bundle.category_names:
+        raise HTTPException(422, f"unknown category {category!r}; known: {bundle.category_names}")
+    data = read_upload(image, settings)
+    try:
+        preprocess(data, bundle.preprocess_spec)  # refuse a bad image before anything is stored
+    except ImageError as e:
+        raise HTTPException(422, str(e)) from e
+    log = ChangeLog(settings.artifacts_dir, bundle.version)
+    path = log.save_image(item_id, data, Path(image.filename or "").suffix.lower()[:5] or ".img")
+    try:
+        row, _ = add_item(bundle, item_id, title, category, price, in_stock, path)
+    except ValueError as e:
+        raise HTTPException(409, str(e)) from e
+    log.append({"op": "add", "item_id": item_id, "title": title, "category": category, "price": price,
+                "in_stock": in_stock, "image_path": str(path)})
+    INDEX_SIZE.labels("items").set(bundle.items_index.n_live)
+    return _detail(bundle, row)
+
+
+@router.patch("/v1/items/{item_id}", response_model=ItemDetail)
+def patch(item_id: str, change: ItemPatch, bundle: Bundle, settings: Settings, _: Admin) -> ItemDetail:
+    """Stock and price changes, effective for the next request."""
+    row = _row(bundle, item_id)
+    bundle.patch_item(row, in_stock=change.in_stock, price=change.price)
+    ChangeLog(settings.artifacts_dir, bundle.version).append({"op": "patch", "item_id": item_id,
+                                                              **change.model_dump(exclude_none=True)})
+    return _detail(bundle, row)
+
+
+@router.delete("/v1/items/{item_id}", response_model=ItemDetail)
+def hide(item_id: str, bundle: Bundle, settings: Settings, _: Admin) -> ItemDetail:
+    """Hide a product: out of both indexes, so never recommended or shown as similar."""
+    row = _row(bundle, item_id)
+    bundle.hide_item(row)
+    ChangeLog(settings.artifacts_dir, bundle.version).append({"op": "hide", "item_id": item_id})
+    INDEX_SIZE.labels("items").set(bundle.items_index.n_live)
+    return _detail(bundle, row)

@@ -1,0 +1,251 @@
+"""A loaded bundle: ONNX Runtime sessions, FAISS indexes, the catalog as numpy arrays and each
+known user's state, plus the live changes (admin adds / edits / hides) applied on top.
+
+One object per bundle version. Requests take a reference at their start and keep it to the end,
+so a reload swaps the object under new requests while in-flight ones finish on the old one. Live
+changes mutate the object under a write lock; searches take the read side.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import faiss
+import numpy as np
+import onnxruntime as ort
+import pandas as pd
+
+from recsys.features import OOV, FeatureSpec
+from recsys.rank_features import ItemStats
+from serving.bundle import BundleError, verify_bundle
+from serving.index import VectorIndex
+from serving.settings import ServingSettings
+from vision.preprocess import PreprocessSpec
+
+log = logging.getLogger(__name__)
+
+
+class RWLock:
+    """Many readers (searches) or one writer (a live catalog change)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+
+    @contextmanager
+    def read(self):
+        with self._cond:
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def write(self):
+        with self._cond:
+            self._cond.wait_for(lambda: self._readers == 0)
+            yield
+
+
+def providers(device: str) -> list[str]:
+    """CUDA first when ONNX Runtime has it and it is wanted, else CPU (logged either way)."""
+    have = ort.get_available_providers()
+    if device != "cpu" and "CUDAExecutionProvider" in have:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if device == "cuda":
+        log.warning("CUDA requested but ONNX Runtime has no CUDA provider (%s): using the CPU", have)
+    return ["CPUExecutionProvider"]
+
+
+def _session(path: Path, settings: ServingSettings) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = settings.ort_threads
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), opts, providers=providers(settings.device))
+
+
+def _inputs(sess: ort.InferenceSession, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    declared = {i.name for i in sess.get_inputs()}  # the exporter drops inputs a graph never reads
+    return {k: v for k, v in feed.items() if k in declared}
+
+
+class LoadedBundle:
+    def __init__(self, path: Path, settings: ServingSettings) -> None:
+        t0 = time.perf_counter()
+        self.path, self.settings = path, settings
+        self.manifest = verify_bundle(path)
+        self.version: str = self.manifest["version"]
+        self.lock = RWLock()
+        self.spec = FeatureSpec.load(path / "features.json")
+        items = pd.read_parquet(path / "items.parquet")
+        self.item_ids = items["item_id"].astype(str).to_numpy(dtype=object)
+        self.titles = items["title"].astype(str).to_numpy(dtype=object)
+        self.category = items["category"].astype(str).to_numpy(dtype=object)
+        self.price = items["price"].fillna(0).to_numpy(np.float64)
+        self.in_stock = items["in_stock"].fillna(False).to_numpy(bool)
+        self.created_at = items["created_at"].to_list() if "created_at" in items else [None] * len(items)
+        self.image_rel = items["image"].fillna("").astype(str).to_list() if "image" in items else [""] * len(items)
+        self.row_of = {iid: r for r, iid in enumerate(self.item_ids)}
+        self.live_rows: set[int] = set()  # rows added or changed through the admin API
+        self.predicted: dict[int, str] = {}
+        self.stats = ItemStats.load(path / "item_stats.npz")
+        self.category_names = list(self.spec.category_vocab.values)
+        users = pd.read_parquet(path / "users.parquet")
+        self.user_row = {u: i for i, u in enumerate(users["user_id"].astype(str))}
+        self.user_features = self.spec.encode_user_features(users["user_id"].astype(str).to_numpy(), users)  # (U, F)
+        self.user_history = [np.asarray(h, np.int64) for h in users["history"]]
+        self.user_seen = [np.asarray(h, np.int64) for h in users["seen"]]
+        self.user_purchased = [np.asarray(h, np.int64) for h in users["purchased"]]
+        idx = self.manifest["indexes"]
+        self.items_index = VectorIndex.load(path / "index.faiss", idx["items"], np.load(path / "item_vectors.npy"))
+        self.image_index = VectorIndex.load(path / "image_index.faiss", idx["images"],
+                                            np.load(path / "image_vectors.npy"))
+        faiss.omp_set_num_threads(settings.faiss_threads)
+        self.user_tower = _session(path / "user_tower.onnx", settings)
+        self.item_tower = _session(path / "item_tower.onnx", settings)
+        self.ranker = _session(path / "ranker.onnx", settings)
+        self.image_model = _session(path / "image_model.onnx", settings)
+        meta = self.image_model.get_modelmeta().custom_metadata_map
+        self.class_names: list[str] = json.loads(meta["class_names"])
+        self.temperature = float(meta.get("temperature", "1.0"))
+        self.preprocess_spec = PreprocessSpec.from_dict(json.loads(meta["preprocess"]) |
+                                                        {"max_pixels": settings.max_image_pixels})
+        self.image_root = Path(self.manifest.get("image_root", path))
+        self._refresh_popular()
+        log.info("loaded bundle %s: %d items, %d users, providers %s (%.1f s)", self.version, len(self.item_ids),
+                 len(self.user_row), self.user_tower.get_providers(), time.perf_counter() - t0)
+
+    # ------------------------------------------------------------------ catalog helpers
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    def _refresh_popular(self) -> None:
+        """Rows by popularity, most popular first (recent activity breaks ties): the no-signal answer."""
+        self.popular = np.lexsort((-self.stats.recent, -self.stats.popularity)).astype(np.int64)
+
+    def rows(self, item_ids: list[str]) -> np.ndarray:
+        """Catalog rows of known ids (unknown ids dropped, order kept)."""
+        return np.array([self.row_of[i] for i in item_ids if i in self.row_of], np.int64)
+
+    def allowed(self, *, categories: list[str] | None, price_min: float | None, price_max: float | None,
+                in_stock_only: bool, exclude: np.ndarray | None = None) -> np.ndarray:
+        """(I,) bool: rows that satisfy the request's filters and are live in the index."""
+        ok = self.items_index.live.copy()
+        if in_stock_only:
+            ok &= self.in_stock
+        if categories is not None:
+            ok &= np.isin(self.category, list(categories))
+        if price_min is not None:
+            ok &= self.price >= price_min
+        if price_max is not None:
+            ok &= self.price <= price_max
+        if exclude is not None and len(exclude):
+            ok[exclude] = False
+        return ok
+
+    # ------------------------------------------------------------------ models
+
+    def user_vector(self, user_id: str | None, history: np.ndarray) -> np.ndarray:
+        """(D,) user-tower output; unknown users get the OOV id and OOV features."""
+        L = self.spec.history_len
+        h = np.zeros((1, L), np.int64)
+        h[0, : min(L, len(history))] = history[:L] + 2  # catalog row -> vocabulary index
+        u = self.user_row.get(user_id) if user_id is not None else None
+        feed = {"user": self.spec.user_vocab.encode([user_id]) if u is not None else np.array([OOV], np.int64),
+                "features": self.user_features[[u]] if u is not None
+                else np.full((1, len(self.spec.user_features)), OOV, np.int64),
+                "history": h}
+        return self.user_tower.run(None, _inputs(self.user_tower, feed))[0][0]
+
+    def rank(self, user_vec: np.ndarray, cand: np.ndarray, score: np.ndarray, seen: np.ndarray,
+             recent: np.ndarray) -> np.ndarray:
+        """Ranker scores (C,) for candidate rows."""
+        from recsys.rank_features import rank_features
+
+        dense = rank_features(self.stats, [seen], [recent], cand[None], score[None].astype(np.float32),
+                              self.spec.category_vocab.size)[0]
+        feed = {"dense": dense, "user_vec": np.repeat(user_vec[None].astype(np.float32), len(cand), 0),
+                "item_vec": self.items_index.vectors[cand], "category": self.stats.category[cand]}
+        return self.ranker.run(None, _inputs(self.ranker, feed))[0]
+
+    def classify(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(1, 1, H, W) normalised pixels -> calibrated class probabilities (K,), unit embedding (E,)."""
+        logits, emb = self.image_model.run(None, {"image": pixels.astype(np.float32)})
+        z = logits[0] / self.temperature
+        p = np.exp(z - z.max())
+        return p / p.sum(), emb[0]
+
+    def new_item_vector(self, category: str, price: float, image_embedding: np.ndarray) -> np.ndarray:
+        """Item-tower vector for a product it never saw: OOV id, its category, price bucket and image."""
+        feed = {"item": np.array([OOV], np.int64), "category": self.spec.category_vocab.encode([category]),
+                "price": self.spec.price_bucket(np.array([price])), "image": image_embedding[None].astype(np.float32)}
+        return self.item_tower.run(None, _inputs(self.item_tower, feed))[0][0]
+
+    # ------------------------------------------------------------------ live changes
+
+    def add_item(self, item_id: str, title: str, category: str, price: float, in_stock: bool,
+                 image_embedding: np.ndarray, image_rel: str, predicted: str | None) -> int:
+        vec = self.new_item_vector(category, price, image_embedding)
+        with self.lock.write():
+            if item_id in self.row_of:
+                raise ValueError(f"item {item_id!r} already exists")
+            row = int(self.items_index.add(vec)[0])
+            self.image_index.add(image_embedding)
+            self.item_ids = np.append(self.item_ids, np.array([item_id], dtype=object))
+            self.titles = np.append(self.titles, np.array([title], dtype=object))
+            self.category = np.append(self.category, np.array([category], dtype=object))
+            self.price = np.append(self.price, price)
+            self.in_stock = np.append(self.in_stock, in_stock)
+            self.created_at.append(pd.Timestamp.now(tz="UTC"))
+            self.image_rel.append(image_rel)
+            self.stats.append(int(self.spec.category_vocab.encode([category])[0]), float(np.log1p(max(price, 0))),
+                              image_embedding)
+            self.row_of[item_id] = row
+            self.live_rows.add(row)
+            if predicted is not None:
+                self.predicted[row] = predicted
+            self._refresh_popular()
+        return row
+
+    def patch_item(self, row: int, *, in_stock: bool | None, price: float | None) -> None:
+        with self.lock.write():
+            if in_stock is not None:
+                self.in_stock[row] = in_stock
+            if price is not None:
+                self.price[row] = price
+                self.stats.log_price[row] = np.log1p(price)
+            self.live_rows.add(row)
+
+    def hide_item(self, row: int) -> None:
+        """Removed from both indexes (never recommended or returned as similar); metadata stays readable."""
+        with self.lock.write():
+            if self.items_index.live[row]:
+                self.items_index.remove(np.array([row]))
+                self.image_index.remove(np.array([row]))
+            self.in_stock[row] = False
+            self.live_rows.add(row)
+
+    def is_hidden(self, row: int) -> bool:
+        return not bool(self.items_index.live[row])
+
+
+def load_current(settings: ServingSettings) -> LoadedBundle:
+    """The bundle ``CURRENT`` names under ``settings.artifacts_dir``."""
+    from serving.bundle import bundles_dir, current_version
+
+    v = current_version(settings.artifacts_dir)
+    if v is None:
+        raise BundleError(f"{settings.artifacts_dir / 'CURRENT'}: no current bundle (run the nightly job or "
+                          "`vitrine bundle promote`)")
+    return LoadedBundle(bundles_dir(settings.artifacts_dir) / v, settings)

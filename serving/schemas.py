@@ -1,0 +1,121 @@
+"""Request and response models of the HTTP API (pydantic; they are the OpenAPI document)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ItemId = str
+
+
+class Filters(BaseModel):
+    """Which items may be returned. Applied inside the index search, so results are refilled to k."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    categories: list[str] | None = Field(None, description="Only these categories (names as in the catalog).",
+                                         max_length=100)
+    price_min: float | None = Field(None, ge=0)
+    price_max: float | None = Field(None, ge=0)
+    in_stock_only: bool = True
+    exclude_item_ids: list[ItemId] = Field(default_factory=list, max_length=1000)
+
+    @model_validator(mode="after")
+    def _range(self) -> Filters:
+        if self.price_min is not None and self.price_max is not None and self.price_min > self.price_max:
+            raise ValueError(f"price_min {self.price_min} is above price_max {self.price_max}")
+        return self
+
+
+class RecommendationRequest(Filters):
+    user_id: str | None = Field(None, max_length=200, description="Known or unknown shopper; omit for anonymous.")
+    recent_item_ids: list[ItemId] = Field(default_factory=list, max_length=1000,
+                                          description="Session clicks, most recent first (added to the history).")
+    k: int = Field(10, ge=1)
+    offset: int = Field(0, ge=0, description="Pagination: skip this many ranked items.")
+    exclude_purchased: bool = True
+    diversity: int | None = Field(None, ge=1, description="At most this many items per category in the page.")
+
+
+class Item(BaseModel):
+    item_id: ItemId
+    title: str
+    category: str
+    price: float
+    in_stock: bool
+    image_url: str
+    score: float | None = None
+
+
+class Timings(BaseModel):
+    """Milliseconds per stage of this request."""
+
+    user_ms: float = 0.0
+    retrieve_ms: float = 0.0
+    rank_ms: float = 0.0
+    rules_ms: float = 0.0
+    total_ms: float = 0.0
+
+
+Fallback = Literal["popular", "exact_search"] | None
+
+
+class RecommendationResponse(BaseModel):
+    items: list[Item]
+    bundle_version: str
+    fallback: Fallback = Field(None, description="popular: no signal about the user; null: model path.")
+    user_known: bool
+    offset: int
+    k: int
+    timings: Timings
+
+
+class SimilarResponse(BaseModel):
+    item_id: ItemId
+    by: Literal["behaviour", "image"]
+    items: list[Item]
+    bundle_version: str
+
+
+class CategoryProbability(BaseModel):
+    category: str
+    probability: float
+
+
+class ClassifyResponse(BaseModel):
+    predicted: str
+    probabilities: list[CategoryProbability] = Field(description="Calibrated (temperature-scaled), sorted descending.")
+    bundle_version: str
+
+
+class ImageSearchResponse(BaseModel):
+    predicted: str
+    items: list[Item]
+    bundle_version: str
+
+
+class ItemPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    in_stock: bool | None = None
+    price: float | None = Field(None, ge=0)
+
+
+class ItemDetail(Item):
+    created_at: datetime | None = None
+    predicted_category: str | None = None
+    live: bool = Field(False, description="Added or changed through the admin API since the bundle was built.")
+
+
+class AdminResponse(BaseModel):
+    status: str
+    bundle_version: str | None = None
+    detail: str | None = None
+
+
+class Health(BaseModel):
+    status: str
+    bundle_version: str | None = None
+    items: int | None = None

@@ -1,0 +1,31 @@
+"""Serving settings (environment variables prefixed ``VITRINE_``, or a ``.env`` file)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServingSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VITRINE_", env_file=".env", extra="ignore")
+
+    artifacts_dir: Path = Path("artifacts")
+    admin_token: str | None = Field(None, description="Bearer token for admin endpoints; unset = admin disabled.")
+    candidates: int = Field(200, ge=10, le=2000, description="Retrieved per request before the ranker.")
+    max_k: int = Field(100, ge=1, le=1000)
+    max_offset: int = Field(500, ge=0)
+    max_history: int = Field(50, ge=1, description="Most recent_item_ids / exclude ids accepted per request.")
+    max_upload_bytes: int = Field(5 << 20, ge=1024)
+    max_image_pixels: int = Field(25_000_000, ge=1024, description="Decompression-bomb guard for uploads.")
+    ort_threads: int = Field(1, ge=0, description="intra-op threads per ONNX Runtime session (0 = ORT default).")
+    faiss_threads: int = Field(1, ge=1, description="OpenMP threads per FAISS search (requests run in parallel).")
+    watch_interval_s: float = Field(0.0, ge=0, description="Poll CURRENT and reload on change; 0 = off.")
+    device: str = Field("auto", description="auto | cpu | cuda (ONNX Runtime provider choice).")
+
+
+@lru_cache
+def get_settings() -> ServingSettings:
+    return ServingSettings()
