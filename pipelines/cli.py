@@ -530,6 +530,34 @@ def bundle_rollback(artifacts: Artifacts = Path("artifacts")) -> None:
 
 
 @app.command()
+def serve(
+    artifacts: Artifacts = Path("artifacts"),
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes (each loads the bundle).")] = 1,
+    admin_token: Annotated[str | None, typer.Option(envvar="VITRINE_ADMIN_TOKEN", help="Enables admin endpoints.")]
+    = None,
+    watch: Annotated[float, typer.Option(help="Poll CURRENT every N seconds and reload on change (0 = off).")] = 0.0,
+) -> None:
+    """Start the HTTP service on the bundle CURRENT names (OpenAPI page at /docs)."""
+    import os
+
+    import uvicorn
+
+    from serving.bundle import current_version
+
+    if current_version(artifacts) is None:
+        console.print(f"[yellow]warning:[/] {artifacts / 'CURRENT'} names no bundle yet; /readyz stays 503 until one "
+                      "is promoted and reloaded")
+    os.environ["VITRINE_ARTIFACTS_DIR"] = str(artifacts)
+    os.environ["VITRINE_WATCH_INTERVAL_S"] = str(watch)
+    if admin_token:
+        os.environ["VITRINE_ADMIN_TOKEN"] = admin_token
+    uvicorn.run("serving.app:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level="warning", access_log=False)
+
+
+@app.command()
 def demo(
     data: Annotated[Path, typer.Option(help="Where the fashion-shop dataset lives.")] = Path("data/fashion-shop"),
 ) -> None:

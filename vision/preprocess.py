@@ -51,7 +51,9 @@ def decode(data: bytes | Path | str, spec: PreprocessSpec = PreprocessSpec()) ->
         if w == 0 or h == 0:
             raise ImageError("image has no pixels")
         img.load()
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as e:
+    except Image.DecompressionBombError as e:  # Pillow's own guard fired first (far past MAX_PIXELS)
+        raise ImageError(f"image has too many pixels; the limit is {spec.max_pixels:,} ({e})") from e
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise ImageError(f"not a readable image ({e.__class__.__name__}: {e})") from e
     return ImageOps.exif_transpose(img)
 

@@ -1,0 +1,43 @@
+"""A tiny published bundle (every model trained for seconds on the tiny shop) and apps over copies of it."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from serving.app import create_app
+from serving.settings import ServingSettings
+
+TOKEN = "test-admin-token"
+
+
+@pytest.fixture(scope="session")
+def tiny_artifacts(tiny_shop: Path, tiny_models, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from pipelines.assemble import assemble_bundle
+    from serving.bundle import promote
+
+    art = tmp_path_factory.mktemp("artifacts")
+    assemble_bundle(art, tiny_shop, tiny_models, version="20260101T000000Z")
+    promote(art, "20260101T000000Z")
+    return art
+
+
+@pytest.fixture
+def artifacts(tiny_artifacts: Path, tmp_path: Path) -> Path:
+    """A private copy: tests that add, hide or reload must not leak into each other."""
+    dst = tmp_path / "artifacts"
+    shutil.copytree(tiny_artifacts, dst)
+    return dst
+
+
+def make_client(artifacts: Path, **overrides) -> TestClient:
+    settings = ServingSettings(**({"artifacts_dir": artifacts, "admin_token": TOKEN, "candidates": 50} | overrides))
+    return TestClient(create_app(settings))
+
+
+@pytest.fixture(scope="module")
+def client(tiny_artifacts: Path):
+    """Read-only tests share one app over the session bundle."""
+    with make_client(tiny_artifacts) as c:
+        yield c
