@@ -1,11 +1,12 @@
 """FAISS index: the automatically chosen and tuned index vs exact search on 1M x 64 unit vectors.
 
-    .venv/bin/python bench/index_bench.py [--n 1000000]
+    .venv/bin/python bench/index_bench.py [--n 1000000] [--bundle artifacts/bundles/VERSION]
 
 Data: (a) a Gaussian mixture of 2,000 overlapping clusters, per-point noise 1.2x the spread of the
 centres (chosen so that IVF with nprobe=1 finds only ~70 % of the true top 100; at 1.0x it already
 finds 91 %); (b) i.i.d. Gaussian
-vectors, where no ANN index gains much (reported, not tuned for). Exact baseline: IndexFlatIP with
+vectors, where no ANN index gains much (reported, not tuned for); (c) with --bundle, item-tower outputs
+for a generated 1M-product catalog (see ``tower_catalog``). Exact baseline: IndexFlatIP with
 the BLAS path for every batch size, or faiss's default threshold, whichever is faster (measured).
 """
 
@@ -91,6 +92,37 @@ def run(name: str, x: np.ndarray, queries: np.ndarray, k: int, tune: bool, round
     print(f"| batch of 1,000 | {ex_batch:.0f} | {b_qps:.0f} | {b_qps / ex_batch:.1f}x |")
 
 
+def tower_catalog(bundle: Path, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Item-tower outputs for a generated catalog of ``n`` products, and 1,500 user-tower queries.
+
+    Each generated product copies a real catalog item's category, jitters its price (x lognormal
+    0.2) and its CNN embedding (+ N(0, 0.05^2) per dim, renormalised), and has a never-seen id: the
+    item tower embeds it from features alone, as it would a product added tomorrow. Queries are the
+    user-tower vectors of real shoppers (their stored histories)."""
+    import onnxruntime as ort
+    import pandas as pd
+
+    from pipelines.assemble import _user_tower_vectors
+    from recsys.features import OOV, FeatureSpec
+
+    spec = FeatureSpec.load(bundle / "features.json")
+    items = pd.read_parquet(bundle / "items.parquet")
+    image = np.load(bundle / "image_vectors.npy")
+    base = rng.integers(0, len(items), n)
+    sess = ort.InferenceSession(str(bundle / "item_tower.onnx"), providers=["CPUExecutionProvider"])
+    cat = spec.category_vocab.encode(items["category"])[base]
+    price = spec.price_bucket(items["price"].to_numpy()[base] * rng.lognormal(0, 0.2, n))
+    out = np.zeros((n, sess.get_outputs()[0].shape[1]), np.float32)
+    for s in range(0, n, 16384):
+        sl = slice(s, min(s + 16384, n))
+        img = image[base[sl]] + 0.05 * rng.standard_normal((sl.stop - s, image.shape[1])).astype(np.float32)
+        feed = {"item": np.full(sl.stop - s, OOV, np.int64), "category": cat[sl], "price": price[sl],
+                "image": unit(img)}
+        out[sl] = sess.run(None, {i.name: feed[i.name] for i in sess.get_inputs()})[0]
+    q = _user_tower_vectors(bundle / "user_tower.onnx", spec, pd.read_parquet(bundle / "users.parquet"), 1500, 0)
+    return out, q.astype(np.float32)
+
+
 def hnsw_sweep(x: np.ndarray, queries: np.ndarray, k: int) -> None:
     """HNSW32 (efConstruction 64) at several efSearch values, for comparison with the tuned IVF."""
     test_q = queries[500:1500]
@@ -115,6 +147,7 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=100)
     ap.add_argument("--noise", type=float, default=1.2, help="per-point noise / spread of the centres")
     ap.add_argument("--skip-iid", action="store_true")
+    ap.add_argument("--bundle", type=Path, help="also: item-tower outputs for a generated catalog from this bundle")
     ap.add_argument("--hnsw", action="store_true", help="also sweep HNSW32 on the mixture (~3 min build)")
     a = ap.parse_args()
     rng = np.random.default_rng(0)
@@ -124,6 +157,9 @@ def main() -> None:
     run(f"Gaussian mixture, 2,000 clusters, noise {a.noise} x centre spread", both[: a.n], both[a.n :], a.k, tune=True)
     if a.hnsw:
         hnsw_sweep(both[: a.n], both[a.n :], a.k)
+    if a.bundle:
+        x, q = tower_catalog(a.bundle, a.n, rng)
+        run(f"item-tower outputs, generated catalog from {a.bundle.name}, user-tower queries", x, q, a.k, tune=True)
     if a.skip_iid:
         return
     iid = unit(rng.standard_normal((a.n + 1500, a.dim)).astype(np.float32))

@@ -19,6 +19,7 @@ import pandas as pd
 DENSE = ("tower_score", "tower_rank", "cat_share", "cat_seen", "rel_price", "popularity", "recent_popularity",
          "age", "image_sim_mean", "image_sim_max", "history_len", "same_cat_as_last")
 RECENT_DAYS = 7
+RANK_SCALE = 200  # tower_rank = log1p(rank) / log1p(RANK_SCALE): same meaning whatever the list length
 
 
 @dataclass
@@ -82,7 +83,7 @@ def rank_features(stats: ItemStats, seen: list[np.ndarray], recent: list[np.ndar
     U, C = cand.shape
     out = np.zeros((U, C, len(DENSE)), np.float32)
     out[..., 0] = score
-    out[..., 1] = np.log1p(np.arange(C, dtype=np.float32)) / np.log1p(max(C, 2))
+    out[..., 1] = np.log1p(np.arange(C, dtype=np.float32)) / np.log1p(RANK_SCALE)
     ccat = stats.category[cand]  # (U, C)
     for u in range(U):
         s = seen[u]

@@ -10,7 +10,8 @@ the tower's order of the very same candidates.
 Why DCN-v2 (docs/models.md): the useful signals are interactions — "category share × tower score",
 "price gap × category" — that explicit cross layers x_{l+1} = x0 ⊙ (W x_l + b) + x_l express in
 a few thousand parameters, next to a small MLP; DLRM's pairwise dot products would only cross
-the embedding fields, not the dense ones.
+the embedding fields, not the dense ones. W is low-rank (U·V, rank 32): the ranker runs on every
+request over 200 candidates, and the full-rank form cost 1.2 ms of a single CPU thread there.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ class RankerConfig:
     n_categories: int = 16
     cat_dim: int = 8
     cross_layers: int = 2
-    hidden: tuple[int, ...] = (256, 128)
+    cross_rank: int = 32  # low-rank cross weights W = U·V (DCN-v2's cheap form); 0 = full d0 x d0
+    hidden: tuple[int, ...] = (128, 64)
     dropout: float = 0.1
 
     def to_dict(self) -> dict:
@@ -65,7 +67,9 @@ class DCNRanker(nn.Module):
         self.register_buffer("sigma", torch.ones(cfg.n_dense))
         self.category = nn.Embedding(cfg.n_categories, cfg.cat_dim)
         d0 = cfg.n_dense + 3 * cfg.vec_dim + cfg.cat_dim
-        self.cross = nn.ModuleList(nn.Linear(d0, d0) for _ in range(cfg.cross_layers))
+        r = cfg.cross_rank
+        self.cross = nn.ModuleList((nn.Sequential(nn.Linear(d0, r, bias=False), nn.Linear(r, d0)) if r else
+                                    nn.Linear(d0, d0)) for _ in range(cfg.cross_layers))
         layers, din = [], d0
         for h in cfg.hidden:
             layers += [nn.Linear(din, h), nn.ReLU(), nn.Dropout(cfg.dropout)]

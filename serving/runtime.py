@@ -101,6 +101,7 @@ class LoadedBundle:
         self.category_names = list(self.spec.category_vocab.values)
         users = pd.read_parquet(path / "users.parquet")
         self.user_row = {u: i for i, u in enumerate(users["user_id"].astype(str))}
+        self.user_vocab_index = self.spec.user_vocab.encode(users["user_id"].astype(str))  # (U,) once, not per request
         self.user_features = self.spec.encode_user_features(users["user_id"].astype(str).to_numpy(), users)  # (U, F)
         self.user_history = [np.asarray(h, np.int64) for h in users["history"]]
         self.user_seen = [np.asarray(h, np.int64) for h in users["seen"]]
@@ -144,8 +145,8 @@ class LoadedBundle:
         ok = self.items_index.live.copy()
         if in_stock_only:
             ok &= self.in_stock
-        if categories is not None:
-            ok &= np.isin(self.category, list(categories))
+        if categories is not None:  # integer codes: comparing 70k strings per request would cost ms
+            ok &= np.isin(self.stats.category, self.spec.category_vocab.encode(list(categories)))
         if price_min is not None:
             ok &= self.price >= price_min
         if price_max is not None:
@@ -162,7 +163,7 @@ class LoadedBundle:
         h = np.zeros((1, L), np.int64)
         h[0, : min(L, len(history))] = history[:L] + 2  # catalog row -> vocabulary index
         u = self.user_row.get(user_id) if user_id is not None else None
-        feed = {"user": self.spec.user_vocab.encode([user_id]) if u is not None else np.array([OOV], np.int64),
+        feed = {"user": self.user_vocab_index[[u]] if u is not None else np.array([OOV], np.int64),
                 "features": self.user_features[[u]] if u is not None
                 else np.full((1, len(self.spec.user_features)), OOV, np.int64),
                 "history": h}

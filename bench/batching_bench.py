@@ -1,0 +1,85 @@
+"""Would batching concurrent recommendation requests into one ONNX/FAISS call raise throughput?
+
+    .venv/bin/python bench/batching_bench.py --artifacts artifacts [--batch 16]
+
+Runs the model stages of the online path (user tower -> filtered index search -> ranker over the
+candidates) for B shoppers one request at a time, and as one batched call per stage, on the
+bundle CURRENT names, single-threaded like a server worker. Prints the time per request of both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parents[1]))
+from recsys.rank_features import rank_features  # noqa: E402
+from serving.runtime import _inputs, load_current  # noqa: E402
+from serving.settings import ServingSettings  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--artifacts", type=Path, default=Path("artifacts"))
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--rounds", type=int, default=30)
+    a = ap.parse_args()
+    b = load_current(ServingSettings(artifacts_dir=a.artifacts))
+    C, B = b.settings.candidates, a.batch
+    rng = np.random.default_rng(0)
+    users = [u for u, i in b.user_row.items() if len(b.user_history[i])]
+    allowed = b.allowed(categories=None, price_min=None, price_max=None, in_stock_only=True)
+    L = b.spec.history_len
+
+    def encode(us: list[str]) -> dict[str, np.ndarray]:
+        rows = [b.user_row[u] for u in us]
+        h = np.zeros((len(us), L), np.int64)
+        for j, r in enumerate(rows):
+            hist = b.user_history[r][:L]
+            h[j, : len(hist)] = hist + 2
+        return {"user": b.spec.user_vocab.encode(us), "features": b.user_features[rows], "history": h}
+
+    def stages(us: list[str], clock: dict[str, float]) -> None:
+        t0 = time.perf_counter()
+        uvec = b.user_tower.run(None, _inputs(b.user_tower, encode(us)))[0]
+        t1 = time.perf_counter()
+        D, I = b.items_index.search(uvec, C, allowed=allowed)
+        t2 = time.perf_counter()
+        rows = [b.user_row[u] for u in us]
+        dense = rank_features(b.stats, [b.user_seen[r] for r in rows], [b.user_history[r] for r in rows], I, D,
+                              b.spec.category_vocab.size).reshape(len(us) * C, -1)
+        t3 = time.perf_counter()
+        feed = {"dense": dense, "user_vec": np.repeat(uvec, C, 0), "item_vec": b.items_index.vectors[I.reshape(-1)],
+                "category": b.stats.category[I.reshape(-1)]}
+        b.ranker.run(None, _inputs(b.ranker, feed))
+        t4 = time.perf_counter()
+        for k, dt in zip(("user tower", "index search", "ranker features", "ranker"), (t1 - t0, t2 - t1, t3 - t2,
+                                                                                        t4 - t3), strict=True):
+            clock[k] = clock.get(k, 0.0) + dt
+
+    stages(users[:B], {})  # warm-up
+    single: dict[str, float] = {}
+    batch: dict[str, float] = {}
+    for _ in range(a.rounds):
+        us = [str(u) for u in rng.choice(users, B)]
+        for u in us:
+            stages([u], single)
+        stages(us, batch)
+    n = a.rounds * B
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores; 1 ONNX Runtime / FAISS thread; bundle {b.version}, "
+          f"{b.n_items:,} items, {C} candidates")
+    print(f"| stage | ms per request, one at a time | ms per request, {B} batched | gain |\n| --- | --- | --- | --- |")
+    for k in single:
+        print(f"| {k} | {single[k] / n * 1e3:.3f} | {batch[k] / n * 1e3:.3f} | x{single[k] / batch[k]:.2f} |")
+    ts, tb = sum(single.values()), sum(batch.values())
+    print(f"| all model stages | {ts / n * 1e3:.3f} | {tb / n * 1e3:.3f} | x{ts / tb:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
