@@ -43,7 +43,7 @@ def main() -> None:
         for j, r in enumerate(rows):
             hist = b.user_history[r][:L]
             h[j, : len(hist)] = hist + 2
-        return {"user": b.spec.user_vocab.encode(us), "features": b.user_features[rows], "history": h}
+        return {"user": b.user_vocab_index[rows], "features": b.user_features[rows], "history": h}
 
     def stages(us: list[str], clock: dict[str, float]) -> None:
         t0 = time.perf_counter()

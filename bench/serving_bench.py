@@ -1,7 +1,7 @@
-"""The real server (uvicorn on loopback) under a closed-loop load generator (locust), in one run:
+"""The real server (uvicorn on loopback) under a closed-loop load generator (wrk), in one run:
 /v1/recommendations next to a trivial JSON endpoint of the same server (the framework's ceiling).
 
-    .venv/bin/pip install locust      # bench-only dependency
+    apt-get install -y wrk            # bench-only tool (C, light enough to share the 2 cores)
     .venv/bin/python bench/serving_bench.py --artifacts artifacts [--clients 16] [--seconds 30]
 
 Request mix for /v1/recommendations: 80 % known shoppers (random users with history), 15 %
@@ -12,10 +12,10 @@ Prints requests/s and p50/p95/p99 latency for both endpoints and the ratio.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -27,6 +27,20 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).parents[1]
+LUA = """
+bodies = {%s}
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format("POST", "/v1/recommendations", {["Content-Type"] = "application/json"},
+                    bodies[(counter %% #bodies) + 1])
+end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %%d %%d %%f %%f %%f %%f\\n", summary.requests, summary.errors.status
+    + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.duration, latency:percentile(50), latency:percentile(95), latency:percentile(99)))
+end
+"""
 
 
 def bodies(bundle: Path, n: int, seed: int = 0) -> list[dict]:
@@ -57,16 +71,12 @@ def wait_ready(url: str, timeout: float = 300) -> dict:
     raise TimeoutError("server did not become ready")
 
 
-def locust(user_class: str, host: str, clients: int, seconds: int, env: dict, out: Path) -> dict:
-    prefix = out / user_class
-    subprocess.run([sys.executable, "-m", "locust", "-f", str(ROOT / "bench" / "locustfile.py"), user_class,
-                    "--headless", "-u", str(clients), "-r", str(clients), "-t", f"{seconds}s", "--host", host,
-                    "--csv", str(prefix), "--only-summary", "--loglevel", "WARNING"], check=True, env=env,
-                   stdout=subprocess.DEVNULL)
-    with open(f"{prefix}_stats.csv") as f:
-        row = next(r for r in csv.DictReader(f) if r["Name"] == "Aggregated")
-    return {"rps": float(row["Requests/s"]), "p50": float(row["50%"]), "p95": float(row["95%"]),
-            "p99": float(row["99%"]), "requests": int(row["Request Count"]), "failures": int(row["Failure Count"])}
+def wrk(url: str, clients: int, seconds: int, script: Path) -> dict:
+    out = subprocess.run(["wrk", "-t1", f"-c{clients}", f"-d{seconds}s", "-s", str(script), url],
+                         check=True, capture_output=True, text=True).stdout
+    n, errors, dur_us, p50, p95, p99 = re.search(r"RESULT (\S+) (\S+) (\S+) (\S+) (\S+) (\S+)", out).groups()
+    return {"rps": int(n) / (float(dur_us) / 1e6), "p50": float(p50) / 1e3, "p95": float(p95) / 1e3,
+            "p99": float(p99) / 1e3, "requests": int(n), "errors": int(errors)}
 
 
 def main() -> None:
@@ -75,33 +85,37 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--seconds", type=int, default=30)
     ap.add_argument("--port", type=int, default=8765)
+    ap.add_argument("--workers", type=int, default=1)
     a = ap.parse_args()
     version = (a.artifacts / "CURRENT").read_text().strip()
     bundle = a.artifacts / "bundles" / version
     host = f"http://127.0.0.1:{a.port}"
     env = os.environ | {"VITRINE_ARTIFACTS_DIR": str(a.artifacts)}
     server = subprocess.Popen([sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--port",
-                               str(a.port), "--log-level", "warning", "--no-access-log"], env=env, cwd=ROOT)
+                               str(a.port), "--workers", str(a.workers), "--log-level", "warning",
+                               "--no-access-log"], env=env, cwd=ROOT)
     try:
         ready = wait_ready(host)
         with tempfile.TemporaryDirectory() as tmp:
-            t = Path(tmp)
-            (t / "bodies.jsonl").write_text("\n".join(json.dumps(b) for b in bodies(bundle, 5000)))
-            lenv = env | {"VITRINE_BENCH_BODIES": str(t / "bodies.jsonl")}
-            locust("RecommendUser", host, a.clients, 5, lenv, t)  # warm-up
-            ping = locust("PingUser", host, a.clients, a.seconds, lenv, t)
-            rec = locust("RecommendUser", host, a.clients, a.seconds, lenv, t)
+            lua = Path(tmp) / "rec.lua"
+            lua.write_text(LUA % ",".join(json.dumps(json.dumps(b)) for b in bodies(bundle, 2000)))
+            ping_lua = Path(tmp) / "ping.lua"
+            ping_lua.write_text(LUA.split("request =")[0].replace("bodies = {%s}", "") +
+                                "done =" + LUA.split("done =")[1].replace("%%", "%"))
+            wrk(host, a.clients, 5, lua)  # warm-up
+            ping = wrk(host + "/v1/ping", a.clients, a.seconds, ping_lua)
+            rec = wrk(host, a.clients, a.seconds, lua)
     finally:
         server.terminate()
         server.wait(30)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores; server: uvicorn, 1 worker, on the same cores as "
-          f"the load generator (locust, 1 process); bundle {version} ({ready['items']:,} items); "
-          f"{a.clients} closed-loop clients, {a.seconds} s per endpoint")
-    print("| endpoint | requests/s | p50 ms | p95 ms | p99 ms | failures |\n| --- | --- | --- | --- | --- | --- |")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores; server: uvicorn, {a.workers} worker(s), sharing "
+          f"the cores with the load generator (wrk, 1 thread); bundle {version} ({ready['items']:,} items); "
+          f"{a.clients} closed-loop connections, {a.seconds} s per endpoint")
+    print("| endpoint | requests/s | p50 ms | p95 ms | p99 ms | errors |\n| --- | --- | --- | --- | --- | --- |")
     for name, m in (("GET /v1/ping (trivial JSON)", ping), ("POST /v1/recommendations", rec)):
-        print(f"| {name} | {m['rps']:.0f} | {m['p50']:.0f} | {m['p95']:.0f} | {m['p99']:.0f} | {m['failures']} |")
+        print(f"| {name} | {m['rps']:.0f} | {m['p50']:.1f} | {m['p95']:.1f} | {m['p99']:.1f} | {m['errors']} |")
     print(f"recommendations reach {rec['rps'] / ping['rps']:.0%} of the trivial endpoint's requests/s "
-          f"(target >= 35 %); p99 {rec['p99']:.0f} ms (target <= 50 ms)")
+          f"(target >= 35 %); p99 {rec['p99']:.1f} ms (target <= 50 ms)")
 
 
 if __name__ == "__main__":

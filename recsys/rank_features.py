@@ -91,7 +91,8 @@ def rank_features(stats: ItemStats, seen: list[np.ndarray], recent: list[np.ndar
             counts = np.bincount(stats.category[s], minlength=n_categories).astype(np.float32)
             out[u, :, 2] = counts[ccat[u]] / len(s)
             out[u, :, 3] = np.log1p(counts[ccat[u]])
-            out[u, :, 4] = stats.log_price[cand[u]] - np.median(stats.log_price[s])
+            lp = np.sort(stats.log_price[s])  # the median, without np.median's per-call overhead (~50 µs)
+            out[u, :, 4] = stats.log_price[cand[u]] - 0.5 * (lp[(len(lp) - 1) // 2] + lp[len(lp) // 2])
         r = recent[u]
         if len(r):
             out[u, :, 11] = ccat[u] == stats.category[r[0]]

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from contextlib import asynccontextmanager
 
@@ -24,6 +25,10 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: ServingSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    # The batching thread releases the GIL inside every ONNX Runtime / FAISS / numpy call; with
+    # Python's default 5 ms switch interval it then waits up to 5 ms for the event loop to hand it
+    # back (a convoy). 0.2 ms keeps the hand-offs short (docs/benchmarks.md, "Online service").
+    sys.setswitchinterval(settings.gil_switch_interval_s)
     state = ServiceState(settings)
 
     @asynccontextmanager

@@ -5,6 +5,7 @@ translate HTTP to these calls."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -48,9 +49,23 @@ def diversify(rows: np.ndarray, categories: np.ndarray, cap: int | None) -> np.n
     return np.asarray(keep, np.int64)
 
 
-def recommend(b: LoadedBundle, req: RecommendationRequest, candidates: int) -> RecommendationResponse:
+@dataclass
+class _Ctx:
+    """One request on its way through the batch."""
+
+    req: RecommendationRequest
+    t0: float
+    u: int | None
+    history: np.ndarray
+    seen: np.ndarray
+    allowed: np.ndarray
+    timings: Timings
+    cand: np.ndarray | None = None  # retrieved rows, tower order
+    score: np.ndarray | None = None
+
+
+def _prepare(b: LoadedBundle, req: RecommendationRequest) -> _Ctx:
     t0 = time.perf_counter()
-    tm = Timings()
     u = b.user_row.get(req.user_id) if req.user_id is not None else None
     session = b.rows(req.recent_item_ids)
     history = b.user_history[u] if u is not None else np.zeros(0, np.int64)
@@ -58,39 +73,85 @@ def recommend(b: LoadedBundle, req: RecommendationRequest, candidates: int) -> R
         history = np.concatenate([session, history[~np.isin(history, session)]])
     seen = np.unique(np.concatenate([session, b.user_seen[u]])) if u is not None else np.unique(session)
     purchased = b.user_purchased[u] if (u is not None and req.exclude_purchased) else None
+    allowed = filter_mask(b, req, purchased)
+    return _Ctx(req, t0, u, history, seen, allowed, Timings(user_ms=(time.perf_counter() - t0) * 1e3))
+
+
+def _retrieve(b: LoadedBundle, c: _Ctx, uvec: np.ndarray, candidates: int) -> dict[str, np.ndarray] | None:
+    """Filtered top-N for one request; returns the ranker's inputs (None when nothing is allowed)."""
+    t1 = time.perf_counter()
+    D, I = b.items_index.search(uvec[None], max(candidates, c.req.offset + c.req.k), allowed=c.allowed)
+    keep = I[0] >= 0
+    c.cand, c.score = I[0][keep], D[0][keep]
+    t2 = time.perf_counter()
+    c.timings.retrieve_ms = (t2 - t1) * 1e3
+    if not len(c.cand):
+        return None
+    x = b.rank_inputs(uvec, c.cand, c.score, c.seen, c.history)
+    c.timings.rank_ms = (time.perf_counter() - t2) * 1e3
+    return x
+
+
+def _finish(b: LoadedBundle, c: _Ctx, ranked: np.ndarray, scores: np.ndarray | None,
+            fallback: str | None) -> RecommendationResponse:
+    req, tm = c.req, c.timings
+    t3 = time.perf_counter()
     want = req.offset + req.k
-    with b.lock.read():
-        allowed = filter_mask(b, req, purchased)
-        t1 = time.perf_counter()
-        tm.user_ms = (t1 - t0) * 1e3
-        if len(history) == 0:  # nobody we know anything about: popular items in scope
-            ranked = b.popular[allowed[b.popular]]
-            scores, fallback = None, "popular"
-            t2 = t3 = time.perf_counter()
-        else:
-            uvec = b.user_vector(req.user_id, history)
-            n = max(candidates, want)
-            D, I = b.items_index.search(uvec[None], n, allowed=allowed)
-            keep = I[0] >= 0
-            cand, score = I[0][keep], D[0][keep]
-            t2 = time.perf_counter()
-            tm.retrieve_ms = (t2 - t1) * 1e3
-            if len(cand):
-                s = b.rank(uvec, cand, score, seen, history)
-                order = np.argsort(-s, kind="stable")
-                ranked, scores = cand[order], s[order]
-            else:
-                ranked, scores = cand, None
-            fallback = None
-            t3 = time.perf_counter()
-            tm.rank_ms = (t3 - t2) * 1e3
-        keep = diversify(ranked[: want * (1 if req.diversity is None else 20)], b.category, req.diversity)
-        page = keep[req.offset : want]
-        items = items_out(b, ranked[page], None if scores is None else scores[page])
+    keep = diversify(ranked[: want * (1 if req.diversity is None else 20)], b.category, req.diversity)
+    page = keep[req.offset : want]
+    items = items_out(b, ranked[page], None if scores is None else scores[page])
     tm.rules_ms = (time.perf_counter() - t3) * 1e3
-    tm.total_ms = (time.perf_counter() - t0) * 1e3
-    return RecommendationResponse(items=items, bundle_version=b.version, fallback=fallback, user_known=u is not None,
-                                  offset=req.offset, k=req.k, timings=tm)
+    tm.total_ms = (time.perf_counter() - c.t0) * 1e3
+    return RecommendationResponse(items=items, bundle_version=b.version, fallback=fallback,
+                                  user_known=c.u is not None, offset=req.offset, k=req.k, timings=tm)
+
+
+def recommend_many(b: LoadedBundle, reqs: list[RecommendationRequest], candidates: int
+                   ) -> list[RecommendationResponse | Exception]:
+    """The online path for a batch of concurrent requests: one user-tower call and one ranker call
+    for all of them; retrieval per request (their filters differ). A request's error is its own."""
+    out: list[RecommendationResponse | Exception] = [RequestError("not processed")] * len(reqs)
+    with b.lock.read():
+        ctxs: dict[int, _Ctx] = {}
+        for i, r in enumerate(reqs):
+            try:
+                ctxs[i] = _prepare(b, r)
+            except RequestError as e:
+                out[i] = e
+        model = [i for i, c in ctxs.items() if len(c.history)]
+        for i, c in ctxs.items():
+            if not len(c.history):  # nobody we know anything about: popular items in scope
+                out[i] = _finish(b, c, b.popular[c.allowed[b.popular]], None, "popular")
+        if not model:
+            return out
+        t = time.perf_counter()
+        U = b.user_vectors([reqs[i].user_id for i in model], [ctxs[i].history for i in model])
+        per = (time.perf_counter() - t) * 1e3 / len(model)
+        inputs = {}
+        for j, i in enumerate(model):
+            ctxs[i].timings.user_ms += per
+            x = _retrieve(b, ctxs[i], U[j], candidates)
+            if x is None:
+                out[i] = _finish(b, ctxs[i], ctxs[i].cand, None, None)
+            else:
+                inputs[i] = x
+        if inputs:
+            t = time.perf_counter()
+            scores = b.rank_many(list(inputs.values()))
+            per = (time.perf_counter() - t) * 1e3 / len(inputs)
+            for i, s in zip(inputs, scores, strict=True):
+                c = ctxs[i]
+                c.timings.rank_ms += per
+                order = np.argsort(-s, kind="stable")
+                out[i] = _finish(b, c, c.cand[order], s[order], None)
+    return out
+
+
+def recommend(b: LoadedBundle, req: RecommendationRequest, candidates: int) -> RecommendationResponse:
+    r = recommend_many(b, [req], candidates)[0]
+    if isinstance(r, Exception):
+        raise r
+    return r
 
 
 def similar(b: LoadedBundle, row: int, by: str, k: int, f: Filters) -> list[Item]:

@@ -21,7 +21,7 @@ import onnxruntime as ort
 import pandas as pd
 
 from recsys.features import OOV, FeatureSpec
-from recsys.rank_features import ItemStats
+from recsys.rank_features import ItemStats, rank_features
 from serving.bundle import BundleError, verify_bundle
 from serving.index import VectorIndex
 from serving.settings import ServingSettings
@@ -157,28 +157,33 @@ class LoadedBundle:
 
     # ------------------------------------------------------------------ models
 
-    def user_vector(self, user_id: str | None, history: np.ndarray) -> np.ndarray:
-        """(D,) user-tower output; unknown users get the OOV id and OOV features."""
-        L = self.spec.history_len
-        h = np.zeros((1, L), np.int64)
-        h[0, : min(L, len(history))] = history[:L] + 2  # catalog row -> vocabulary index
-        u = self.user_row.get(user_id) if user_id is not None else None
-        feed = {"user": self.user_vocab_index[[u]] if u is not None else np.array([OOV], np.int64),
-                "features": self.user_features[[u]] if u is not None
-                else np.full((1, len(self.spec.user_features)), OOV, np.int64),
-                "history": h}
-        return self.user_tower.run(None, _inputs(self.user_tower, feed))[0][0]
+    def user_vectors(self, user_ids: list[str | None], histories: list[np.ndarray]) -> np.ndarray:
+        """(B, D) user-tower outputs in one call; unknown users get the OOV id and OOV features."""
+        L, B = self.spec.history_len, len(user_ids)
+        h = np.zeros((B, L), np.int64)
+        rows = [self.user_row.get(u) if u is not None else None for u in user_ids]
+        ids = np.full(B, OOV, np.int64)
+        feats = np.full((B, len(self.spec.user_features)), OOV, np.int64)
+        for j, (r, hist) in enumerate(zip(rows, histories, strict=True)):
+            h[j, : min(L, len(hist))] = hist[:L] + 2  # catalog row -> vocabulary index
+            if r is not None:
+                ids[j], feats[j] = self.user_vocab_index[r], self.user_features[r]
+        feed = {"user": ids, "features": feats, "history": h}
+        return self.user_tower.run(None, _inputs(self.user_tower, feed))[0]
 
-    def rank(self, user_vec: np.ndarray, cand: np.ndarray, score: np.ndarray, seen: np.ndarray,
-             recent: np.ndarray) -> np.ndarray:
-        """Ranker scores (C,) for candidate rows."""
-        from recsys.rank_features import rank_features
-
+    def rank_inputs(self, user_vec: np.ndarray, cand: np.ndarray, score: np.ndarray, seen: np.ndarray,
+                    recent: np.ndarray) -> dict[str, np.ndarray]:
+        """The ranker's (C, ...) inputs for one user's candidates; ``rank_many`` scores several at once."""
         dense = rank_features(self.stats, [seen], [recent], cand[None], score[None].astype(np.float32),
                               self.spec.category_vocab.size)[0]
-        feed = {"dense": dense, "user_vec": np.repeat(user_vec[None].astype(np.float32), len(cand), 0),
+        return {"dense": dense, "user_vec": np.repeat(user_vec[None].astype(np.float32), len(cand), 0),
                 "item_vec": self.items_index.vectors[cand], "category": self.stats.category[cand]}
-        return self.ranker.run(None, _inputs(self.ranker, feed))[0]
+
+    def rank_many(self, inputs: list[dict[str, np.ndarray]]) -> list[np.ndarray]:
+        """One ONNX Runtime call for the candidates of several requests; scores split back per request."""
+        feed = {k: np.concatenate([x[k] for x in inputs]) for k in inputs[0]}
+        scores = self.ranker.run(None, _inputs(self.ranker, feed))[0]
+        return np.split(scores, np.cumsum([len(x["dense"]) for x in inputs])[:-1])
 
     def classify(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(1, 1, H, W) normalised pixels -> calibrated class probabilities (K,), unit embedding (E,)."""

@@ -14,7 +14,7 @@ class ServingSettings(BaseSettings):
 
     artifacts_dir: Path = Path("artifacts")
     admin_token: str | None = Field(None, description="Bearer token for admin endpoints; unset = admin disabled.")
-    candidates: int = Field(200, ge=10, le=2000, description="Retrieved per request before the ranker.")
+    candidates: int = Field(100, ge=10, le=2000, description="Retrieved per request before the ranker.")
     max_k: int = Field(100, ge=1, le=1000)
     max_offset: int = Field(500, ge=0)
     max_history: int = Field(50, ge=1, description="Most recent_item_ids / exclude ids accepted per request.")
@@ -22,6 +22,8 @@ class ServingSettings(BaseSettings):
     max_image_pixels: int = Field(25_000_000, ge=1024, description="Decompression-bomb guard for uploads.")
     ort_threads: int = Field(1, ge=0, description="intra-op threads per ONNX Runtime session (0 = ORT default).")
     faiss_threads: int = Field(1, ge=1, description="OpenMP threads per FAISS search (requests run in parallel).")
+    max_batch: int = Field(32, ge=1, description="Most concurrent recommendation requests run as one batch.")
+    gil_switch_interval_s: float = Field(0.0002, gt=0, description="sys.setswitchinterval for the server process.")
     watch_interval_s: float = Field(0.0, ge=0, description="Poll CURRENT and reload on change; 0 = off.")
     device: str = Field("auto", description="auto | cpu | cuda (ONNX Runtime provider choice).")
 

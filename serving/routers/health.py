@@ -33,6 +33,6 @@ def metrics() -> Response:
 
 
 @router.get("/v1/ping", include_in_schema=False)
-def ping() -> dict:
+async def ping() -> dict:
     """A trivial JSON endpoint: the framework's ceiling in bench/serving_bench.py."""
     return {"pong": True}

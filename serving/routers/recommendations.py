@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
+from fastapi.responses import Response
 
-from serving.deps import Bundle, Settings
+from serving.deps import Bundle, Settings, State
 from serving.metrics import FALLBACKS, STAGES
-from serving.recommend import RequestError, recommend
+from serving.recommend import RequestError
 from serving.schemas import RecommendationRequest, RecommendationResponse
 
 router = APIRouter(prefix="/v1", tags=["recommendations"])
@@ -22,12 +23,15 @@ def check_limits(req: RecommendationRequest, settings) -> None:
 
 
 @router.post("/recommendations", response_model=RecommendationResponse)
-def recommendations(req: RecommendationRequest, bundle: Bundle, settings: Settings) -> RecommendationResponse:
+async def recommendations(req: RecommendationRequest, bundle: Bundle, settings: Settings, state: State) -> Response:
     """Personalised items for a known shopper, an anonymous session (``recent_item_ids``) or nobody
-    (popular items in scope), with filters, exclusions, pagination and a per-category cap."""
+    (popular items in scope), with filters, exclusions, pagination and a per-category cap.
+
+    ``async`` on purpose: the work runs on the micro-batching thread (serving/batcher.py), never on
+    the event loop; the request keeps the bundle it started with."""
     check_limits(req, settings)
     try:
-        out = recommend(bundle, req, settings.candidates)
+        out = await state.batcher.submit((bundle, req))
     except RequestError as e:
         raise HTTPException(422, str(e)) from e
     t = out.timings
@@ -35,4 +39,6 @@ def recommendations(req: RecommendationRequest, bundle: Bundle, settings: Settin
         STAGES.labels(stage).observe(ms / 1e3)
     if out.fallback:
         FALLBACKS.labels(out.fallback).inc()
-    return out
+    # Already a validated model: serialise it once here rather than have FastAPI re-validate it
+    # against response_model (which stays on the route for the OpenAPI document).
+    return Response(out.model_dump_json(), media_type="application/json")

@@ -1,0 +1,54 @@
+"""Micro-batching: a batch answers exactly what the requests answer one by one, errors stay with
+their request, and concurrent HTTP requests really share batches."""
+
+import asyncio
+from pathlib import Path
+
+import pandas as pd
+
+from serving.batcher import Batcher
+from serving.recommend import RequestError, recommend, recommend_many
+from serving.runtime import load_current
+from serving.schemas import RecommendationRequest
+from serving.settings import ServingSettings
+
+
+def _requests(artifacts: Path) -> list[RecommendationRequest]:
+    v = (artifacts / "CURRENT").read_text().strip()
+    users = pd.read_parquet(artifacts / "bundles" / v / "users.parquet")
+    known = users[users["history"].map(len) > 0]["user_id"].tolist()[:6]
+    return ([RecommendationRequest(user_id=u, k=5) for u in known] + [RecommendationRequest(k=5)] +
+            [RecommendationRequest(user_id=known[0], categories=["Spaceship"])] +
+            [RecommendationRequest(user_id=known[1], k=3, offset=2, diversity=1, in_stock_only=False)])
+
+
+def test_batch_equals_one_by_one_and_errors_stay_local(tiny_artifacts: Path) -> None:
+    b = load_current(ServingSettings(artifacts_dir=tiny_artifacts, candidates=50))
+    reqs = _requests(tiny_artifacts)
+    batch = recommend_many(b, reqs, 50)
+    for r, got in zip(reqs, batch, strict=True):
+        if r.categories == ["Spaceship"]:
+            assert isinstance(got, RequestError) and "unknown categories" in str(got)
+            continue
+        one = recommend(b, r, 50)
+        assert [i.item_id for i in got.items] == [i.item_id for i in one.items]
+        assert got.fallback == one.fallback
+        if got.items and got.items[0].score is not None:
+            assert abs(got.items[0].score - one.items[0].score) < 1e-5
+
+
+def test_batcher_groups_concurrent_submissions() -> None:
+    seen: list[int] = []
+
+    def fn(items: list[int]) -> list:
+        seen.append(len(items))
+        return [ValueError("odd") if i % 2 else i * 10 for i in items]
+
+    async def main() -> list:
+        bt = Batcher(fn, max_batch=4)
+        return await asyncio.gather(*(bt.submit(i) for i in range(10)), return_exceptions=True)
+
+    out = asyncio.run(main())
+    assert [o if not isinstance(o, Exception) else "err" for o in out] == [0, "err", 20, "err", 40, "err", 60, "err",
+                                                                           80, "err"]
+    assert seen == [4, 4, 2]  # all ten were queued before the first flush ran
