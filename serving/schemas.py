@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -119,3 +119,12 @@ class Health(BaseModel):
     status: str
     bundle_version: str | None = None
     items: int | None = None
+
+
+class Problem(BaseModel):
+    """Every 4xx: ``detail`` is the reason (a string), or pydantic's list of field errors."""
+
+    detail: str | list[Any]
+
+
+ERRORS: dict = {"4XX": {"model": Problem, "description": "The request cannot be served as sent; `detail` says why."}}

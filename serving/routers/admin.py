@@ -6,9 +6,9 @@ from fastapi import APIRouter, HTTPException
 
 from serving.deps import Admin, State
 from serving.reload import reload_current
-from serving.schemas import AdminResponse
+from serving.schemas import ERRORS, AdminResponse
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+router = APIRouter(prefix="/admin", tags=["admin"], responses=ERRORS)
 
 
 @router.post("/reload", response_model=AdminResponse)

@@ -8,11 +8,11 @@ from fastapi import APIRouter, File, HTTPException, Query, UploadFile
 
 from serving.deps import Bundle, Settings
 from serving.recommend import RequestError, image_search
-from serving.schemas import CategoryProbability, ClassifyResponse, Filters, ImageSearchResponse
+from serving.schemas import ERRORS, CategoryProbability, ClassifyResponse, Filters, ImageSearchResponse
 from serving.uploads import read_upload
 from vision.preprocess import ImageError, preprocess
 
-router = APIRouter(prefix="/v1/images", tags=["images"])
+router = APIRouter(prefix="/v1/images", tags=["images"], responses=ERRORS)
 Upload = Annotated[UploadFile, File(description="A product photo (PNG/JPEG/WebP).")]
 
 

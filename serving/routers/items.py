@@ -12,11 +12,11 @@ from serving.deps import Admin, Bundle, Settings, State
 from serving.live import ChangeLog, add_item
 from serving.metrics import INDEX_SIZE
 from serving.recommend import RequestError, items_out, similar
-from serving.schemas import Filters, ItemDetail, ItemPatch, SimilarResponse
+from serving.schemas import ERRORS, Filters, ItemDetail, ItemPatch, SimilarResponse
 from serving.uploads import read_upload
 from vision.preprocess import ImageError, preprocess
 
-router = APIRouter(tags=["items"])
+router = APIRouter(tags=["items"], responses=ERRORS)
 
 
 def _row(bundle, item_id: str) -> int:

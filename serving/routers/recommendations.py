@@ -8,9 +8,9 @@ from fastapi.responses import Response
 from serving.deps import Bundle, Settings, State
 from serving.metrics import FALLBACKS, STAGES
 from serving.recommend import RequestError
-from serving.schemas import RecommendationRequest, RecommendationResponse
+from serving.schemas import ERRORS, RecommendationRequest, RecommendationResponse
 
-router = APIRouter(prefix="/v1", tags=["recommendations"])
+router = APIRouter(prefix="/v1", tags=["recommendations"], responses=ERRORS)
 
 
 def check_limits(req: RecommendationRequest, settings) -> None:

@@ -277,3 +277,18 @@ def test_not_ready_without_a_bundle(tmp_path: Path) -> None:
         r = c.get("/readyz")
         assert r.status_code == 503 and "no current bundle" in r.json()["status"]
         assert c.post("/v1/recommendations", json={}).status_code == 503
+
+
+def test_a_new_current_is_picked_up_by_the_watcher(artifacts: Path) -> None:
+    import time
+
+    cur = _bundle(artifacts)
+    manifest = json.loads((cur / "manifest.json").read_text())
+    info = {k: v for k, v in manifest.items() if k not in ("version", "created_at", "files")}
+    with make_client(artifacts, watch_interval_s=0.1) as c:
+        write_bundle(artifacts, {n: cur / n for n in manifest["files"]}, info, version="20260105T000000Z")
+        promote(artifacts, "20260105T000000Z")
+        deadline = time.time() + 30
+        while c.get("/readyz").json().get("bundle_version") != "20260105T000000Z" and time.time() < deadline:
+            time.sleep(0.1)
+        assert c.get("/readyz").json()["bundle_version"] == "20260105T000000Z"
