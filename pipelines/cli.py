@@ -82,10 +82,13 @@ def fashion_shop(
     seed: int = 7,
     fashion_mnist_dir: FmnistDir = None,
     max_bad_share: MaxBad = None,
+    append_days: Annotated[int, typer.Option(help="Add the next N days of events to the dataset in OUT "
+                                                  "(the generation flags are then read from it).")] = 0,
 ) -> None:
     """Build the embedded fashion-shop dataset from the real Fashion-MNIST catalog."""
     from pipelines.fashion_mnist import FILES, FashionMNISTError, load_fashion_mnist
     from pipelines.fashion_shop import FashionShopConfig, generate
+    from pipelines.fashion_shop import append_days as append
 
     if not 1 <= items <= 70_000 or users < 1 or days < 1:
         raise _fail("--items must be in 1..70000, --users and --days at least 1", 2)
@@ -96,6 +99,14 @@ def fashion_shop(
                                 checksums=None if s.fashion_mnist_verify else dict.fromkeys(FILES))
     except FashionMNISTError as e:
         raise _fail(str(e)) from e
+    if append_days:
+        if not (out / "dataset.json").is_file():
+            raise _fail(f"{out / 'dataset.json'}: no fashion-shop dataset to append to (build one first)")
+        raw = append(out, append_days, fm)
+        _ingest(raw["items"], raw["users"], raw["events"], out, out, max_bad_share)
+        console.print(f"appended {append_days} days ({raw['new_events']:,} events) to {out} in "
+                      f"{time.perf_counter() - t0:.1f}s")
+        return
     cfg = FashionShopConfig(seed=seed, n_users=users, n_items=items, days=days)
     raw = generate(cfg, fm, out)
     _ingest(raw["items"], raw["users"], raw["events"], out, out, max_bad_share)
@@ -558,17 +569,74 @@ def serve(
 
 
 @app.command()
+def nightly(
+    data: DataDir = Path("data/fashion-shop"),
+    artifacts: Artifacts = Path("artifacts"),
+    config: Annotated[Path | None, typer.Option(help="YAML with NightlyConfig fields, e.g. "
+                                                     "pipelines/configs/nightly-cpu.yaml.")] = None,
+    force: Annotated[bool, typer.Option(help="Publish even when the quality gate refuses (logged).")] = False,
+) -> None:
+    """Validate, train, export, build indexes, gate, publish, reload, report. Re-running after a crash
+    resumes at the first incomplete step. Exit codes: 0 published, 1 error, 2 bad data, 3 refused by
+    the quality gate, 75 another run holds the lock."""
+    from pipelines.nightly import EXIT_ERROR, NightlyConfig, NightlyError, run_nightly
+
+    try:
+        cfg = NightlyConfig.from_yaml(config)
+    except (ValueError, OSError) as e:
+        raise _fail(str(e), 2) from e
+    try:
+        s = run_nightly(data, artifacts, cfg, force=force)
+    except NightlyError as e:
+        raise _fail(str(e), e.code) from e
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        log.exception("nightly run failed")
+        raise _fail(str(e), EXIT_ERROR) from e
+    for st in s["steps"]:
+        console.print(f"  {st['step']:<10} {st['status']:<16} {st['seconds']:>7.1f} s")
+    console.print(f"published {s['version']} ({s['gate']['reason']}); report: {s['report']}")
+
+
+@app.command()
 def demo(
     data: Annotated[Path, typer.Option(help="Where the fashion-shop dataset lives.")] = Path("data/fashion-shop"),
+    artifacts: Artifacts = Path("artifacts"),
+    port: int = 8000,
+    serve_it: Annotated[bool, typer.Option("--serve/--no-serve", help="Start the service at the end.")] = True,
 ) -> None:
-    """The main job on the embedded default: build fashion-shop (when missing) and its split."""
+    """The main job: build fashion-shop (when missing), run the nightly pipeline with the CPU-sized
+    config (CUDA used when present), and serve the result on http://127.0.0.1:PORT."""
+    from pipelines.nightly import NightlyConfig, NightlyError, run_nightly
+    from serving.bundle import current_version
+
+    t0 = time.perf_counter()
     if not (data / "events.parquet").is_file():
         fashion_shop(out=data)
     else:
         console.print(f"fashion-shop already in {data}")
-    if not (data / "splits" / "temporal-user" / "test.parquet").is_file():
-        split(data, "temporal-user")
-    console.print(f"next: `vitrine vision train --data {data} --run runs/vision` (about 25 min on 2 CPU cores), "
-                  f"`vitrine vision embed --checkpoint runs/vision/best.pt --data {data}`, then "
-                  f"`vitrine recsys train --data {data} --image-vectors runs/vision/embed/image_vectors.npy`. "
-                  "Publishing and serving join the demo with the serving and nightly issues (see README).")
+    cfg = NightlyConfig.from_yaml(Path(__file__).parent / "configs" / "nightly-cpu.yaml")
+    try:
+        s = run_nightly(data, artifacts, cfg)
+        console.print(f"nightly: published {s['version']} in {time.perf_counter() - t0:.0f} s")
+    except NightlyError as e:
+        if current_version(artifacts) is None:
+            raise _fail(str(e), e.code) from e
+        console.print(f"[yellow]nightly did not publish ({e}); serving {current_version(artifacts)}[/]")
+    import pandas as pd
+
+    shopper = pd.read_parquet(data / "events.parquet", columns=["user_id"])["user_id"].iloc[-1]
+    item = pd.read_parquet(data / "items.parquet", columns=["item_id", "image"]).iloc[0]
+    base = f"http://127.0.0.1:{port}"
+    body = json.dumps({"user_id": str(shopper), "k": 5})
+    console.print(f"ready in {time.perf_counter() - t0:.0f} s. Try:\n"
+                  f"  open {base}/docs\n"
+                  f"  curl -s -X POST {base}/v1/recommendations -H 'content-type: application/json' -d '{body}'\n"
+                  f"  curl -s -X POST {base}/v1/images/classify -F image=@{data / item['image']}\n"
+                  f"  curl -s '{base}/v1/items/{item['item_id']}/similar?by=image&k=5'\n"
+                  f"  the merchandisers' report: {artifacts / 'reports'}/")
+    if serve_it:
+        serve(artifacts=artifacts, port=port)
+
+
+if __name__ == "__main__":
+    app()

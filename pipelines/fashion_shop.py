@@ -192,7 +192,8 @@ def build_world(cfg: FashionShopConfig, fm: FashionMNIST) -> World:
 
 def category_probs(world: World, users: np.ndarray, t_frac: np.ndarray | float) -> np.ndarray:
     """θ_u(t) with drift and season, t_frac in [0, 1] across the window.  (N, C)"""
-    t = np.broadcast_to(np.asarray(t_frac, float), users.shape)[:, None]
+    # Drift completes at the end of the generated window and holds afterwards (appended days).
+    t = np.minimum(np.broadcast_to(np.asarray(t_frac, float), users.shape), 1.0)[:, None]
     p = (1 - t) * world.theta0[users] + t * world.theta1[users]
     p = p * np.exp(np.asarray(SEASON)[None] * (t - 0.5))
     return p / p.sum(1, keepdims=True)
@@ -405,3 +406,28 @@ def generate(cfg: FashionShopConfig, fm: FashionMNIST, out: Path) -> dict:
     (out / "dataset.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return {"summary": summary, "items": world.items[CATALOG_COLUMNS],
             "users": world.users[["user_id", "age_band", "region", "signup_at"]], "events": events}
+
+
+def append_days(out: Path, n_days: int, fm: FashionMNIST) -> dict:
+    """The next ``n_days`` of events for an existing dataset (a nightly job's new data).
+
+    The world (catalog, shoppers, preferences) is rebuilt from the config in ``dataset.json`` —
+    deterministic in the seed — and days ``days_total .. days_total + n_days - 1`` are simulated,
+    each with its own (seed, day) random stream, so appending 3 then 4 days equals appending 7.
+    Shoppers who sign up in those days join ``users``; the catalog itself does not grow (every
+    Fashion-MNIST image is already a product). Returns raw tables for the usual validation.
+    """
+    meta = json.loads((out / "dataset.json").read_text())
+    cfg = FashionShopConfig(**meta["config"])
+    done = int(meta.get("days_total", cfg.days))
+    world = build_world(cfg, fm)
+    samplers = make_samplers(world, cfg)
+    new = pd.concat([simulate_day(world, cfg, d, samplers) for d in range(done, done + n_days)], ignore_index=True)
+    order = np.lexsort((new["item_id"].to_numpy(), new["user_id"].to_numpy(), new["ts"].to_numpy()))
+    events = pd.concat([pd.read_parquet(out / "events.parquet"), new.iloc[order]], ignore_index=True)
+    meta["days_total"] = done + n_days
+    meta["events"] = len(events)
+    (out / "dataset.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    users = world.users[world.users["signup_day"] <= done + n_days][["user_id", "age_band", "region", "signup_at"]]
+    log.info("appended days %d..%d: %d new events", done, done + n_days - 1, len(new))
+    return {"items": pd.read_parquet(out / "items.parquet"), "users": users, "events": events, "new_events": len(new)}

@@ -100,3 +100,28 @@ def test_oracle_predicts_future_events_better_than_popularity(fake_fmnist, shop:
     assert _recall(oracle, truth, k) > 1.5 * _recall({u: pop for u in truth.index}, truth, k)
     # the affinities are a distribution over launched items
     np.testing.assert_allclose(aff.sum(1), 1.0, rtol=1e-6)
+
+
+def test_append_days_continues_the_world_deterministically(fake_fmnist, tmp_path) -> None:
+    import shutil
+
+    import pandas as pd
+
+    from pipelines.fashion_shop import append_days
+    from pipelines.validate import validate, write_validated
+    from tests.conftest import build_tiny_shop
+
+    a = build_tiny_shop(tmp_path / "a", fake_fmnist, days=10)
+    shutil.copytree(a, tmp_path / "b")
+    before = pd.read_parquet(a / "events.parquet")
+    for d in (2, 3):  # 2 then 3 days ...
+        raw = append_days(a, d, fake_fmnist)
+        write_validated(validate(raw["items"], raw["users"], raw["events"], image_root=a), a)
+    raw = append_days(tmp_path / "b", 5, fake_fmnist)  # ... equals 5 at once
+    write_validated(validate(raw["items"], raw["users"], raw["events"], image_root=tmp_path / "b"), tmp_path / "b")
+    ea, eb = pd.read_parquet(a / "events.parquet"), pd.read_parquet(tmp_path / "b" / "events.parquet")
+    pd.testing.assert_frame_equal(ea, eb)
+    new = ea.iloc[len(before):]
+    assert len(new) > 0 and new["ts"].min() > before["ts"].max()
+    assert new["ts"].max() < before["ts"].max() + pd.Timedelta(days=6)
+    assert pd.read_parquet(a / "items.parquet").shape == pd.read_parquet(tmp_path / "b" / "items.parquet").shape

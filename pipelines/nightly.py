@@ -1,0 +1,233 @@
+"""The nightly job: validate → split → image CNN → embeddings → two-tower → ranker → ONNX exports
+(with parity checks) → bundle with tuned indexes → quality gate → publish → reload → report.
+
+Unattended operation:
+- every step is a plain function of declared inputs; its outputs live in
+  ``ARTIFACTS/work/<step>-<fingerprint>/`` where the fingerprint hashes the inputs' fingerprints
+  and the step's config, and ``done.json`` marks it complete. A re-run skips completed steps and
+  re-enters an incomplete one in the same directory, where training resumes from ``last.pt``;
+- a lock file stops two runs at once (a lock left by a dead process is taken over);
+- exit codes a scheduler can act on (EXIT_*); one JSON summary per run in ``ARTIFACTS/runs/``;
+- nothing reaches ``bundles/`` half-written (serving.bundle) and ``CURRENT`` only moves after the
+  gate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+
+from pipelines.tables import fingerprint as dataset_fingerprint
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_ERROR, EXIT_DATA, EXIT_GATE, EXIT_LOCKED = 0, 1, 2, 3, 75
+
+
+@dataclass
+class NightlyConfig:
+    split: str = "temporal-user"
+    vision: dict = field(default_factory=lambda: {"model": "resnet_fm_s", "epochs": 3})  # vision TrainConfig
+    two_tower: dict = field(default_factory=lambda: {"epochs": 3})  # recsys RecTrainConfig
+    ranker: dict = field(default_factory=dict)  # RankerTrainConfig
+    valid_users: int = 20_000  # validation-period users (early stopping, ranker lists)
+    target_recall: float = 0.95
+    gate_metric: str = "ranker_ndcg@10"  # a key of the bundle's metrics["headline"]
+    gate_margin: float = 0.05  # refuse when the metric drops by more than this share of CURRENT's
+    keep_bundles: int = 5
+    reload_url: str | None = None  # e.g. http://127.0.0.1:8000 (token from VITRINE_ADMIN_TOKEN)
+
+    @classmethod
+    def from_yaml(cls, path: Path | None, **overrides) -> NightlyConfig:
+        d = yaml.safe_load(path.read_text()) if path else {}
+        unknown = set(d or {}) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"{path}: unknown keys {sorted(unknown)}")
+        return cls(**((d or {}) | {k: v for k, v in overrides.items() if v is not None}))
+
+
+class NightlyError(RuntimeError):
+    def __init__(self, msg: str, code: int = EXIT_ERROR) -> None:
+        super().__init__(msg)
+        self.code = code
+
+
+def fp(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class Lock:
+    """``ARTIFACTS/nightly.lock`` holding the owner's pid; a lock whose process is gone is stale."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> Lock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                os.write(fd, str(os.getpid()).encode())
+                os.close(fd)
+                return self
+            except FileExistsError:
+                try:
+                    pid = int(self.path.read_text().strip() or 0)
+                    os.kill(pid, 0)
+                except (ValueError, ProcessLookupError):
+                    log.warning("removing stale lock %s (process gone)", self.path)
+                    self.path.unlink(missing_ok=True)
+                    continue
+                except PermissionError:
+                    pass  # alive, another user's
+                raise NightlyError(f"another nightly run holds {self.path} (pid {pid})", EXIT_LOCKED) from None
+        raise NightlyError(f"could not take {self.path}", EXIT_LOCKED)
+
+    def __exit__(self, *exc) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+class Steps:
+    """Runs fingerprinted steps and records what happened for the run summary."""
+
+    def __init__(self, artifacts: Path) -> None:
+        self.work = artifacts / "work"
+        self.record: list[dict] = []
+
+    def run(self, name: str, key: str, fn: Callable[[Path], dict]) -> dict:
+        d = self.work / f"{name}-{key[:16]}"
+        done = d / "done.json"
+        t = time.perf_counter()
+        if done.is_file():
+            info = json.loads(done.read_text())
+            self.record.append({"step": name, "fingerprint": key, "status": "fresh, skipped", "seconds": 0.0})
+            log.info("step %-10s fresh (%s), skipped", name, d.name)
+            return info | {"dir": str(d)}
+        d.mkdir(parents=True, exist_ok=True)
+        log.info("step %-10s running in %s", name, d)
+        info = fn(d)
+        tmp = d / "done.json.tmp"
+        tmp.write_text(json.dumps(info, indent=2, default=str))
+        os.replace(tmp, done)
+        secs = time.perf_counter() - t
+        self.record.append({"step": name, "fingerprint": key, "status": "ran", "seconds": round(secs, 1)})
+        log.info("step %-10s done in %.1f s", name, secs)
+        return info | {"dir": str(d)}
+
+
+def _sha(path: Path) -> str:
+    from serving.bundle import sha256_file
+
+    return sha256_file(path)
+
+
+def run_nightly(data: Path, artifacts: Path, cfg: NightlyConfig, *, force: bool = False) -> dict:
+    """One night. Returns the run summary (also written to ARTIFACTS/runs/); raises NightlyError."""
+    started = datetime.now(UTC)
+    summary: dict = {"started_at": started.isoformat(), "data": str(data), "config": asdict(cfg), "force": force}
+    steps = Steps(artifacts)
+    try:
+        with Lock(artifacts / "nightly.lock"):
+            summary |= _night(data, artifacts, cfg, steps, force)
+            summary["status"] = summary.get("status", "published")
+    except NightlyError as e:
+        summary |= {"status": "failed" if e.code != EXIT_GATE else "refused by the gate", "error": str(e),
+                    "exit_code": e.code}
+        raise
+    finally:
+        summary["steps"] = steps.record
+        summary["finished_at"] = datetime.now(UTC).isoformat()
+        runs = artifacts / "runs"
+        runs.mkdir(parents=True, exist_ok=True)
+        (runs / f"{started.strftime('%Y%m%dT%H%M%SZ')}.json").write_text(json.dumps(summary, indent=2, default=str))
+    return summary
+
+
+def _night(data: Path, artifacts: Path, cfg: NightlyConfig, steps: Steps, force: bool) -> dict:
+    from pipelines import train_steps as ts
+
+    if not (data / "events.parquet").is_file():
+        raise NightlyError(f"{data}: no dataset (events.parquet missing)", EXIT_DATA)
+    data_fp = dataset_fingerprint(data)
+    checked = steps.run("validate", fp("validate", data_fp), lambda d: ts.validate_step(data, d))
+    steps.run("split", fp("split", data_fp, cfg.split), lambda d: ts.split_step(data, cfg.split))
+    vision_key = fp("vision", _sha(data / "items.parquet"), cfg.vision)  # no new images -> no retraining
+    vision = steps.run("vision", vision_key, lambda d: ts.vision_step(data, d, cfg.vision))
+    rec = ts.RecDataCache(data, cfg.split, Path(vision["dir"]) / "embed" / "image_vectors.npy", cfg.valid_users)
+    tt_key = fp("two_tower", data_fp, cfg.split, vision_key, cfg.two_tower, cfg.valid_users)
+    tt = steps.run("two_tower", tt_key, lambda d: ts.two_tower_step(rec, d, cfg.two_tower))
+    rk_key = fp("ranker", tt_key, cfg.ranker)
+    rk = steps.run("ranker", rk_key, lambda d: ts.ranker_step(rec, Path(tt["dir"]), d, cfg.ranker))
+    headline = {"ranker_ndcg@10": rk["lift"]["ranker"]["ndcg@10"], "tower_ndcg@10": tt["test"]["ndcg@10"],
+                "tower_recall@20": tt["test"]["recall@20"], "image_accuracy": vision["eval"]["accuracy"]}
+    metrics = {"headline": headline, "vision": vision["eval"], "two_tower": tt["test"], "ranker": rk["lift"],
+               "parity": {"image_model": vision["parity"], "towers": tt["parity"], "ranker": rk["parity"]},
+               "validation": checked}
+    bundle = steps.run("bundle", fp("bundle", data_fp, vision_key, tt_key, rk_key, cfg.target_recall),
+                       lambda d: ts.bundle_step(artifacts, data, Path(vision["dir"]), Path(tt["dir"]),
+                                                Path(rk["dir"]), metrics, cfg))
+    version = bundle["version"]
+    out = {"version": version, "headline": headline}
+    gate = quality_gate(artifacts, headline, cfg, bundle)
+    out["gate"] = gate
+    if not gate["passed"]:
+        if not force:
+            raise NightlyError(f"quality gate refused {version}: {gate['reason']}", EXIT_GATE)
+        log.warning("quality gate failed (%s) but --force: publishing %s anyway", gate["reason"], version)
+        out["forced"] = True
+    from serving.bundle import promote, retain
+
+    promote(artifacts, version)
+    out["deleted_versions"] = retain(artifacts, cfg.keep_bundles)
+    out["reload"] = notify_reload(cfg.reload_url)
+    out["report"] = str(ts.write_report(artifacts, version, metrics, Path(vision["dir"])))
+    return out
+
+
+def quality_gate(artifacts: Path, headline: dict, cfg: NightlyConfig, bundle: dict) -> dict:
+    """Refuse a bundle whose headline metric fell more than ``gate_margin`` below CURRENT's, or
+    whose indexes missed the recall target (parity failures already stopped the run)."""
+    from serving.bundle import BundleError, bundles_dir, current_version, verify_bundle
+
+    for name, rec in bundle["index_recall"].items():
+        if rec < cfg.target_recall - 0.02:
+            return {"passed": False, "reason": f"{name} index recall@100 {rec:.3f} < target {cfg.target_recall}"}
+    cur = current_version(artifacts)
+    if cur is None:
+        return {"passed": True, "reason": "no CURRENT bundle to compare with", "baseline": None}
+    try:
+        base = verify_bundle(bundles_dir(artifacts) / cur)["metrics"]["headline"][cfg.gate_metric]
+    except (BundleError, KeyError) as e:
+        return {"passed": True, "reason": f"CURRENT {cur} has no comparable metric ({e})", "baseline": None}
+    new = headline[cfg.gate_metric]
+    floor = base * (1 - cfg.gate_margin)
+    verdict = {"metric": cfg.gate_metric, "current": base, "new": new, "floor": floor, "baseline": cur}
+    if new < floor:
+        return verdict | {"passed": False, "reason": f"{cfg.gate_metric} {new:.4f} < {floor:.4f} "
+                                                     f"({cfg.gate_margin:.0%} below CURRENT {cur}'s {base:.4f})"}
+    return verdict | {"passed": True, "reason": f"{cfg.gate_metric} {new:.4f} >= {floor:.4f}"}
+
+
+def notify_reload(url: str | None) -> str:
+    """Ask the running service to load the new CURRENT; a failure is logged, never fatal."""
+    if not url:
+        return "not configured"
+    token = os.environ.get("VITRINE_ADMIN_TOKEN", "")
+    req = urllib.request.Request(url.rstrip("/") + "/admin/reload", method="POST",
+                                 headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=120) as r:
+            return f"{r.status} {r.read().decode()[:200]}"
+    except OSError as e:
+        log.warning("could not notify %s: %s (the service can also poll CURRENT with --watch)", url, e)
+        return f"failed: {e}"
