@@ -128,7 +128,7 @@ def write_report(artifacts: Path, version: str, metrics: dict, vision_dir: Path)
     history = []
     for p in sorted((artifacts / "runs").glob("*.json")):
         s = json.loads(p.read_text())
-        if "headline" in s:
+        if "headline" in s and s.get("version") != version:  # a re-run of tonight is tonight
             history.append({"run": p.stem, "version": s.get("version"), "status": s.get("status")} | s["headline"])
     h = metrics["headline"]
     history.append({"run": "tonight", "version": version, "status": "published"} | h)
