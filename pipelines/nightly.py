@@ -41,6 +41,7 @@ class NightlyConfig:
     two_tower: dict = field(default_factory=lambda: {"epochs": 3})  # recsys RecTrainConfig
     ranker: dict = field(default_factory=dict)  # RankerTrainConfig
     valid_users: int = 20_000  # validation-period users (early stopping, ranker lists)
+    warm_start: bool = True  # initialise the two-tower from CURRENT's (rows matched by id)
     target_recall: float = 0.95
     gate_metric: str = "ranker_ndcg@10"  # a key of the bundle's metrics["headline"]
     gate_margin: float = 0.05  # refuse when the metric drops by more than this share of CURRENT's
@@ -165,7 +166,10 @@ def _night(data: Path, artifacts: Path, cfg: NightlyConfig, steps: Steps, force:
     vision = steps.run("vision", vision_key, lambda d: ts.vision_step(data, d, cfg.vision))
     rec = ts.RecDataCache(data, cfg.split, Path(vision["dir"]) / "embed" / "image_vectors.npy", cfg.valid_users)
     tt_key = fp("two_tower", data_fp, cfg.split, vision_key, cfg.two_tower, cfg.valid_users)
-    tt = steps.run("two_tower", tt_key, lambda d: ts.two_tower_step(rec, d, cfg.two_tower))
+    # Warm start from CURRENT's two-tower: an initialisation, deliberately not part of the fingerprint
+    # (a finished result for the same data and config is reused whatever it started from).
+    init = ts.previous_two_tower(artifacts) if cfg.warm_start else None
+    tt = steps.run("two_tower", tt_key, lambda d: ts.two_tower_step(rec, d, cfg.two_tower, init))
     rk_key = fp("ranker", tt_key, cfg.ranker)
     rk = steps.run("ranker", rk_key, lambda d: ts.ranker_step(rec, Path(tt["dir"]), d, cfg.ranker))
     headline = {"ranker_ndcg@10": rk["lift"]["ranker"]["ndcg@10"], "tower_ndcg@10": tt["test"]["ndcg@10"],

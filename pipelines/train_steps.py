@@ -75,7 +75,22 @@ class RecDataCache:
         return self._data
 
 
-def two_tower_step(rec: RecDataCache, out: Path, overrides: dict) -> dict:
+def previous_two_tower(artifacts: Path) -> Path | None:
+    """The two-tower checkpoint behind the bundle in CURRENT, for a warm start (None if gone)."""
+    from serving.bundle import BundleError, bundles_dir, current_version
+
+    cur = current_version(artifacts)
+    if cur is None:
+        return None
+    try:
+        src = json.loads((bundles_dir(artifacts) / cur / "manifest.json").read_text())["models"]["sources"]["two_tower"]
+    except (OSError, KeyError, json.JSONDecodeError, BundleError):
+        return None
+    ck = Path(src) / "best.pt"
+    return ck if ck.is_file() else None
+
+
+def two_tower_step(rec: RecDataCache, out: Path, overrides: dict, init_from: Path | None = None) -> dict:
     from recsys.evaluate import evaluate_ranking, two_tower_scores
     from recsys.export import export_towers
     from recsys.train import RecTrainConfig, load_two_tower, train_two_tower
@@ -83,11 +98,12 @@ def two_tower_step(rec: RecDataCache, out: Path, overrides: dict) -> dict:
     d = rec.get()
     data, split, img, users = rec.args
     cfg = RecTrainConfig(**({"data_dir": str(data), "run_dir": str(out), "split": split, "image_vectors": str(img),
-                             "eval_users": min(users, 5000)} | overrides))
+                             "eval_users": min(users, 5000),
+                             "init_from": str(init_from) if init_from else None} | overrides))
     model, _, _ = load_two_tower(train_two_tower(cfg, d))
     test = evaluate_ranking(two_tower_scores(model, d, d.test), d.test, d, ks=(10, 20, 100))
     parity = export_towers(model, d, out / "export")["max_abs_diff"]
-    return {"test": test, "parity": parity}
+    return {"test": test, "parity": parity, "warm_start": str(init_from) if init_from else None}
 
 
 def ranker_step(rec: RecDataCache, tt_dir: Path, out: Path, overrides: dict) -> dict:
@@ -114,7 +130,9 @@ def bundle_step(artifacts: Path, data: Path, vision_dir: Path, tt_dir: Path, rk_
     models = TrainedModels(towers_dir=tt_dir / "export", ranker=rk_dir / "ranker.onnx",
                            image_model=vision_dir / "image_model.onnx",
                            image_vectors=vision_dir / "embed" / "image_vectors.npy", metrics=metrics,
-                           configs={"nightly": asdict(cfg)})
+                           configs={"nightly": asdict(cfg),
+                                    "sources": {"vision": str(vision_dir), "two_tower": str(tt_dir),
+                                                "ranker": str(rk_dir)}})
     path = assemble_bundle(artifacts, data, models, target_recall=cfg.target_recall)
     m = json.loads((path / "manifest.json").read_text())
     return {"version": path.name, "index_recall": {k: v["recall_at_k"] for k, v in m["indexes"].items()}}

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.distributed as dist
 import yaml
@@ -23,7 +24,7 @@ from tqdm import tqdm
 
 from recsys.data import RecData, load_rec_data
 from recsys.evaluate import evaluate_ranking, two_tower_scores
-from recsys.features import FeatureSpec
+from recsys.features import FeatureSpec, Vocab
 from recsys.model import TwoTower, TwoTowerConfig, sampled_softmax_loss
 from vision.runtime import init_distributed, load_recipe, pick_device, save_checkpoint
 
@@ -51,6 +52,7 @@ class RecTrainConfig:
     history_len: int = 20
     patience: int = 3
     eval_users: int | None = 5000  # validation users sampled for early stopping
+    init_from: str | None = None  # warm start: a previous two-tower checkpoint (rows matched by id)
     seed: int = 0
     device: str = "auto"
 
@@ -83,6 +85,49 @@ def _optimizers(model: TwoTower, cfg: RecTrainConfig) -> list[torch.optim.Optimi
     return opts
 
 
+def _row_map(old: Vocab, new: Vocab) -> tuple[np.ndarray, np.ndarray]:
+    """(new rows, old rows) holding the same value in two vocabularies; padding and OOV included."""
+    if old.hash_buckets or new.hash_buckets:
+        n = min(old.size, new.size) if old.hash_buckets == new.hash_buckets else 2
+        return np.arange(n), np.arange(n)
+    pos = pd.Index(old.values).get_indexer(new.values)  # new value i -> old position or -1
+    keep = np.flatnonzero(pos >= 0)
+    return np.concatenate([[0, 1], keep + 2]), np.concatenate([[0, 1], pos[keep] + 2])
+
+
+def warm_start(model: TwoTower, spec: FeatureSpec, checkpoint: Path) -> dict[str, str]:
+    """Initialise ``model`` from an earlier two-tower: id tables row by row where the id (item, user,
+    category, feature value) exists in both vocabularies, every other tensor where shapes match.
+    New ids keep their fresh initialisation. Returns what was copied, per tensor."""
+    ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    old_spec, old = FeatureSpec.from_json(ck["feature_spec"]), ck["model"]
+    vocabs = {"item_tower.item_emb.weight": "item", "user_tower.item_emb.weight": "item",
+              "user_tower.user_emb.weight": "user", "item_tower.cat_emb.weight": "category"}
+    pairs = {"item": (old_spec.item_vocab, spec.item_vocab), "user": (old_spec.user_vocab, spec.user_vocab),
+             "category": (old_spec.category_vocab, spec.category_vocab)}
+    for i, (name, v) in enumerate(spec.user_features.items()):
+        if name in old_spec.user_features:
+            vocabs[f"user_tower.feat_embs.{i}.weight"] = f"feature:{name}"
+            pairs[f"feature:{name}"] = (old_spec.user_features[name], v)
+    report, state = {}, model.state_dict()
+    with torch.no_grad():
+        for key, t in state.items():
+            if key not in old:
+                continue
+            if key in vocabs and old[key].shape[1:] == t.shape[1:]:
+                new_rows, old_rows = _row_map(*pairs[vocabs[key]])
+                t[torch.from_numpy(new_rows)] = old[key][torch.from_numpy(old_rows)].to(t.dtype)
+                report[key] = f"{len(new_rows)}/{len(t)} rows"
+            elif key.endswith("price_emb.weight") and old_spec.price_edges != spec.price_edges:
+                report[key] = "price buckets changed: fresh"
+            elif old[key].shape == t.shape:
+                t.copy_(old[key])
+                report[key] = "copied"
+    model.load_state_dict(state)
+    log.info("warm start from %s: %s", checkpoint, {k: v for k, v in report.items() if "rows" in v})
+    return report
+
+
 def load_two_tower(path: Path, map_location: str | torch.device = "cpu") -> tuple[TwoTower, FeatureSpec, dict]:
     ck = torch.load(path, map_location=map_location, weights_only=True)
     model = TwoTower(TwoTowerConfig.from_dict(ck["model_config"]))
@@ -103,7 +148,10 @@ def train_two_tower(cfg: RecTrainConfig, data: RecData | None = None,
         data = load_rec_data(Path(cfg.data_dir), split=cfg.split, history_len=cfg.history_len,
                              image_vectors=Path(cfg.image_vectors) if cfg.image_vectors else None,
                              max_eval_users=cfg.eval_users, seed=cfg.seed)
-    model = build_model(cfg, data, world).to(device)
+    model = build_model(cfg, data, world)
+    if cfg.init_from and not (run / "last.pt").exists():  # a resumed run already holds its own weights
+        warm_start(model, data.spec, Path(cfg.init_from))
+    model = model.to(device)
     opts = _optimizers(model, cfg)
     ex = data.train
     keep = np.flatnonzero(ex.item_row >= 0)

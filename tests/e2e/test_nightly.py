@@ -38,6 +38,7 @@ def test_nightly_publishes_appends_and_refuses_a_regression(fake_fmnist, tmp_pat
     art = tmp_path / "artifacts"
     first = run_nightly(shop, art, NightlyConfig(**TINY))
     assert first["status"] == "published" and current_version(art) == first["version"]
+    first_tt = next((art / "work").glob("two_tower-*"))
     assert _ask(art)["bundle_version"] == first["version"]
     assert Path(first["report"]).is_file() and "mislabeled" in Path(first["report"]).read_text()
 
@@ -47,6 +48,8 @@ def test_nightly_publishes_appends_and_refuses_a_regression(fake_fmnist, tmp_pat
     assert second["status"] == "published" and second["version"] != first["version"]
     status = {s["step"]: s["status"] for s in second["steps"]}
     assert status["vision"] == "fresh, skipped" and status["two_tower"] == "ran"  # same images, new events
+    warm = [json.loads(p.read_text()).get("warm_start") for p in (art / "work").glob("two_tower-*/done.json")]
+    assert sorted(map(str, warm)) == sorted(["None", str(Path(first_tt) / "best.pt")])
     assert _ask(art)["bundle_version"] == second["version"]
     assert second["headline"]["ranker_ndcg@10"] > 0
 

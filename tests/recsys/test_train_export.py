@@ -137,3 +137,40 @@ def test_torchrun_two_processes(planted: Path, tmp_path: Path) -> None:
                    check=True, cwd=Path(__file__).parents[2], timeout=300)
     assert yaml.safe_load((run / "config.yaml").read_text())["world_size"] == 2
     assert len(yaml.safe_load((run / "history.yaml").read_text())) == 2
+
+
+def test_warm_start_copies_rows_by_id_and_keeps_new_ids_fresh(tmp_path) -> None:
+    import pandas as pd
+    import torch
+
+    from recsys.features import FeatureSpec
+    from recsys.model import TwoTower, TwoTowerConfig
+    from recsys.train import warm_start
+    from vision.runtime import save_checkpoint
+
+    def spec(items: list[str], users: list[str]) -> FeatureSpec:
+        it = pd.DataFrame({"item_id": items, "category": ["a"] * len(items), "price": [1.0] * len(items)})
+        return FeatureSpec.fit(it, pd.DataFrame({"user_id": users, "region": ["n"] * len(users)}))
+
+    def model(s: FeatureSpec) -> TwoTower:
+        return TwoTower(TwoTowerConfig(n_items=s.item_vocab.size, n_users=s.user_vocab.size,
+                                       n_categories=s.category_vocab.size, n_price=s.n_price_buckets,
+                                       user_feature_sizes=(3,), emb_dim=8, hidden=16, out_dim=8))
+
+    old_spec, new_spec = spec(["i1", "i2", "i3"], ["u1", "u2"]), spec(["i0", "i2", "i3", "i9"], ["u2", "u3"])
+    torch.manual_seed(0)
+    old = model(old_spec)
+    save_checkpoint(tmp_path / "old.pt", model=old.state_dict(), model_config=old.cfg.to_dict(),
+                    feature_spec=old_spec.to_json())
+    new = model(new_spec)
+    fresh_i0 = new.item_tower.item_emb.weight[2].clone()
+    report = warm_start(new, new_spec, tmp_path / "old.pt")
+    W_old, W_new = old.item_tower.item_emb.weight, new.item_tower.item_emb.weight
+    for iid in ("i2", "i3"):  # same id -> same row content, wherever it sits now
+        o, n = old_spec.item_vocab.encode([iid])[0], new_spec.item_vocab.encode([iid])[0]
+        assert torch.equal(W_new[n], W_old[o])
+    assert torch.equal(W_new[2], fresh_i0)  # i0 is new: untouched
+    u2o, u2n = old_spec.user_vocab.encode(["u2"])[0], new_spec.user_vocab.encode(["u2"])[0]
+    assert torch.equal(new.user_tower.user_emb.weight[u2n], old.user_tower.user_emb.weight[u2o])
+    assert torch.equal(new.item_tower.mlp[0].weight, old.item_tower.mlp[0].weight)
+    assert report["item_tower.item_emb.weight"] == "4/6 rows"  # pad, oov, i2, i3
