@@ -43,7 +43,11 @@ end
 """
 
 
-def bodies(bundle: Path, n: int, seed: int = 0) -> list[dict]:
+def bodies(bundle: Path, n: int, seed: int = 0, mix: str = "storefront") -> list[dict]:
+    """storefront: the mix in the module docstring; nobody: only no-signal requests (popular items,
+    no model call) — the route's cost without the model path."""
+    if mix == "nobody":
+        return [{"k": 10}] * n
     rng = np.random.default_rng(seed)
     users = pd.read_parquet(bundle / "users.parquet", columns=["user_id", "history"])
     known = users[users["history"].map(len) > 0]["user_id"].to_numpy()
@@ -86,6 +90,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=30)
     ap.add_argument("--port", type=int, default=8765)
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--mix", choices=["storefront", "nobody"], default="storefront")
     a = ap.parse_args()
     version = (a.artifacts / "CURRENT").read_text().strip()
     bundle = a.artifacts / "bundles" / version
@@ -98,7 +103,7 @@ def main() -> None:
         ready = wait_ready(host)
         with tempfile.TemporaryDirectory() as tmp:
             lua = Path(tmp) / "rec.lua"
-            lua.write_text(LUA % ",".join(json.dumps(json.dumps(b)) for b in bodies(bundle, 2000)))
+            lua.write_text(LUA % ",".join(json.dumps(json.dumps(b)) for b in bodies(bundle, 2000, mix=a.mix)))
             ping_lua = Path(tmp) / "ping.lua"
             ping_lua.write_text(LUA.split("request =")[0].replace("bodies = {%s}", "") +
                                 "done =" + LUA.split("done =")[1].replace("%%", "%"))
@@ -110,7 +115,7 @@ def main() -> None:
         server.wait(30)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; server: uvicorn, {a.workers} worker(s), sharing "
           f"the cores with the load generator (wrk, 1 thread); bundle {version} ({ready['items']:,} items); "
-          f"{a.clients} closed-loop connections, {a.seconds} s per endpoint")
+          f"{a.clients} closed-loop connections, {a.seconds} s per endpoint; request mix: {a.mix}")
     print("| endpoint | requests/s | p50 ms | p95 ms | p99 ms | errors |\n| --- | --- | --- | --- | --- | --- |")
     for name, m in (("GET /v1/ping (trivial JSON)", ping), ("POST /v1/recommendations", rec)):
         print(f"| {name} | {m['rps']:.0f} | {m['p50']:.1f} | {m['p95']:.1f} | {m['p99']:.1f} | {m['errors']} |")
