@@ -14,7 +14,6 @@ parity. Prints one markdown table.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import platform
@@ -26,7 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 from recsys.data import load_rec_data  # noqa: E402
-from recsys.ranker import RankerTrainConfig, evaluate_lift, export_ranker, period_stats, train_ranker  # noqa: E402
+from recsys.ranker import RankerTrainConfig, train_evaluate_export  # noqa: E402
 from recsys.train import RecTrainConfig, load_two_tower, train_two_tower  # noqa: E402
 
 
@@ -49,11 +48,8 @@ def main() -> None:
         a.two_tower = train_two_tower(cfg, data)
     tt, _, _ = load_two_tower(a.two_tower)
     tt.eval()
-    cfg = RankerTrainConfig(candidates=a.candidates)
-    ranker, info = train_ranker(cfg, tt, data, period_stats(data, a.data, a.split, ("train",)), out)
-    lift = evaluate_lift(ranker, tt, data, period_stats(data, a.data, a.split, ("train", "valid")), a.candidates)
-    diff = export_ranker(ranker, out / "ranker.onnx")
-    (out / "lift.json").write_text(json.dumps(lift | {"train": info, "onnx_parity": diff}, indent=2))
+    lift = train_evaluate_export(tt, data, a.data, a.split, RankerTrainConfig(candidates=a.candidates), out)
+    info, diff = lift["train"], lift["onnx_parity"]
     tw, rk = lift["tower"], lift["ranker"]
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}; "
           f"total {time.perf_counter() - t0:.0f} s (ranker training {info['train_s']:.0f} s)")

@@ -395,7 +395,7 @@ def recsys_ranker(
     """Train the DCN-v2 ranker on validation-period lists, report its NDCG@10 lift over the tower's order
     on the test period (same candidates), export ranker.onnx with a parity check."""
     from recsys.data import load_rec_data
-    from recsys.ranker import RankerTrainConfig, evaluate_lift, export_ranker, period_stats, train_ranker
+    from recsys.ranker import RankerTrainConfig, train_evaluate_export
     from recsys.train import load_two_tower
     from vision.runtime import ParityError
 
@@ -403,13 +403,10 @@ def recsys_ranker(
     d = load_rec_data(data, split=split, image_vectors=image_vectors, max_eval_users=valid_users)
     tt, _, _ = load_two_tower(checkpoint)
     try:
-        ranker, info = train_ranker(RankerTrainConfig(candidates=candidates), tt, d,
-                                    period_stats(d, data, split, ("train",)), out)
-        lift = evaluate_lift(ranker, tt, d, period_stats(d, data, split, ("train", "valid")), candidates)
-        diff = export_ranker(ranker, out / "ranker.onnx")
+        lift = train_evaluate_export(tt, d, data, split, RankerTrainConfig(candidates=candidates), out)
     except (ValueError, ParityError) as e:
         raise _fail(str(e)) from e
-    (out / "lift.json").write_text(json.dumps(lift | {"train": info, "onnx_parity": diff}, indent=2) + "\n")
+    diff = lift["onnx_parity"]
     console.print(f"test NDCG@10 on the same {candidates} candidates: tower {lift['tower']['ndcg@10']:.4f} -> "
                   f"ranker {lift['ranker']['ndcg@10']:.4f} (x{lift['ndcg@10_lift']:.3f}); {out / 'ranker.onnx'} "
                   f"parity {diff:.1e}")

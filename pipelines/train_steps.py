@@ -107,17 +107,14 @@ def two_tower_step(rec: RecDataCache, out: Path, overrides: dict, init_from: Pat
 
 
 def ranker_step(rec: RecDataCache, tt_dir: Path, out: Path, overrides: dict) -> dict:
-    from recsys.ranker import RankerTrainConfig, evaluate_lift, export_ranker, period_stats, train_ranker
+    from recsys.ranker import RankerTrainConfig, train_evaluate_export
     from recsys.train import load_two_tower
 
-    d = rec.get()
     data, split, _, _ = rec.args
     tt, _, _ = load_two_tower(tt_dir / "best.pt")
-    cfg = RankerTrainConfig(**overrides)
-    ranker, info = train_ranker(cfg, tt, d, period_stats(d, data, split, ("train",)), out)
-    lift = evaluate_lift(ranker, tt, d, period_stats(d, data, split, ("train", "valid")), cfg.candidates)
-    parity = export_ranker(ranker, out / "ranker.onnx")
-    return {"lift": lift, "parity": parity, "train": {k: v for k, v in info.items() if k != "history"}}
+    r = train_evaluate_export(tt, rec.get(), data, split, RankerTrainConfig(**overrides), out)
+    info = r.pop("train")
+    return {"lift": r, "parity": r.pop("onnx_parity"), "train": {k: v for k, v in info.items() if k != "history"}}
 
 
 def bundle_step(artifacts: Path, data: Path, vision_dir: Path, tt_dir: Path, rk_dir: Path, metrics: dict,

@@ -285,3 +285,15 @@ def export_ranker(model: DCNRanker, path: Path, seed: int = 0) -> float:
     diff = max(parity(path, model, inputs(b)) for b in (1, 7, 200))
     log.info("exported %s: max |onnx - torch| = %.2e", path, diff)
     return diff
+
+
+def train_evaluate_export(model_tt: TwoTower, data: RecData, data_dir: Path, split: str, cfg: RankerTrainConfig,
+                          out: Path) -> dict:
+    """The whole ranker step: train on the validation period, measure the lift on the test period,
+    export ``out/ranker.onnx``, write ``out/lift.json``; returns that record."""
+    ranker, info = train_ranker(cfg, model_tt, data, period_stats(data, data_dir, split, ("train",)), out)
+    lift = evaluate_lift(ranker, model_tt, data, period_stats(data, data_dir, split, ("train", "valid")),
+                         cfg.candidates)
+    record = lift | {"train": info, "onnx_parity": export_ranker(ranker, out / "ranker.onnx")}
+    (out / "lift.json").write_text(json.dumps(record, indent=2) + "\n")
+    return record

@@ -102,7 +102,7 @@ def tiny_models(tiny_shop: Path, tmp_path_factory: pytest.TempPathFactory):
     from pipelines.tables import read_table
     from recsys.data import load_rec_data
     from recsys.export import export_towers
-    from recsys.ranker import RankerTrainConfig, evaluate_lift, export_ranker, period_stats, train_ranker
+    from recsys.ranker import RankerTrainConfig, train_evaluate_export
     from recsys.train import RecTrainConfig, load_two_tower, train_two_tower
     from vision.embed import embed_catalog
     from vision.export import export_image_model
@@ -123,10 +123,8 @@ def tiny_models(tiny_shop: Path, tmp_path_factory: pytest.TempPathFactory):
                          device="cpu")
     tt, _, _ = load_two_tower(train_two_tower(cfg, data))
     export_towers(tt, data, root / "tt" / "export")
-    ranker, info = train_ranker(RankerTrainConfig(candidates=50, epochs=2, device="cpu"), tt, data,
-                                period_stats(data, tiny_shop, "temporal-user", ("train",)), root / "ranker")
-    lift = evaluate_lift(ranker, tt, data, period_stats(data, tiny_shop, "temporal-user", ("train", "valid")), 50)
-    export_ranker(ranker, root / "ranker" / "ranker.onnx")
+    lift = train_evaluate_export(tt, data, tiny_shop, "temporal-user",
+                                 RankerTrainConfig(candidates=50, epochs=2, device="cpu"), root / "ranker")
     return TrainedModels(towers_dir=root / "tt" / "export", ranker=root / "ranker" / "ranker.onnx",
                          image_model=root / "vision" / "image_model.onnx", image_vectors=img,
-                         metrics={"ranker": lift}, configs={"ranker": info})
+                         metrics={"ranker": lift}, configs={})

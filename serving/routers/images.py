@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, HTTPException, Query, UploadFile
 
 from serving.deps import Bundle, Settings
-from serving.recommend import RequestError, image_search
+from serving.recommend import RequestError, nearest
 from serving.schemas import ERRORS, CategoryProbability, ClassifyResponse, Filters, ImageSearchResponse
 from serving.uploads import read_upload
 from vision.preprocess import ImageError, preprocess
@@ -43,7 +43,7 @@ def search(image: Upload, bundle: Bundle, settings: Settings, k: Annotated[int, 
         raise HTTPException(422, f"k={k} is above the limit {settings.max_k}")
     probs, emb = _classify(bundle, image, settings)
     try:
-        items = image_search(bundle, emb, k, Filters(categories=categories, in_stock_only=in_stock_only))
+        items = nearest(bundle, "image", emb, k, Filters(categories=categories, in_stock_only=in_stock_only))
     except RequestError as e:
         raise HTTPException(422, str(e)) from e
     return ImageSearchResponse(predicted=bundle.class_names[int(probs.argmax())], items=items,
