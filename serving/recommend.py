@@ -58,13 +58,14 @@ class _Ctx:
     u: int | None
     history: np.ndarray
     seen: np.ndarray
-    allowed: np.ndarray
+    allowed: np.ndarray  # the request's filters (shared by requests with the same filters)
+    purchased: np.ndarray  # the user's own exclusions on top of ``allowed``
     timings: Timings
     cand: np.ndarray | None = None  # retrieved rows, tower order
     score: np.ndarray | None = None
 
 
-def _prepare(b: LoadedBundle, req: RecommendationRequest) -> _Ctx:
+def _prepare(b: LoadedBundle, req: RecommendationRequest, masks: dict | None = None) -> _Ctx:
     t0 = time.perf_counter()
     u = b.user_row.get(req.user_id) if req.user_id is not None else None
     session = b.rows(req.recent_item_ids)
@@ -72,24 +73,34 @@ def _prepare(b: LoadedBundle, req: RecommendationRequest) -> _Ctx:
     if len(session):  # fresh clicks first, then the stored history without repeats
         history = np.concatenate([session, history[~np.isin(history, session)]])
     seen = np.unique(np.concatenate([session, b.user_seen[u]])) if u is not None else np.unique(session)
-    purchased = b.user_purchased[u] if (u is not None and req.exclude_purchased) else None
-    allowed = filter_mask(b, req, purchased)
-    return _Ctx(req, t0, u, history, seen, allowed, Timings(user_ms=(time.perf_counter() - t0) * 1e3))
+    purchased = b.user_purchased[u] if (u is not None and req.exclude_purchased) else np.zeros(0, np.int64)
+    allowed = masks.get(_filter_key(req)) if masks is not None else None
+    if allowed is None:
+        allowed = filter_mask(b, req)
+        if masks is not None:
+            masks[_filter_key(req)] = allowed
+    return _Ctx(req, t0, u, history, seen, allowed, purchased, Timings(user_ms=(time.perf_counter() - t0) * 1e3))
 
 
-def _retrieve(b: LoadedBundle, c: _Ctx, uvec: np.ndarray, candidates: int) -> dict[str, np.ndarray] | None:
-    """Filtered top-N for one request; returns the ranker's inputs (None when nothing is allowed)."""
+def _filter_key(req: RecommendationRequest) -> tuple:
+    return (tuple(req.categories) if req.categories is not None else None, req.price_min, req.price_max,
+            req.in_stock_only, tuple(req.exclude_item_ids))
+
+
+def _retrieve_group(b: LoadedBundle, ctxs: list[_Ctx], U: np.ndarray, candidates: int) -> None:
+    """One FAISS call for requests with the same filters: over-fetch by the largest purchase list,
+    then drop each user's own purchases, so every request keeps its top-N allowed candidates."""
     t1 = time.perf_counter()
-    D, I = b.items_index.search(uvec[None], max(candidates, c.req.offset + c.req.k), allowed=c.allowed)
-    keep = I[0] >= 0
-    c.cand, c.score = I[0][keep], D[0][keep]
-    t2 = time.perf_counter()
-    c.timings.retrieve_ms = (t2 - t1) * 1e3
-    if not len(c.cand):
-        return None
-    x = b.rank_inputs(uvec, c.cand, c.score, c.seen, c.history)
-    c.timings.rank_ms = (time.perf_counter() - t2) * 1e3
-    return x
+    extra = max(len(c.purchased) for c in ctxs)
+    n = max(candidates, max(c.req.offset + c.req.k for c in ctxs))
+    D, I = b.items_index.search(U, n + extra, allowed=ctxs[0].allowed)
+    per = (time.perf_counter() - t1) * 1e3 / len(ctxs)
+    for c, d, i in zip(ctxs, D, I, strict=True):
+        keep = i >= 0
+        if len(c.purchased):
+            keep &= ~np.isin(i, c.purchased)
+        c.cand, c.score = i[keep][:n], d[keep][:n]
+        c.timings.retrieve_ms = per
 
 
 def _finish(b: LoadedBundle, c: _Ctx, ranked: np.ndarray, scores: np.ndarray | None,
@@ -109,32 +120,43 @@ def _finish(b: LoadedBundle, c: _Ctx, ranked: np.ndarray, scores: np.ndarray | N
 def recommend_many(b: LoadedBundle, reqs: list[RecommendationRequest], candidates: int
                    ) -> list[RecommendationResponse | Exception]:
     """The online path for a batch of concurrent requests: one user-tower call and one ranker call
-    for all of them; retrieval per request (their filters differ). A request's error is its own."""
+    for all of them, one FAISS call per distinct set of filters. A request's error is its own."""
     out: list[RecommendationResponse | Exception] = [RequestError("not processed")] * len(reqs)
     with b.lock.read():
         ctxs: dict[int, _Ctx] = {}
+        masks: dict[tuple, np.ndarray] = {}  # requests with the same filters share one mask
         for i, r in enumerate(reqs):
             try:
-                ctxs[i] = _prepare(b, r)
+                ctxs[i] = _prepare(b, r, masks)
             except RequestError as e:
                 out[i] = e
         model = [i for i, c in ctxs.items() if len(c.history)]
         for i, c in ctxs.items():
             if not len(c.history):  # nobody we know anything about: popular items in scope
-                out[i] = _finish(b, c, b.popular[c.allowed[b.popular]], None, "popular")
+                ranked = b.popular[c.allowed[b.popular]]
+                if len(c.purchased):
+                    ranked = ranked[~np.isin(ranked, c.purchased)]
+                out[i] = _finish(b, c, ranked, None, "popular")
         if not model:
             return out
         t = time.perf_counter()
         U = b.user_vectors([reqs[i].user_id for i in model], [ctxs[i].history for i in model])
         per = (time.perf_counter() - t) * 1e3 / len(model)
-        inputs = {}
+        groups: dict[tuple, list[int]] = {}
         for j, i in enumerate(model):
             ctxs[i].timings.user_ms += per
-            x = _retrieve(b, ctxs[i], U[j], candidates)
-            if x is None:
-                out[i] = _finish(b, ctxs[i], ctxs[i].cand, None, None)
-            else:
-                inputs[i] = x
+            groups.setdefault(_filter_key(reqs[i]), []).append(j)
+        for js in groups.values():
+            _retrieve_group(b, [ctxs[model[j]] for j in js], U[js], candidates)
+        inputs = {}
+        for j, i in enumerate(model):
+            c = ctxs[i]
+            if not len(c.cand):
+                out[i] = _finish(b, c, c.cand, None, None)
+                continue
+            t = time.perf_counter()
+            inputs[i] = b.rank_inputs(U[j], c.cand, c.score, c.seen, c.history)
+            c.timings.rank_ms = (time.perf_counter() - t) * 1e3
         if inputs:
             t = time.perf_counter()
             scores = b.rank_many(list(inputs.values()))
