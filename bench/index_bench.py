@@ -102,7 +102,7 @@ def tower_catalog(bundle: Path, n: int, rng: np.random.Generator) -> tuple[np.nd
     import onnxruntime as ort
     import pandas as pd
 
-    from pipelines.assemble import _user_tower_vectors
+    from pipelines.assemble import user_tower_vectors
     from recsys.features import OOV, FeatureSpec
 
     spec = FeatureSpec.load(bundle / "features.json")
@@ -119,7 +119,7 @@ def tower_catalog(bundle: Path, n: int, rng: np.random.Generator) -> tuple[np.nd
         feed = {"item": np.full(sl.stop - s, OOV, np.int64), "category": cat[sl], "price": price[sl],
                 "image": unit(img)}
         out[sl] = sess.run(None, {i.name: feed[i.name] for i in sess.get_inputs()})[0]
-    q = _user_tower_vectors(bundle / "user_tower.onnx", spec, pd.read_parquet(bundle / "users.parquet"), 1500, 0)
+    q = user_tower_vectors(bundle / "user_tower.onnx", spec, pd.read_parquet(bundle / "users.parquet"), 1500, 0)
     return out, q.astype(np.float32)
 
 

@@ -66,7 +66,7 @@ def user_states(events: pd.DataFrame, users: pd.DataFrame, spec: FeatureSpec) ->
     return out.reset_index()
 
 
-def _user_tower_vectors(path: Path, spec: FeatureSpec, states: pd.DataFrame, n: int, seed: int) -> np.ndarray:
+def user_tower_vectors(path: Path, spec: FeatureSpec, states: pd.DataFrame, n: int, seed: int) -> np.ndarray:
     """User vectors for a sample of users with history: realistic queries to tune the item index on."""
     if spec.item_vocab.hash_buckets:
         raise ValueError("hashed item ids: catalog rows are not vocabulary indices")
@@ -106,7 +106,7 @@ def assemble_bundle(artifacts: Path, data_dir: Path, models: TrainedModels, *, t
     stats = ItemStats.compute(items, spec.encode_items(items)["category"], events,
                               spec.item_vocab.encode(events["item_id"]) - 2, image)
     rng = np.random.default_rng(seed)
-    user_q = _user_tower_vectors(models.towers_dir / "user_tower.onnx", spec, states, 500, seed)
+    user_q = user_tower_vectors(models.towers_dir / "user_tower.onnx", spec, states, 500, seed)
     item_index = build_index(item_vec, user_q, target_recall=target_recall, seed=seed)
     image_index = build_index(image, image[rng.choice(len(image), min(500, len(image)), replace=False)],
                               target_recall=target_recall, seed=seed)

@@ -28,6 +28,7 @@ from pathlib import Path
 import yaml
 
 from pipelines.tables import fingerprint as dataset_fingerprint
+from serving.bundle import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -126,12 +127,6 @@ class Steps:
         return info | {"dir": str(d)}
 
 
-def _sha(path: Path) -> str:
-    from serving.bundle import sha256_file
-
-    return sha256_file(path)
-
-
 def run_nightly(data: Path, artifacts: Path, cfg: NightlyConfig, *, force: bool = False) -> dict:
     """One night. Returns the run summary (also written to ARTIFACTS/runs/); raises NightlyError."""
     started = datetime.now(UTC)
@@ -162,7 +157,7 @@ def _night(data: Path, artifacts: Path, cfg: NightlyConfig, steps: Steps, force:
     data_fp = dataset_fingerprint(data)
     checked = steps.run("validate", fp("validate", data_fp), lambda d: ts.validate_step(data, d))
     steps.run("split", fp("split", data_fp, cfg.split), lambda d: ts.split_step(data, cfg.split))
-    vision_key = fp("vision", _sha(data / "items.parquet"), cfg.vision)  # no new images -> no retraining
+    vision_key = fp("vision", sha256_file(data / "items.parquet"), cfg.vision)  # no new images -> no retraining
     vision = steps.run("vision", vision_key, lambda d: ts.vision_step(data, d, cfg.vision))
     rec = ts.RecDataCache(data, cfg.split, Path(vision["dir"]) / "embed" / "image_vectors.npy", cfg.valid_users)
     tt_key = fp("two_tower", data_fp, cfg.split, vision_key, cfg.two_tower, cfg.valid_users)

@@ -20,9 +20,10 @@ def validate_step(data: Path, out: Path) -> dict:
     """Re-validate the canonical tables (a nightly job must not train on a broken export)."""
     from pipelines.nightly import EXIT_DATA, NightlyError
     from pipelines.settings import get_settings
+    from pipelines.tables import read_dataset
     from pipelines.validate import DataValidationError, check_threshold, validate
 
-    tables = {t: pd.read_parquet(data / f"{t}.parquet") for t in ("items", "users", "events")}
+    tables = read_dataset(data)
     v = validate(tables["items"], tables["users"], tables["events"], image_root=data)
     counts = {r.table: {"rows": r.n_rows, "bad": r.n_bad} for r in v.reports.values()}
     try:

@@ -122,8 +122,9 @@ def recent_rows(eu: EvalUsers) -> list[np.ndarray]:
     return [h[h >= 2] - 2 for h in eu.history]
 
 
-def build_lists(model: TwoTower, data: RecData, eu: EvalUsers, stats: ItemStats, C: int = 200) -> Lists:
-    V = item_vectors(model, data)  # (I, D)
+def build_lists(model: TwoTower, data: RecData, eu: EvalUsers, stats: ItemStats, V: np.ndarray, C: int = 200
+                ) -> Lists:
+    """``V``: the catalog's item vectors (I, D), computed once by the caller."""
     Uv = user_vectors(model, eu)  # (U, D)
     cand, score = retrieve(Uv, V, eu.exclude, C)
     dense = rank_features(stats, eu.exclude, recent_rows(eu), cand, score, data.spec.category_vocab.size)
@@ -187,8 +188,8 @@ def train_ranker(cfg: RankerTrainConfig, model_tt: TwoTower, data: RecData, trai
     torch.manual_seed(cfg.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    lists = build_lists(model_tt, data, data.valid, train_stats, cfg.candidates)
-    vecs = item_vectors(model_tt, data)
+    vecs = item_vectors(model_tt, data)  # (I, D)
+    lists = build_lists(model_tt, data, data.valid, train_stats, vecs, cfg.candidates)
     cats = data.item_inputs["category"]
     rng = np.random.default_rng(cfg.seed)
     users = rng.permutation(len(lists.cand))
@@ -257,8 +258,9 @@ def load_ranker(path: Path) -> DCNRanker:
 
 def evaluate_lift(model: DCNRanker, model_tt: TwoTower, data: RecData, test_stats: ItemStats, C: int = 200) -> dict:
     """Test period: NDCG@10 etc. of the tower's order vs the ranker's order of the same C candidates."""
-    lists = build_lists(model_tt, data, data.test, test_stats, C)
-    ranked = rerank(model, lists, item_vectors(model_tt, data), data.item_inputs["category"])
+    vecs = item_vectors(model_tt, data)
+    lists = build_lists(model_tt, data, data.test, test_stats, vecs, C)
+    ranked = rerank(model, lists, vecs, data.item_inputs["category"])
     ks = (10, 20)
     tower, ranker = ranking_metrics(lists.cand, lists.relevant, ks), ranking_metrics(ranked, lists.relevant, ks)
     return {"users": len(lists.cand), "candidates": C, f"candidate_recall@{C}": ranking_metrics(

@@ -70,6 +70,12 @@ async def require_admin(request: Request, authorization: Annotated[str | None, H
                             headers={"WWW-Authenticate": "Bearer"})
 
 
+def check_k(k: int, settings: ServingSettings) -> None:
+    """The limit every listing endpoint shares: a 422 naming it, never a slow oversized answer."""
+    if k > settings.max_k:
+        raise HTTPException(422, f"k={k} is above the limit {settings.max_k}")
+
+
 State = Annotated[ServiceState, Depends(get_state)]
 Bundle = Annotated[LoadedBundle, Depends(get_bundle)]
 Settings = Annotated[ServingSettings, Depends(get_settings_dep)]

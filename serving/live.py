@@ -13,6 +13,8 @@ import logging
 import os
 from pathlib import Path
 
+import numpy as np
+
 from serving.runtime import LoadedBundle
 from vision.preprocess import preprocess
 
@@ -51,9 +53,12 @@ class ChangeLog:
 
 
 def add_item(b: LoadedBundle, item_id: str, title: str, category: str | None, price: float, in_stock: bool,
-             image_path: Path) -> tuple[int, str]:
-    """Classify and embed the image, embed the item with the item tower, insert it. Returns (row, predicted)."""
-    probs, emb = b.classify(preprocess(image_path.read_bytes(), b.preprocess_spec))
+             image_path: Path, pixels: np.ndarray | None = None) -> tuple[int, str]:
+    """Classify and embed the image, embed the item with the item tower, insert it. Returns (row, predicted).
+    ``pixels``: the photo already preprocessed (the upload route has it); else it is read from ``image_path``."""
+    if pixels is None:
+        pixels = preprocess(image_path.read_bytes(), b.preprocess_spec)
+    probs, emb = b.classify(pixels)
     predicted = b.class_names[int(probs.argmax())]
     row = b.add_item(item_id, title, category or predicted, price, in_stock, emb, str(image_path), predicted)
     return row, predicted

@@ -179,15 +179,13 @@ def recommend(b: LoadedBundle, req: RecommendationRequest, candidates: int) -> R
 def nearest(b: LoadedBundle, by: str, query: np.ndarray, k: int, f: Filters,
             exclude: np.ndarray | None = None) -> list[Item]:
     """Filtered neighbours of a vector in the behaviour (item-tower) or image index."""
-    index = b.items_index if by == "behaviour" else b.image_index
     with b.lock.read():
         allowed = filter_mask(b, f, exclude)
-        D, I = index.search(query[None], k, allowed=allowed)
+        D, I = b.index(by).search(query[None], k, allowed=allowed)
         keep = I[0] >= 0
         return items_out(b, I[0][keep], D[0][keep])
 
 
 def similar(b: LoadedBundle, row: int, by: str, k: int, f: Filters) -> list[Item]:
     """Nearest items to ``row`` by item-tower vector (behaviour) or CNN embedding (image), itself excluded."""
-    index = b.items_index if by == "behaviour" else b.image_index
-    return nearest(b, by, index.vectors[row], k, f, np.array([row]))
+    return nearest(b, by, b.index(by).vectors[row], k, f, np.array([row]))

@@ -20,11 +20,11 @@ log = logging.getLogger(__name__)
 
 def smoke(b: LoadedBundle) -> None:
     """One model-path recommendation for a known user with history and one popular answer; raises on failure."""
-    users = [u for u, i in b.user_row.items() if len(b.user_history[i])]
-    if users:
-        r = recommend(b, RecommendationRequest(user_id=users[0], k=5, in_stock_only=False), b.settings.candidates)
+    user = next((u for u, i in b.user_row.items() if len(b.user_history[i])), None)
+    if user is not None:
+        r = recommend(b, RecommendationRequest(user_id=user, k=5, in_stock_only=False), b.settings.candidates)
         if r.fallback is not None or not r.items:
-            raise BundleError(f"smoke query for user {users[0]} returned no model answer")
+            raise BundleError(f"smoke query for user {user} returned no model answer")
         if not all(np.isfinite(i.score) for i in r.items):
             raise BundleError("smoke query produced non-finite scores")
     if not recommend(b, RecommendationRequest(k=5, in_stock_only=False), b.settings.candidates).items:

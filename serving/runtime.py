@@ -242,6 +242,10 @@ class LoadedBundle:
             self.in_stock[row] = False
             self.live_rows.add(row)
 
+    def index(self, by: str) -> VectorIndex:
+        """The item-tower ("behaviour") or CNN-embedding ("image") index."""
+        return self.items_index if by == "behaviour" else self.image_index
+
     def is_hidden(self, row: int) -> bool:
         return not bool(self.items_index.live[row])
 

@@ -59,7 +59,7 @@ class Timings(BaseModel):
     total_ms: float = 0.0
 
 
-Fallback = Literal["popular", "exact_search"] | None
+Fallback = Literal["popular"] | None
 
 
 class RecommendationResponse(BaseModel):

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, HTTPException, Query, UploadFile
 
-from serving.deps import Bundle, Settings
+from serving.deps import Bundle, Settings, check_k
 from serving.recommend import RequestError, nearest
 from serving.schemas import ERRORS, CategoryProbability, ClassifyResponse, Filters, ImageSearchResponse
 from serving.uploads import read_upload
@@ -39,8 +39,7 @@ def classify(image: Upload, bundle: Bundle, settings: Settings) -> ClassifyRespo
 def search(image: Upload, bundle: Bundle, settings: Settings, k: Annotated[int, Query(ge=1)] = 10,
            categories: Annotated[list[str] | None, Query()] = None, in_stock_only: bool = True) -> ImageSearchResponse:
     """Catalog items whose CNN embedding is closest to the uploaded photo's."""
-    if k > settings.max_k:
-        raise HTTPException(422, f"k={k} is above the limit {settings.max_k}")
+    check_k(k, settings)
     probs, emb = _classify(bundle, image, settings)
     try:
         items = nearest(bundle, "image", emb, k, Filters(categories=categories, in_stock_only=in_stock_only))

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile
 from fastapi.responses import FileResponse
 
-from serving.deps import Admin, Bundle, Settings, State
+from serving.deps import Admin, Bundle, Settings, State, check_k
 from serving.live import ChangeLog, add_item
 from serving.metrics import INDEX_SIZE
 from serving.recommend import RequestError, items_out, similar
@@ -46,8 +46,7 @@ def similar_items(item_id: str, bundle: Bundle, settings: Settings,
                   price_max: Annotated[float | None, Query(ge=0)] = None,
                   in_stock_only: bool = True) -> SimilarResponse:
     """Neighbours by item-tower vector (bought/viewed together) or by CNN image embedding (looks alike)."""
-    if k > settings.max_k:
-        raise HTTPException(422, f"k={k} is above the limit {settings.max_k}")
+    check_k(k, settings)
     row = _row(bundle, item_id)
     if bundle.is_hidden(row):
         raise HTTPException(404, f"item {item_id!r} is hidden")
@@ -85,13 +84,13 @@ def add(bundle: Bundle, state: State, settings: Settings, _: Admin,
         raise HTTPException(422, f"unknown category {category!r}; known: {bundle.category_names}")
     data = read_upload(image, settings)
     try:
-        preprocess(data, bundle.preprocess_spec)  # refuse a bad image before anything is stored
+        pixels = preprocess(data, bundle.preprocess_spec)  # refuse a bad image before anything is stored
     except ImageError as e:
         raise HTTPException(422, str(e)) from e
     log = ChangeLog(settings.artifacts_dir, bundle.version)
     path = log.save_image(item_id, data, Path(image.filename or "").suffix.lower()[:5] or ".img")
     try:
-        row, _ = add_item(bundle, item_id, title, category, price, in_stock, path)
+        row, _ = add_item(bundle, item_id, title, category, price, in_stock, path, pixels)
     except ValueError as e:
         raise HTTPException(409, str(e)) from e
     log.append({"op": "add", "item_id": item_id, "title": title, "category": category, "price": price,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import Response
 
-from serving.deps import Bundle, Settings, State
+from serving.deps import Bundle, Settings, State, check_k
 from serving.metrics import FALLBACKS, STAGES
 from serving.recommend import RequestError
 from serving.schemas import ERRORS, RecommendationRequest, RecommendationResponse
@@ -14,8 +14,7 @@ router = APIRouter(prefix="/v1", tags=["recommendations"], responses=ERRORS)
 
 
 def check_limits(req: RecommendationRequest, settings) -> None:
-    if req.k > settings.max_k:
-        raise HTTPException(422, f"k={req.k} is above the limit {settings.max_k}")
+    check_k(req.k, settings)
     if req.offset > settings.max_offset:
         raise HTTPException(422, f"offset={req.offset} is above the limit {settings.max_offset}")
     if len(req.recent_item_ids) > settings.max_history:
