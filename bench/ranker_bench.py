@@ -25,7 +25,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 from recsys.data import load_rec_data  # noqa: E402
-from recsys.ranker import RankerTrainConfig, train_evaluate_export  # noqa: E402
+from recsys.ranker import (  # noqa: E402
+    RankerTrainConfig,
+    evaluate_lift,
+    load_ranker,
+    period_stats,
+    train_evaluate_export,
+)
 from recsys.train import RecTrainConfig, load_two_tower, train_two_tower  # noqa: E402
 
 
@@ -38,6 +44,8 @@ def main() -> None:
     ap.add_argument("--valid-users", type=int, default=20_000, help="validation-period users to learn from")
     ap.add_argument("--candidates", type=int, default=200)
     ap.add_argument("--out", type=Path, default=Path("bench/out/ranker"))
+    ap.add_argument("--eval-at", type=int, nargs="*", default=[100],
+                    help="also score the trained ranker on lists of these lengths (the service uses 100)")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     out = a.out / a.data.name
@@ -61,6 +69,11 @@ def main() -> None:
     for name, m in (("two-tower score", tw), ("DCN-v2 ranker", rk)):
         print(f"| {name} | {m['ndcg@10']:.4f} | {m['recall@10']:.4f} | {m['ndcg@20']:.4f} | {m['recall@20']:.4f} |")
     print(f"NDCG@10 lift: x{lift['ndcg@10_lift']:.3f}; ranker.onnx parity {diff:.1e}")
+    ranker, stats = load_ranker(out / "ranker.pt"), period_stats(data, a.data, a.split, ("train", "valid"))
+    for C in a.eval_at:
+        m = evaluate_lift(ranker, tt, data, stats, C)
+        print(f"same ranker on {C} candidates: NDCG@10 tower {m['tower']['ndcg@10']:.4f} -> ranker "
+              f"{m['ranker']['ndcg@10']:.4f} (x{m['ndcg@10_lift']:.3f})")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ Why DCN-v2 (docs/models.md): the useful signals are interactions — "category s
 "price gap × category" — that explicit cross layers x_{l+1} = x0 ⊙ (W x_l + b) + x_l express in
 a few thousand parameters, next to a small MLP; DLRM's pairwise dot products would only cross
 the embedding fields, not the dense ones. W is low-rank (U·V, rank 32): the ranker runs on every
-request over 200 candidates, and the full-rank form cost 1.2 ms of a single CPU thread there.
+request, and the full-rank form needs about 3x the multiply-adds per candidate (177k vs 62k).
 """
 
 from __future__ import annotations
