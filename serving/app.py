@@ -10,6 +10,7 @@ import sys
 import threading
 from contextlib import asynccontextmanager
 
+import faiss
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -33,6 +34,9 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        # OpenMP's thread count is per calling thread: set it here, on the event-loop thread that runs
+        # the recommendation batches (the bundle itself loads on a worker thread).
+        faiss.omp_set_num_threads(settings.faiss_threads)
         ok, detail = await run_in_threadpool(reload_current, state)
         if not ok:  # keep running: /readyz says why, /admin/reload or a new CURRENT can fix it
             log.error("started without a bundle: %s", detail)

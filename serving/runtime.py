@@ -15,7 +15,6 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-import faiss
 import numpy as np
 import onnxruntime as ort
 import pandas as pd
@@ -110,7 +109,6 @@ class LoadedBundle:
         self.items_index = VectorIndex.load(path / "index.faiss", idx["items"], np.load(path / "item_vectors.npy"))
         self.image_index = VectorIndex.load(path / "image_index.faiss", idx["images"],
                                             np.load(path / "image_vectors.npy"))
-        faiss.omp_set_num_threads(settings.faiss_threads)
         self.user_tower = _session(path / "user_tower.onnx", settings)
         self.item_tower = _session(path / "item_tower.onnx", settings)
         self.ranker = _session(path / "ranker.onnx", settings)
@@ -171,19 +169,24 @@ class LoadedBundle:
         feed = {"user": ids, "features": feats, "history": h}
         return self.user_tower.run(None, _inputs(self.user_tower, feed))[0]
 
-    def rank_inputs(self, user_vec: np.ndarray, cand: np.ndarray, score: np.ndarray, seen: np.ndarray,
-                    recent: np.ndarray) -> dict[str, np.ndarray]:
-        """The ranker's (C, ...) inputs for one user's candidates; ``rank_many`` scores several at once."""
-        dense = rank_features(self.stats, [seen], [recent], cand[None], score[None].astype(np.float32),
-                              self.spec.category_vocab.size)[0]
-        return {"dense": dense, "user_vec": np.repeat(user_vec[None].astype(np.float32), len(cand), 0),
-                "item_vec": self.items_index.vectors[cand], "category": self.stats.category[cand]}
-
-    def rank_many(self, inputs: list[dict[str, np.ndarray]]) -> list[np.ndarray]:
-        """One ONNX Runtime call for the candidates of several requests; scores split back per request."""
-        feed = {k: np.concatenate([x[k] for x in inputs]) for k in inputs[0]}
-        scores = self.ranker.run(None, _inputs(self.ranker, feed))[0]
-        return np.split(scores, np.cumsum([len(x["dense"]) for x in inputs])[:-1])
+    def rank_scores(self, U: np.ndarray, cands: list[np.ndarray], scores: list[np.ndarray],
+                    seen: list[np.ndarray], recent: list[np.ndarray]) -> list[np.ndarray]:
+        """Ranker scores for several requests' candidates: one feature pass (the training code's
+        ``rank_features``) and one ONNX Runtime call. U: (B, D) user vectors; cands[j], scores[j]:
+        request j's non-empty candidate rows in tower order. Shorter lists are padded with their
+        last candidate so the batch is one (B, C) block; the padding's scores are cut off after (every
+        feature of a row depends only on its own position and candidate, so padding changes nothing)."""
+        n = [len(c) for c in cands]
+        C = max(n)
+        cand = np.stack([np.pad(c, (0, C - len(c)), mode="edge") if len(c) < C else c for c in cands])  # (B, C)
+        score = np.stack([np.pad(s, (0, C - len(s)), mode="edge") if len(s) < C else s for s in scores])
+        dense = rank_features(self.stats, seen, recent, cand, score.astype(np.float32),
+                              self.spec.category_vocab.size)  # (B, C, F)
+        flat = cand.ravel()  # (B*C,)
+        feed = {"dense": dense.reshape(len(flat), -1), "user_vec": np.repeat(U.astype(np.float32), C, 0),
+                "item_vec": self.items_index.vectors[flat], "category": self.stats.category[flat]}
+        out = self.ranker.run(None, _inputs(self.ranker, feed))[0].reshape(len(cands), C)
+        return [out[j, : n[j]] for j in range(len(cands))]
 
     def classify(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(1, 1, H, W) normalised pixels -> calibrated class probabilities (K,), unit embedding (E,)."""

@@ -28,7 +28,7 @@ def _row(bundle, item_id: str) -> int:
 
 def _detail(bundle, row: int) -> ItemDetail:
     base = items_out(bundle, [row])[0]
-    return ItemDetail(**base.model_dump(), created_at=bundle.created_at[row], live=row in bundle.live_rows,
+    return ItemDetail(**base, created_at=bundle.created_at[row], live=row in bundle.live_rows,
                       predicted_category=bundle.predicted.get(row))
 
 

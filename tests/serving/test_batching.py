@@ -4,6 +4,7 @@ their request, and concurrent HTTP requests really share batches."""
 import asyncio
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from serving.batcher import Batcher
@@ -52,3 +53,19 @@ def test_batcher_groups_concurrent_submissions() -> None:
     assert [o if not isinstance(o, Exception) else "err" for o in out] == [0, "err", 20, "err", 40, "err", 60, "err",
                                                                            80, "err"]
     assert seen == [4, 4, 2]  # all ten were queued before the first flush ran
+
+
+def test_ranker_scores_do_not_depend_on_the_batch_or_its_padding(tiny_artifacts: Path) -> None:
+    """Lists of different lengths share one padded ranker call; each list's scores equal its own call."""
+    b = load_current(ServingSettings(artifacts_dir=tiny_artifacts))
+    users = [u for u in range(len(b.user_history)) if len(b.user_history[u])][:3]
+    U = b.user_vectors([None] * 3, [b.user_history[u] for u in users])
+    D, I = b.items_index.search(U, 20)
+    lens = [20, 7, 1]  # the longest list sets the block; the others are padded with their last candidate
+    cands, scores = [I[j, :n] for j, n in enumerate(lens)], [D[j, :n] for j, n in enumerate(lens)]
+    seen, recent = [b.user_seen[u] for u in users], [b.user_history[u] for u in users]
+    together = b.rank_scores(U, cands, scores, seen, recent)
+    assert [len(s) for s in together] == lens
+    for j in range(3):
+        alone = b.rank_scores(U[j : j + 1], cands[j : j + 1], scores[j : j + 1], seen[j : j + 1], recent[j : j + 1])[0]
+        np.testing.assert_allclose(together[j], alone, rtol=1e-5, atol=1e-5)
