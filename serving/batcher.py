@@ -1,15 +1,16 @@
 """Micro-batching of concurrent requests on the event loop.
 
-Async routes ``await submit(item)``. The first submission in a loop iteration schedules a flush;
-by the time it runs, every request that arrived in the meantime is queued, and the flush runs the
-batch function once over up to ``max_batch`` of them (then yields to the loop and continues with
-the rest). Nothing waits for a batch to fill, so an idle server adds no latency.
+Async routes ``await submit(item)``. A batch starts when ``max_batch`` requests are queued, or
+``max_wait_s`` after the first one arrived, whichever comes first; it runs the batch function once
+over up to ``max_batch`` of them (then the loop has a turn and the rest follow). The short wait is
+what makes batches: on a busy server the requests of the other connections arrive a fraction of a
+millisecond apart, and one model call for all of them is far cheaper than one each (measured in
+docs/benchmarks.md, "Online service"). A lone request pays at most ``max_wait_s`` extra.
 
 The batch runs *on* the event loop thread, deliberately: the work is CPU-bound Python glued to
-ONNX Runtime / FAISS calls, and measured on this 2-core machine, a worker thread fighting the loop
-for the GIL served fewer requests per second (and a worse p99) than running the batch inline
-(docs/benchmarks.md, "Online service"). The cost is that other requests on this worker wait for
-the batch in progress (a few ms per request in it); run one worker process per core.
+ONNX Runtime / FAISS calls, and measured on this 2-core machine, handing it (or only its native
+calls) to a worker thread served fewer requests per second than running it inline. The cost is
+that other requests on this worker wait for the batch in progress; run one worker process per core.
 """
 
 from __future__ import annotations
@@ -23,28 +24,35 @@ log = logging.getLogger(__name__)
 
 
 class Batcher:
-    def __init__(self, fn: Callable[[list[Any]], list[Any]], max_batch: int = 32) -> None:
+    def __init__(self, fn: Callable[[list[Any]], list[Any]], max_batch: int = 32, max_wait_s: float = 0.0) -> None:
         """``fn`` maps a list of items to a list of results (an Exception instance = that item's error)."""
-        self.fn, self.max_batch = fn, max_batch
+        self.fn, self.max_batch, self.max_wait_s = fn, max_batch, max_wait_s
         self._pending: list[tuple[Any, asyncio.Future]] = []
-        self._scheduled = False
+        self._timer: asyncio.Handle | None = None
         self.batches = self.items = 0  # counters, for metrics and tests
 
     async def submit(self, item: Any) -> Any:
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         self._pending.append((item, fut))
-        if not self._scheduled:
-            self._scheduled = True
-            loop.call_soon(self._flush, loop)
+        if len(self._pending) >= self.max_batch:
+            self._schedule(loop, 0.0)
+        elif self._timer is None:
+            self._schedule(loop, self.max_wait_s)
         return await fut
 
+    def _schedule(self, loop: asyncio.AbstractEventLoop, delay: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = loop.call_later(delay, self._flush, loop) if delay > 0 else loop.call_soon(self._flush, loop)
+
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
         batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
         if self._pending:
-            loop.call_soon(self._flush, loop)  # the rest after the loop has had a turn
-        else:
-            self._scheduled = False
+            self._schedule(loop, 0.0)  # the rest after the loop has had a turn
+        if not batch:
+            return
         try:
             results = self.fn([b[0] for b in batch])
         except Exception as e:  # the batch function itself failed: every caller gets the error

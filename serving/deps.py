@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Header, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
 
 from serving.batcher import Batcher
+from serving.metrics import BATCH
 from serving.recommend import recommend_many
 from serving.runtime import LoadedBundle
 from serving.schemas import RecommendationRequest
@@ -26,10 +29,12 @@ class ServiceState:
         self.bundle: LoadedBundle | None = None
         self.reload_lock = threading.Lock()
         self.last_error: str | None = None
-        self.batcher = Batcher(self._recommend_batch, max_batch=settings.max_batch)
+        self.batcher = Batcher(self._recommend_batch, max_batch=settings.max_batch,
+                               max_wait_s=settings.batch_wait_ms / 1e3)
 
     def _recommend_batch(self, items: list[tuple[LoadedBundle, RecommendationRequest]]) -> list:
         """Requests grouped by the bundle they started on (two groups only across a reload)."""
+        BATCH.observe(len(items))
         out: list = [None] * len(items)
         groups: dict[int, list[int]] = {}
         for i, (b, _) in enumerate(items):
@@ -68,6 +73,26 @@ async def require_admin(request: Request, authorization: Annotated[str | None, H
     if scheme.lower() != "bearer" or not secrets.compare_digest(given.encode(), token.encode()):
         raise HTTPException(401, "admin endpoints need 'Authorization: Bearer <token>'",
                             headers={"WWW-Authenticate": "Bearer"})
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def json_body_schema(model: type[BaseModel]) -> dict:
+    """``openapi_extra`` documenting a request body that the route parses itself (:func:`json_body`)."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
+
+
+async def json_body(request: Request, model: type[M]) -> M:
+    """The request body parsed and validated by pydantic-core in one call, errors reported as
+    FastAPI reports body errors (422, ``loc`` starting with "body"). For the hottest route: a
+    FastAPI body parameter plus dependencies cost ~0.18 ms per request on this CPU, half again
+    the framework's whole per-request cost (docs/benchmarks.md, "Online service")."""
+    try:
+        return model.model_validate_json(await request.body())
+    except ValidationError as e:
+        raise RequestValidationError([err | {"loc": ("body", *err["loc"])} for err in e.errors(include_url=False)]
+                                     ) from None
 
 
 def check_k(k: int, settings: ServingSettings) -> None:

@@ -10,6 +10,8 @@ BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.
 
 REQUESTS = Histogram("vitrine_request_seconds", "HTTP request latency", ["method", "route", "status"], buckets=BUCKETS)
 STAGES = Histogram("vitrine_stage_seconds", "Recommendation stage latency", ["stage"], buckets=BUCKETS)
+BATCH = Histogram("vitrine_batch_requests", "Recommendation requests answered per model batch",
+                  buckets=(1, 2, 4, 8, 12, 16, 24, 32, 64))
 FALLBACKS = Counter("vitrine_fallback_total", "Answers not produced by the model path", ["fallback"])
 BUNDLE = Info("vitrine_bundle", "The bundle being served")
 INDEX_SIZE = Gauge("vitrine_index_items", "Live items in an index", ["index"])

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
-from serving.deps import Bundle, Settings, State, check_k
+from serving.deps import ServiceState, check_k, json_body, json_body_schema
 from serving.metrics import FALLBACKS, STAGES
 from serving.recommend import RequestError
 from serving.schemas import ERRORS, RecommendationRequest, RecommendationResponse
+from serving.settings import ServingSettings
 
 router = APIRouter(prefix="/v1", tags=["recommendations"], responses=ERRORS)
 
 
-def check_limits(req: RecommendationRequest, settings) -> None:
+def check_limits(req: RecommendationRequest, settings: ServingSettings) -> None:
     check_k(req.k, settings)
     if req.offset > settings.max_offset:
         raise HTTPException(422, f"offset={req.offset} is above the limit {settings.max_offset}")
@@ -21,14 +22,23 @@ def check_limits(req: RecommendationRequest, settings) -> None:
         raise HTTPException(422, f"{len(req.recent_item_ids)} recent_item_ids; the limit is {settings.max_history}")
 
 
-@router.post("/recommendations", response_model=RecommendationResponse)
-async def recommendations(req: RecommendationRequest, bundle: Bundle, settings: Settings, state: State) -> Response:
+@router.post("/recommendations", response_model=RecommendationResponse,
+             openapi_extra=json_body_schema(RecommendationRequest))
+async def recommendations(request: Request) -> Response:
     """Personalised items for a known shopper, an anonymous session (``recent_item_ids``) or nobody
     (popular items in scope), with filters, exclusions, pagination and a per-category cap.
 
-    ``async`` on purpose: the work runs on the micro-batching thread (serving/batcher.py), never on
-    the event loop; the request keeps the bundle it started with."""
-    check_limits(req, settings)
+    The storefront calls this on every page view, so it skips FastAPI's per-request machinery: no
+    body parameter or dependencies (the body is validated by pydantic-core in one call, the state
+    read directly) and the response serialised once, not re-validated against ``response_model``
+    (which stays for the OpenAPI document). ``async`` on purpose: the work runs in a micro-batch
+    (serving/batcher.py); the request keeps the bundle it started with."""
+    state: ServiceState = request.app.state.service
+    bundle = state.bundle
+    if bundle is None:
+        raise HTTPException(503, "no bundle loaded yet")
+    req = await json_body(request, RecommendationRequest)
+    check_limits(req, state.settings)
     try:
         out = await state.batcher.submit((bundle, req))
     except RequestError as e:
@@ -38,6 +48,4 @@ async def recommendations(req: RecommendationRequest, bundle: Bundle, settings: 
         STAGES.labels(stage).observe(ms / 1e3)
     if out.fallback:
         FALLBACKS.labels(out.fallback).inc()
-    # Already a validated model: serialise it once here rather than have FastAPI re-validate it
-    # against response_model (which stays on the route for the OpenAPI document).
     return Response(out.model_dump_json(), media_type="application/json")
