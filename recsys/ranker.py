@@ -46,19 +46,25 @@ class RankerConfig:
     cat_dim: int = 8
     cross_layers: int = 2
     cross_rank: int = 32  # low-rank cross weights W = U·V (DCN-v2's cheap form); 0 = full d0 x d0
-    hidden: tuple[int, ...] = (128, 64)
+    hidden: tuple[int, ...] = (64, 32)
     dropout: float = 0.1
+    # x0 = [dense, u ⊙ v, category] (84 wide); True adds u and v themselves (212 wide). With hidden
+    # (128, 64) and u, v in x0 the ranker cost 3x as much per candidate online for no held-out gain
+    # on fashion-shop (docs/models.md)
+    raw_vectors: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self) | {"hidden": list(self.hidden)}
 
     @classmethod
     def from_dict(cls, d: dict) -> RankerConfig:
+        d = {"raw_vectors": True} | d  # checkpoints from before the field had u and v in x0
         return cls(**(d | {"hidden": tuple(d["hidden"])}))
 
 
 class DCNRanker(nn.Module):
-    """logit = tower-score skip + head([cross(x0), deep(x0)]), x0 = [dense, u, v, u ⊙ v, category]."""
+    """logit = tower-score skip + head([cross(x0), deep(x0)]), x0 = [dense, u ⊙ v, category]
+    (or [dense, u, v, u ⊙ v, category] with ``raw_vectors``)."""
 
     def __init__(self, cfg: RankerConfig) -> None:
         super().__init__()
@@ -66,7 +72,7 @@ class DCNRanker(nn.Module):
         self.register_buffer("mu", torch.zeros(cfg.n_dense))  # dense standardisation, set from training lists
         self.register_buffer("sigma", torch.ones(cfg.n_dense))
         self.category = nn.Embedding(cfg.n_categories, cfg.cat_dim)
-        d0 = cfg.n_dense + 3 * cfg.vec_dim + cfg.cat_dim
+        d0 = cfg.n_dense + (3 if cfg.raw_vectors else 1) * cfg.vec_dim + cfg.cat_dim
         r = cfg.cross_rank
         self.cross = nn.ModuleList((nn.Sequential(nn.Linear(d0, r, bias=False), nn.Linear(r, d0)) if r else
                                     nn.Linear(d0, d0)) for _ in range(cfg.cross_layers))
@@ -83,7 +89,8 @@ class DCNRanker(nn.Module):
     def forward(self, dense: torch.Tensor, user_vec: torch.Tensor, item_vec: torch.Tensor,
                 category: torch.Tensor) -> torch.Tensor:
         z = (dense - self.mu) / self.sigma  # (B, F)
-        x0 = torch.cat([z, user_vec, item_vec, user_vec * item_vec, self.category(category)], -1)  # (B, d0)
+        vecs = [user_vec, item_vec, user_vec * item_vec] if self.cfg.raw_vectors else [user_vec * item_vec]
+        x0 = torch.cat([z, *vecs, self.category(category)], -1)  # (B, d0)
         x = x0
         for lin in self.cross:
             x = x0 * lin(x) + x

@@ -1,11 +1,12 @@
 """Micro-batching of concurrent requests on the event loop.
 
-Async routes ``await submit(item)``. A batch starts when ``max_batch`` requests are queued, or
-``max_wait_s`` after the first one arrived, whichever comes first; it runs the batch function once
-over up to ``max_batch`` of them (then the loop has a turn and the rest follow). The short wait is
-what makes batches: on a busy server the requests of the other connections arrive a fraction of a
-millisecond apart, and one model call for all of them is far cheaper than one each (measured in
-docs/benchmarks.md, "Online service"). A lone request pays at most ``max_wait_s`` extra.
+Routes wrap each request in ``with batcher.arrival():`` and ``await submit(item)`` inside it. A
+batch starts as soon as every request inside the route is queued (nobody else is on the way), or
+at ``max_batch`` queued, or ``max_wait_s`` after its first request, whichever comes first, and runs
+the batch function once over up to ``max_batch`` of them. Waiting for the requests already inside
+(still reading their bodies) is what makes batches big enough to pay: one model call for ten
+requests costs far less than ten calls (docs/benchmarks.md, "Online service"). An idle server adds
+no latency: a lone request is the only one inside, so its batch starts at once.
 
 The batch runs *on* the event loop thread, deliberately: the work is CPU-bound Python glued to
 ONNX Runtime / FAISS calls, and measured on this 2-core machine, handing it (or only its native
@@ -17,7 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -29,13 +31,26 @@ class Batcher:
         self.fn, self.max_batch, self.max_wait_s = fn, max_batch, max_wait_s
         self._pending: list[tuple[Any, asyncio.Future]] = []
         self._timer: asyncio.Handle | None = None
+        self._inside = 0  # requests between route entry and their answer (see ``arrival``)
         self.batches = self.items = 0  # counters, for metrics and tests
+
+    @contextmanager
+    def arrival(self) -> Iterator[None]:
+        """Wraps a request from route entry to its answer. A batch starts as soon as every request
+        inside is queued (nobody else is on the way), without waiting out ``max_wait_s``."""
+        self._inside += 1
+        try:
+            yield
+        finally:
+            self._inside -= 1
+            if self._pending and len(self._pending) >= self._inside:
+                self._schedule(asyncio.get_running_loop(), 0.0)
 
     async def submit(self, item: Any) -> Any:
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         self._pending.append((item, fut))
-        if len(self._pending) >= self.max_batch:
+        if len(self._pending) >= min(self.max_batch, max(self._inside, 1)):
             self._schedule(loop, 0.0)
         elif self._timer is None:
             self._schedule(loop, self.max_wait_s)

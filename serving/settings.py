@@ -23,8 +23,8 @@ class ServingSettings(BaseSettings):
     ort_threads: int = Field(1, ge=0, description="intra-op threads per ONNX Runtime session (0 = ORT default).")
     faiss_threads: int = Field(1, ge=1, description="OpenMP threads per FAISS search (requests run in parallel).")
     max_batch: int = Field(32, ge=1, description="Most concurrent recommendation requests run as one batch.")
-    batch_wait_ms: float = Field(1.0, ge=0, le=50, description="A batch starts this long after its first request "
-                                 "(or at max_batch requests): the most a lone request waits for company.")
+    batch_wait_ms: float = Field(2.0, ge=0, le=50, description="Longest a queued request waits for the requests "
+                                 "still reading their bodies to join its batch (serving/batcher.py).")
     gil_switch_interval_s: float = Field(0.0002, gt=0, description="sys.setswitchinterval for the server process.")
     watch_interval_s: float = Field(0.0, ge=0, description="Poll CURRENT and reload on change; 0 = off.")
     device: str = Field("auto", description="auto | cpu | cuda (ONNX Runtime provider choice).")

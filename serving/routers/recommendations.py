@@ -37,12 +37,13 @@ async def recommendations(request: Request) -> Response:
     bundle = state.bundle
     if bundle is None:
         raise HTTPException(503, "no bundle loaded yet")
-    req = await json_body(request, RecommendationRequest)
-    check_limits(req, state.settings)
-    try:
-        out = await state.batcher.submit((bundle, req))
-    except RequestError as e:
-        raise HTTPException(422, str(e)) from e
+    with state.batcher.arrival():
+        req = await json_body(request, RecommendationRequest)
+        check_limits(req, state.settings)
+        try:
+            out = await state.batcher.submit((bundle, req))
+        except RequestError as e:
+            raise HTTPException(422, str(e)) from e
     t = out.timings
     for stage, ms in (("user", t.user_ms), ("retrieve", t.retrieve_ms), ("rank", t.rank_ms), ("rules", t.rules_ms)):
         STAGES.labels(stage).observe(ms / 1e3)

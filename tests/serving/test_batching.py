@@ -69,3 +69,27 @@ def test_ranker_scores_do_not_depend_on_the_batch_or_its_padding(tiny_artifacts:
     for j in range(3):
         alone = b.rank_scores(U[j : j + 1], cands[j : j + 1], scores[j : j + 1], seen[j : j + 1], recent[j : j + 1])[0]
         np.testing.assert_allclose(together[j], alone, rtol=1e-5, atol=1e-5)
+
+
+def test_a_batch_waits_for_requests_inside_and_starts_when_all_are_queued() -> None:
+    """Requests between route entry and submit are waited for; once every one inside is queued the
+    batch starts at once, long before ``max_wait_s``."""
+    seen: list[list[int]] = []
+
+    def fn(items: list[int]) -> list:
+        seen.append(sorted(items))
+        return items
+
+    async def request(bt: Batcher, i: int, parse_s: float) -> int:
+        with bt.arrival():
+            await asyncio.sleep(parse_s)  # reading and validating the body
+            return await bt.submit(i)
+
+    async def main() -> float:
+        bt = Batcher(fn, max_batch=32, max_wait_s=30.0)
+        t = asyncio.get_running_loop().time()
+        await asyncio.gather(request(bt, 0, 0.0), request(bt, 1, 0.0), request(bt, 2, 0.05))
+        return asyncio.get_running_loop().time() - t
+
+    took = asyncio.run(main())
+    assert seen == [[0, 1, 2]] and took < 5  # one batch, started when the slow parser submitted

@@ -32,14 +32,16 @@ def test_flat_search_equals_numpy_inner_product_ranking(data) -> None:
 
 def test_kind_follows_catalog_size() -> None:
     assert ix.choose_kind(10_000, 64) == "flat"
+    assert ix.choose_kind(70_000, 64) == "ivfflat"
     assert ix.choose_kind(1_000_000, 64) == "ivf"
     assert ix.choose_kind(100_000_000, 64, memory_budget_bytes=8 << 30) == "ivfpq"
     assert ix.default_nlist(1_000_000) == 4096
 
 
-def test_tuned_ivf_reaches_the_recall_target_on_new_queries(data) -> None:
+@pytest.mark.parametrize("kind", ["ivfflat", "ivf"])
+def test_tuned_ivf_reaches_the_recall_target_on_new_queries(data, kind: str) -> None:
     x, q = data
-    vi = ix.VectorIndex.build(x, "ivf", nlist=64)
+    vi = ix.VectorIndex.build(x, kind, nlist=64)
     info = vi.tune(q[:150], target_recall=0.95, k=50)
     assert info.recall_at_k >= 0.95 and 1 <= info.nprobe <= 64
     _, truth = ix.exact_search(x, q[150:], 50)
@@ -47,7 +49,7 @@ def test_tuned_ivf_reaches_the_recall_target_on_new_queries(data) -> None:
     assert ix.recall_at_k(got, truth) >= 0.9  # held-out queries, same parameters
 
 
-@pytest.mark.parametrize("kind", ["flat", "ivf"])
+@pytest.mark.parametrize("kind", ["flat", "ivfflat", "ivf"])
 def test_filtered_search_returns_k_allowed_items_matching_exact(data, kind: str) -> None:
     x, q = data
     rng = np.random.default_rng(3)
@@ -74,7 +76,7 @@ def test_tight_filter_is_refilled_to_every_allowed_item(data) -> None:
         assert sorted(row[row >= 0]) == sorted(np.flatnonzero(allowed))
 
 
-@pytest.mark.parametrize("kind", ["flat", "ivf", "ivfpq"])
+@pytest.mark.parametrize("kind", ["flat", "ivfflat", "ivf", "ivfpq"])
 def test_add_hide_and_remove_without_rebuild(data, tmp_path, kind: str) -> None:
     x, q = data
     vi = ix.VectorIndex.build(x, kind, nlist=64)
