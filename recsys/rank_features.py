@@ -119,16 +119,17 @@ def rank_features(stats: ItemStats, seen: list[np.ndarray], recent: list[np.ndar
     last_cat = stats.category[r[np.minimum(first, max(len(r) - 1, 0))]] if len(r) else np.zeros(U, np.int64)
     out[..., 11] = has_r[:, None] & (ccat == last_cat[:, None])
     if stats.image is not None and len(r):
-        # (U, C, R) similarities of each candidate's image to the user's recent images, padded to
-        # the longest history and masked: one batched matmul instead of one per user.
+        # (U, C, R) similarities of each candidate's image to the user's recent images in one batched
+        # matmul: histories padded to the longest with copies of their own first item (a duplicate
+        # leaves the max unchanged); the mean is the candidate against the mean recent image.
         R = int(n_recent.max())
-        pos = np.arange(len(r)) - first[r_owner]
-        recent_img = np.zeros((U, R, stats.image.shape[1]), np.float32)
-        recent_img[r_owner, pos] = stats.image[r]
-        sims = stats.image[cand] @ recent_img.transpose(0, 2, 1)  # (U, C, R)
-        mask = np.arange(R)[None, :] < n_recent[:, None]  # (U, R)
-        out[..., 8] = np.where(has_r[:, None], sims.sum(2) / np.maximum(n_recent, 1)[:, None], 0)
-        out[..., 9] = np.where(has_r[:, None], np.where(mask[:, None, :], sims, -np.inf).max(2), 0)
+        take = first[:, None] + np.minimum(np.arange(R)[None, :], np.maximum(n_recent - 1, 0)[:, None])  # (U, R)
+        cand_img = stats.image[cand]  # (U, C, E)
+        sims_max = (cand_img @ stats.image[r[np.minimum(take, len(r) - 1)]].transpose(0, 2, 1)).max(2)  # (U, C)
+        mean_img = np.zeros((U, stats.image.shape[1]), np.float32)
+        mean_img[has_r] = np.add.reduceat(stats.image[r], first[has_r]) / n_recent[has_r, None]
+        out[..., 8] = (cand_img @ mean_img[:, :, None])[..., 0]
+        out[..., 9] = np.where(has_r[:, None], sims_max, 0)
     out[..., 10] = np.log1p(n_seen)[:, None]
     out[..., 5] = stats.popularity[cand]
     out[..., 6] = stats.recent[cand]

@@ -70,15 +70,20 @@ class _Ctx:
     score: np.ndarray | None = None
 
 
+_NONE = np.zeros(0, np.int64)
+_NONE.flags.writeable = False
+
+
 def _prepare(b: LoadedBundle, req: RecommendationRequest, masks: dict) -> _Ctx:
     t0 = time.perf_counter()
     u = b.user_row.get(req.user_id) if req.user_id is not None else None
     session = b.rows(req.recent_item_ids)
-    history = b.user_history[u] if u is not None else np.zeros(0, np.int64)
+    history = b.user_history[u] if u is not None else _NONE
+    seen = b.user_seen[u] if u is not None else _NONE  # stored distinct (order is irrelevant)
     if len(session):  # fresh clicks first, then the stored history without repeats
         history = np.concatenate([session, history[~np.isin(history, session)]])
-    seen = np.unique(np.concatenate([session, b.user_seen[u]])) if u is not None else np.unique(session)
-    purchased = b.user_purchased[u] if (u is not None and req.exclude_purchased) else np.zeros(0, np.int64)
+        seen = np.union1d(seen, session)
+    purchased = b.user_purchased[u] if (u is not None and req.exclude_purchased) else _NONE
     key = _filter_key(req)
     allowed = masks.get(key)
     if allowed is None:
