@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
+from pydantic_core import to_json
 
 from serving.deps import ServiceState, check_k, json_body, json_body_schema
 from serving.metrics import FALLBACKS, STAGES
@@ -45,9 +46,9 @@ async def recommendations(request: Request) -> Response:
             out = await state.batcher.submit((bundle, req))
         except RequestError as e:
             raise HTTPException(422, str(e)) from e
-    t = out.timings
-    for stage, ms in zip(_STAGES, (t.user_ms, t.retrieve_ms, t.rank_ms, t.rules_ms), strict=True):
+    t = out["timings"]
+    for stage, ms in zip(_STAGES, (t["user_ms"], t["retrieve_ms"], t["rank_ms"], t["rules_ms"]), strict=True):
         stage.observe(ms / 1e3)
-    if out.fallback:
-        FALLBACKS.labels(out.fallback).inc()
-    return Response(out.model_dump_json(), media_type="application/json")
+    if out["fallback"]:
+        FALLBACKS.labels(out["fallback"]).inc()
+    return Response(to_json(out), media_type="application/json")
