@@ -14,6 +14,7 @@ parity. Prints one markdown table.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import platform
@@ -44,6 +45,8 @@ def main() -> None:
     ap.add_argument("--valid-users", type=int, default=20_000, help="validation-period users to learn from")
     ap.add_argument("--candidates", type=int, default=200)
     ap.add_argument("--out", type=Path, default=Path("bench/out/ranker"))
+    ap.add_argument("--model", type=json.loads, default={},
+                    help='RankerConfig overrides as JSON, e.g. \'{"raw_vectors": true, "hidden": [128, 64]}\'')
     ap.add_argument("--eval-at", type=int, nargs="*", default=[100],
                     help="also score the trained ranker on lists of these lengths (the service uses 100)")
     a = ap.parse_args()
@@ -56,7 +59,8 @@ def main() -> None:
         a.two_tower = train_two_tower(cfg, data)
     tt, _, _ = load_two_tower(a.two_tower)
     tt.eval()
-    lift = train_evaluate_export(tt, data, a.data, a.split, RankerTrainConfig(candidates=a.candidates), out)
+    cfg = RankerTrainConfig(candidates=a.candidates, model=a.model)
+    lift = train_evaluate_export(tt, data, a.data, a.split, cfg, out)
     info, diff = lift["train"], lift["onnx_parity"]
     tw, rk = lift["tower"], lift["ranker"]
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}; "
@@ -68,7 +72,7 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- |")
     for name, m in (("two-tower score", tw), ("DCN-v2 ranker", rk)):
         print(f"| {name} | {m['ndcg@10']:.4f} | {m['recall@10']:.4f} | {m['ndcg@20']:.4f} | {m['recall@20']:.4f} |")
-    print(f"NDCG@10 lift: x{lift['ndcg@10_lift']:.3f}; ranker.onnx parity {diff:.1e}")
+    print(f"NDCG@10 lift: x{lift['ndcg@10_lift']:.3f}; ranker.onnx parity {diff:.1e}; model {a.model or 'defaults'}")
     ranker, stats = load_ranker(out / "ranker.pt"), period_stats(data, a.data, a.split, ("train", "valid"))
     for C in a.eval_at:
         m = evaluate_lift(ranker, tt, data, stats, C)

@@ -49,8 +49,8 @@ class RankerConfig:
     hidden: tuple[int, ...] = (64, 32)
     dropout: float = 0.1
     # x0 = [dense, u ⊙ v, category] (84 wide); True adds u and v themselves (212 wide). With hidden
-    # (128, 64) and u, v in x0 the ranker cost 3x as much per candidate online for no held-out gain
-    # on fashion-shop (docs/models.md)
+    # (128, 64) and u, v in x0 the ranker needs 3.4x the multiply-adds per candidate for no held-out
+    # gain on fashion-shop (it keeps more lift on MovieLens; docs/models.md)
     raw_vectors: bool = False
 
     def to_dict(self) -> dict:

@@ -86,8 +86,8 @@ def json_body_schema(model: type[BaseModel]) -> dict:
 async def json_body(request: Request, model: type[M]) -> M:
     """The request body parsed and validated by pydantic-core in one call, errors reported as
     FastAPI reports body errors (422, ``loc`` starting with "body"). For the hottest route: a
-    FastAPI body parameter plus dependencies cost ~0.18 ms per request on this CPU, half again
-    the framework's whole per-request cost (docs/benchmarks.md, "Online service")."""
+    FastAPI body parameter plus three dependencies add 60 % to the cost of a trivial route
+    (bench/route_bench.py, docs/benchmarks.md "Online service")."""
     try:
         return model.model_validate_json(await request.body())
     except ValidationError as e:
