@@ -41,7 +41,7 @@ def load_for_service(state: ServiceState) -> LoadedBundle:
 
 def install(state: ServiceState, b: LoadedBundle) -> None:
     state.bundle, state.last_error = b, None  # one reference assignment: requests see old or new, never half
-    # A bundle is ~10^6 long-lived Python objects (id maps, per-user arrays): move them out of the
+    # A bundle is many long-lived Python objects (id maps, per-user arrays): move them out of the
     # cyclic GC's reach, or every full collection walks them all and stalls requests for tens of ms.
     gc.collect()
     gc.freeze()
