@@ -292,3 +292,21 @@ def test_a_new_current_is_picked_up_by_the_watcher(artifacts: Path) -> None:
         while c.get("/readyz").json().get("bundle_version") != "20260105T000000Z" and time.time() < deadline:
             time.sleep(0.1)
         assert c.get("/readyz").json()["bundle_version"] == "20260105T000000Z"
+
+
+def test_an_installed_bundle_is_out_of_the_cyclic_gcs_reach(tiny_artifacts: Path) -> None:
+    """Its long-lived objects are frozen, so a full collection no longer walks them (a p99 stall)."""
+    import gc
+
+    from serving.deps import ServiceState
+    from serving.reload import reload_current
+    from serving.settings import ServingSettings
+
+    gc.unfreeze()
+    state = ServiceState(ServingSettings(artifacts_dir=tiny_artifacts, candidates=50))
+    ok, detail = reload_current(state)
+    assert ok, detail
+    b = state.bundle
+    assert gc.get_freeze_count() > 0
+    assert all(o is not b.user_row for o in gc.get_objects())  # frozen objects are not listed
+    gc.unfreeze()
