@@ -32,7 +32,6 @@ class Batcher:
         self._pending: list[tuple[Any, asyncio.Future]] = []
         self._timer: asyncio.Handle | None = None
         self._inside = 0  # requests between route entry and their answer (see ``arrival``)
-        self.batches = self.items = 0  # counters, for metrics and tests
 
     @contextmanager
     def arrival(self) -> Iterator[None]:
@@ -73,8 +72,6 @@ class Batcher:
         except Exception as e:  # the batch function itself failed: every caller gets the error
             log.exception("batch of %d failed", len(batch))
             results = [e] * len(batch)
-        self.batches += 1
-        self.items += len(batch)
         for (_, fut), r in zip(batch, results, strict=True):
             if fut.cancelled():
                 continue
