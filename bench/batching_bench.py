@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
-from recsys.rank_features import rank_features  # noqa: E402
-from serving.runtime import _inputs, load_current  # noqa: E402
+from serving.runtime import load_current  # noqa: E402
 from serving.settings import ServingSettings  # noqa: E402
 
 
@@ -35,29 +34,19 @@ def main() -> None:
     rng = np.random.default_rng(0)
     users = [u for u, i in b.user_row.items() if len(b.user_history[i])]
     allowed = b.allowed(categories=None, price_min=None, price_max=None, in_stock_only=True)
-    L = b.spec.history_len
-
-    def encode(us: list[str]) -> dict[str, np.ndarray]:
-        rows = [b.user_row[u] for u in us]
-        h = np.zeros((len(us), L), np.int64)
-        for j, r in enumerate(rows):
-            hist = b.user_history[r][:L]
-            h[j, : len(hist)] = hist + 2
-        return {"user": b.user_vocab_index[rows], "features": b.user_features[rows], "history": h}
 
     def stages(us: list[str], clock: dict[str, float]) -> None:
+        """The served code's model stages (serving/runtime.py) for these shoppers, timed one by one."""
+        rows = [b.user_row[u] for u in us]
+        hist = [b.user_history[r] for r in rows]
         t0 = time.perf_counter()
-        uvec = b.user_tower.run(None, _inputs(b.user_tower, encode(us)))[0]
+        uvec = b.user_vectors(us, hist)
         t1 = time.perf_counter()
         D, I = b.items_index.search(uvec, C, allowed=allowed)
         t2 = time.perf_counter()
-        rows = [b.user_row[u] for u in us]
-        dense = rank_features(b.stats, [b.user_seen[r] for r in rows], [b.user_history[r] for r in rows], I, D,
-                              b.spec.category_vocab.size).reshape(len(us) * C, -1)
+        feed = b.rank_inputs(uvec, list(I), list(D), [b.user_seen[r] for r in rows], hist)
         t3 = time.perf_counter()
-        feed = {"dense": dense, "user_vec": np.repeat(uvec, C, 0), "item_vec": b.items_index.vectors[I.reshape(-1)],
-                "category": b.stats.category[I.reshape(-1)]}
-        b.ranker.run(None, _inputs(b.ranker, feed))
+        b.rank(feed)
         t4 = time.perf_counter()
         for k, dt in zip(("user tower", "index search", "ranker features", "ranker"), (t1 - t0, t2 - t1, t3 - t2,
                                                                                         t4 - t3), strict=True):

@@ -169,24 +169,31 @@ class LoadedBundle:
         feed = {"user": ids, "features": feats, "history": h}
         return self.user_tower.run(None, _inputs(self.user_tower, feed))[0]
 
-    def rank_scores(self, U: np.ndarray, cands: list[np.ndarray], scores: list[np.ndarray],
-                    seen: list[np.ndarray], recent: list[np.ndarray]) -> list[np.ndarray]:
-        """Ranker scores for several requests' candidates: one feature pass (the training code's
-        ``rank_features``) and one ONNX Runtime call. U: (B, D) user vectors; cands[j], scores[j]:
-        request j's non-empty candidate rows in tower order. Shorter lists are padded with their
-        last candidate so the batch is one (B, C) block; the padding's scores are cut off after (every
-        feature of a row depends only on its own position and candidate, so padding changes nothing)."""
-        n = [len(c) for c in cands]
-        C = max(n)
+    def rank_inputs(self, U: np.ndarray, cands: list[np.ndarray], scores: list[np.ndarray],
+                    seen: list[np.ndarray], recent: list[np.ndarray]) -> dict[str, np.ndarray]:
+        """The ranker's (B*C, ...) inputs for several requests' candidates in one feature pass (the
+        training code's ``rank_features``). U: (B, D) user vectors; cands[j], scores[j]: request j's
+        non-empty candidate rows in tower order. Shorter lists are padded with their last candidate
+        so the batch is one (B, C) block (every feature of a row depends only on its own position
+        and candidate, so padding changes nothing); ``rank_scores`` cuts the padding off again."""
+        C = max(len(c) for c in cands)
         cand = np.stack([np.pad(c, (0, C - len(c)), mode="edge") if len(c) < C else c for c in cands])  # (B, C)
         score = np.stack([np.pad(s, (0, C - len(s)), mode="edge") if len(s) < C else s for s in scores])
         dense = rank_features(self.stats, seen, recent, cand, score.astype(np.float32),
                               self.spec.category_vocab.size)  # (B, C, F)
         flat = cand.ravel()  # (B*C,)
-        feed = {"dense": dense.reshape(len(flat), -1), "user_vec": np.repeat(U.astype(np.float32), C, 0),
+        return {"dense": dense.reshape(len(flat), -1), "user_vec": np.repeat(U.astype(np.float32), C, 0),
                 "item_vec": self.items_index.vectors[flat], "category": self.stats.category[flat]}
-        out = self.ranker.run(None, _inputs(self.ranker, feed))[0].reshape(len(cands), C)
-        return [out[j, : n[j]] for j in range(len(cands))]
+
+    def rank(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        """(B*C,) ranker scores: one ONNX Runtime call."""
+        return self.ranker.run(None, _inputs(self.ranker, feed))[0]
+
+    def rank_scores(self, U: np.ndarray, cands: list[np.ndarray], scores: list[np.ndarray],
+                    seen: list[np.ndarray], recent: list[np.ndarray]) -> list[np.ndarray]:
+        """Ranker scores per candidate list: ``rank_inputs`` then one ``rank`` call, padding removed."""
+        block = self.rank(self.rank_inputs(U, cands, scores, seen, recent)).reshape(len(cands), -1)  # (B, C)
+        return [block[j, : len(c)] for j, c in enumerate(cands)]
 
     def classify(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(1, 1, H, W) normalised pixels -> calibrated class probabilities (K,), unit embedding (E,)."""
