@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
-from serving.runtime import load_current  # noqa: E402
+from serving.loaded_bundle import load_current  # noqa: E402
 from serving.settings import ServingSettings  # noqa: E402
 
 
@@ -36,7 +36,7 @@ def main() -> None:
     allowed = b.allowed(categories=None, price_min=None, price_max=None, in_stock_only=True)
 
     def stages(us: list[str], clock: dict[str, float]) -> None:
-        """The served code's model stages (serving/runtime.py) for these shoppers, timed one by one."""
+        """The served code's model stages (serving/loaded_bundle.py) for these shoppers, timed one by one."""
         rows = [b.user_row[u] for u in us]
         hist = [b.user_history[r] for r in rows]
         t0 = time.perf_counter()

@@ -99,9 +99,9 @@ def tower_catalog(bundle: Path, n: int, rng: np.random.Generator) -> tuple[np.nd
     0.2) and its CNN embedding (+ N(0, 0.05^2) per dim, renormalised), and has a never-seen id: the
     item tower embeds it from features alone, as it would a product added tomorrow. Queries are the
     user-tower vectors of real shoppers (their stored histories)."""
-    import onnxruntime as ort
     import pandas as pd
 
+    from common.onnx_runtime import make_session, run
     from pipelines.assemble import user_tower_vectors
     from recsys.features import OOV, FeatureSpec
 
@@ -109,7 +109,7 @@ def tower_catalog(bundle: Path, n: int, rng: np.random.Generator) -> tuple[np.nd
     items = pd.read_parquet(bundle / "items.parquet")
     image = np.load(bundle / "image_vectors.npy")
     base = rng.integers(0, len(items), n)
-    sess = ort.InferenceSession(str(bundle / "item_tower.onnx"), providers=["CPUExecutionProvider"])
+    sess = make_session(bundle / "item_tower.onnx", device="cpu")
     cat = spec.category_vocab.encode(items["category"])[base]
     price = spec.price_bucket(items["price"].to_numpy()[base] * rng.lognormal(0, 0.2, n))
     out = np.zeros((n, sess.get_outputs()[0].shape[1]), np.float32)
@@ -118,7 +118,7 @@ def tower_catalog(bundle: Path, n: int, rng: np.random.Generator) -> tuple[np.nd
         img = image[base[sl]] + 0.05 * rng.standard_normal((sl.stop - s, image.shape[1])).astype(np.float32)
         feed = {"item": np.full(sl.stop - s, OOV, np.int64), "category": cat[sl], "price": price[sl],
                 "image": unit(img)}
-        out[sl] = sess.run(None, {i.name: feed[i.name] for i in sess.get_inputs()})[0]
+        out[sl] = run(sess, feed)[0]
     q = user_tower_vectors(bundle / "user_tower.onnx", spec, pd.read_parquet(bundle / "users.parquet"), 1500, 0)
     return out, q.astype(np.float32)
 

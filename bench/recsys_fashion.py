@@ -69,7 +69,7 @@ def main() -> None:
         best = train_two_tower(cfg, data=d)
         timings[variant] = time.perf_counter() - t0
         model, _, _ = load_two_tower(best)
-        cold_rows = d.spec.item_vocab.encode(cold) - 2
+        cold_rows = d.spec.item_vocab.encode_rows(cold)
         # --- oracle agreement: relevant = the shopper's true top 100, nothing masked, so
         # recall@100 = |model top 100 ∩ true top 100| / 100
         ou = _eval_users(d.spec, users, train, oracle.assign(ts=pd.Timestamp(0, tz="UTC")), None, 0)

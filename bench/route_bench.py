@@ -6,7 +6,7 @@ no sockets, one thread), and what a full garbage collection costs with a bundle 
 Three routes answer the same canned JSON: a trivial GET; a POST taking the recommendation request
 as a FastAPI body parameter plus three ``Depends`` (bundle, settings, state: the first version of
 the route); a POST that reads the raw body and validates it with pydantic-core in one call
-(``serving.deps.json_body``, what the route does now). Best of 5 interleaved rounds.
+(``serving.parsing.json_body``, what the route does now). Best of 5 interleaved rounds.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
-from serving.deps import json_body  # noqa: E402
+from serving.parsing import json_body  # noqa: E402
 from serving.schemas import RecommendationRequest  # noqa: E402
 
 CANNED = b'{"items":[],"bundle_version":"x","fallback":null,"user_known":false,"offset":0,"k":10}'
@@ -86,7 +86,7 @@ async def per_request_us(app: FastAPI, method: str, path: str, body: bytes, n: i
 
 
 def gc_pause_ms(artifacts: Path) -> tuple[float, float]:
-    from serving.runtime import load_current
+    from serving.loaded_bundle import load_current
     from serving.settings import ServingSettings
 
     bundle = load_current(ServingSettings(artifacts_dir=artifacts))  # noqa: F841 (kept alive on purpose)

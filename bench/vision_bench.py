@@ -58,9 +58,10 @@ def phase_report(a: argparse.Namespace) -> None:
     import numpy as np
     import torch
 
+    from common.onnx_runtime import make_session
     from vision.data import load_image_set, to_tensor
     from vision.evaluate import evaluate
-    from vision.export import export_image_model, quantize_int8, session
+    from vision.export import export_image_model, quantize_int8
     from vision.preprocess import PreprocessSpec
     from vision.train import load_model
 
@@ -84,7 +85,7 @@ def phase_report(a: argparse.Namespace) -> None:
 
     runners = {"PyTorch eager fp32": torch_run}
     for name, path in (("ONNX Runtime fp32", fp32), ("ONNX Runtime INT8", int8)):
-        sess = session(path, threads=os.cpu_count() or 1)
+        sess = make_session(path, threads=os.cpu_count() or 1)
         runners[name] = lambda b, s=sess: s.run(["logits"], {"image": b})[0]
     rows = []
     for name, fn in runners.items():

@@ -1,4 +1,4 @@
-"""Put trained artifacts together into a servable bundle (DESIGN.md, "The artifact bundle").
+"""Put trained artifacts together into a servable bundle (docs/architecture.md, "The artifact bundle").
 
 Everything serving needs that is not a model is derived here, from the whole dataset as of now:
 the catalog in row order, each known user's state (recent items, everything seen, purchases),
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import pandas as pd
 
+from common.onnx_runtime import make_session, run
 from pipelines.tables import fingerprint
 from recsys.features import FeatureSpec
 from recsys.rank_features import ItemStats
@@ -51,7 +51,7 @@ def catalog(data_dir: Path) -> pd.DataFrame:
 def user_states(events: pd.DataFrame, users: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
     """One row per known user: feature columns + ``history`` (last L rows, most recent first),
     ``seen`` (distinct rows, most recent MAX_SEEN) and ``purchased`` (distinct rows)."""
-    ev = events.assign(row=spec.item_vocab.encode(events["item_id"]) - 2)
+    ev = events.assign(row=spec.item_vocab.encode_rows(events["item_id"]))
     ev = ev[ev["row"] >= 0].sort_values(["user_id", "ts"], ascending=[True, False], kind="stable")
     g = ev.groupby("user_id", sort=True)["row"]
     hist = g.apply(lambda r: r.to_numpy()[: spec.history_len].astype(np.int32))
@@ -72,14 +72,10 @@ def user_tower_vectors(path: Path, spec: FeatureSpec, states: pd.DataFrame, n: i
         raise ValueError("hashed item ids: catalog rows are not vocabulary indices")
     active = states[states["history"].map(len) > 0]
     sample = active.sample(min(n, len(active)), random_state=seed)
-    hist = np.zeros((len(sample), spec.history_len), np.int64)
-    for i, h in enumerate(sample["history"]):
-        hist[i, : len(h)] = np.asarray(h[: spec.history_len]) + 2  # catalog row -> vocabulary index
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    feed = {"user": spec.user_vocab.encode(sample["user_id"]),
-            "features": spec.encode_user_features(sample["user_id"].to_numpy(), sample), "history": hist}
-    declared = {i.name for i in sess.get_inputs()}
-    return sess.run(None, {k: v for k, v in feed.items() if k in declared})[0]
+    feed = spec.user_tower_feed(spec.user_vocab.encode(sample["user_id"]),
+                                spec.encode_user_features(sample["user_id"].to_numpy(), sample),
+                                [np.asarray(h) for h in sample["history"]])
+    return run(make_session(path, device="cpu"), feed)[0]
 
 
 def build_index(vectors: np.ndarray, queries: np.ndarray, *, target_recall: float = 0.95, k: int = 100,
@@ -104,7 +100,7 @@ def assemble_bundle(artifacts: Path, data_dir: Path, models: TrainedModels, *, t
     if len(item_vec) != len(items) or len(image) != len(items):
         raise ValueError(f"catalog has {len(items)} items but item vectors {len(item_vec)}, image vectors {len(image)}")
     stats = ItemStats.compute(items, spec.encode_items(items)["category"], events,
-                              spec.item_vocab.encode(events["item_id"]) - 2, image)
+                              spec.item_vocab.encode_rows(events["item_id"]), image)
     rng = np.random.default_rng(seed)
     user_q = user_tower_vectors(models.towers_dir / "user_tower.onnx", spec, states, 500, seed)
     item_index = build_index(item_vec, user_q, target_recall=target_recall, seed=seed)

@@ -394,10 +394,11 @@ def recsys_ranker(
 ) -> None:
     """Train the DCN-v2 ranker on validation-period lists, report its NDCG@10 lift over the tower's order
     on the test period (same candidates), export ranker.onnx with a parity check."""
+    from vision.runtime import ParityError
+
     from recsys.data import load_rec_data
     from recsys.ranker import RankerTrainConfig, train_evaluate_export
     from recsys.train import load_two_tower
-    from vision.runtime import ParityError
 
     out = out or checkpoint.parent / "ranker"
     d = load_rec_data(data, split=split, image_vectors=image_vectors, max_eval_users=valid_users)

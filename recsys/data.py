@@ -1,7 +1,7 @@
 """Assemble recommender inputs from a canonical dataset and one of its splits.
 
-Item index space: the catalog sorted by item id; row r has vocabulary index r + 2 (0 = padding,
-1 = OOV), so score matrices, relevance sets and FAISS ids all use catalog rows.
+Item index space: the catalog sorted by item id; row r has vocabulary index ``Vocab.index_of_row(r)``
+(0 = padding, 1 = OOV), so score matrices, relevance sets and FAISS ids all use catalog rows.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys.features import FeatureSpec, history_matrix, last_items
+from recsys.features import FeatureSpec, Vocab, history_matrix, last_items
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class RecData:
 
 
 def _rows(spec: FeatureSpec, ids: pd.Series) -> np.ndarray:
-    return spec.item_vocab.encode(ids) - 2  # catalog row; -1 = OOV
+    return spec.item_vocab.encode_rows(ids)  # catalog row; -1 = OOV
 
 
 def _rows_per_user(user_ids: pd.Series, rows: np.ndarray, ids: np.ndarray) -> list[np.ndarray]:
@@ -116,7 +116,7 @@ def load_rec_data(data_dir: Path, *, split: str = "temporal-user", history_len: 
     item_idx = spec.item_vocab.encode(ev["item_id"])
     ex = Examples(user=spec.user_vocab.encode(ev["user_id"]),
                   features=spec.encode_user_features(ev["user_id"].to_numpy(), users),
-                  history=history_matrix(codes, item_idx, history_len), item_row=item_idx - 2)
+                  history=history_matrix(codes, item_idx, history_len), item_row=Vocab.row_of_index(item_idx))
     counts = np.bincount(ex.item_row[ex.item_row >= 0], minlength=len(items)).astype(np.float64)
     train_valid = pd.concat([train, valid])
     data = RecData(

@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from common.torch_runtime import export_onnx, parity
 from recsys.data import RecData
 from recsys.evaluate import item_vectors
 from recsys.model import TwoTower
-from vision.runtime import export_onnx, parity
 
 log = logging.getLogger(__name__)
 

@@ -21,15 +21,20 @@ import numpy as np
 import pandas as pd
 
 PAD, OOV = 0, 1
+FIRST = 2  # vocabulary index of the first listed value: index = position in ``Vocab.values`` + FIRST
 _HASH_KEY = "vitrine-features"  # 16 bytes: SipHash key for hashed id spaces
 
 
 @dataclass
 class Vocab:
-    """Value -> index. ``values`` lists the in-vocabulary values (index = position + 2)."""
+    """Value -> index. ``values`` lists the in-vocabulary values (index = position + FIRST).
+
+    For the item vocabulary, a value's position is its catalog row (the catalog sorted by item id),
+    which is also its FAISS id and its column in score matrices: ``index_of_row`` / ``row_of_index``
+    are the one place that offset is applied."""
 
     values: list[str] = field(default_factory=list)
-    hash_buckets: int = 0  # > 0: no list, index = 2 + siphash(value) % hash_buckets
+    hash_buckets: int = 0  # > 0: no list, index = FIRST + siphash(value) % hash_buckets
 
     @classmethod
     def fit(cls, values: pd.Series | np.ndarray, max_vocab: int = 5_000_000, hash_buckets: int | None = None) -> Vocab:
@@ -41,7 +46,7 @@ class Vocab:
     @property
     def size(self) -> int:
         """Rows of the embedding table (including padding and OOV)."""
-        return 2 + (self.hash_buckets or len(self.values))
+        return FIRST + (self.hash_buckets or len(self.values))
 
     def __post_init__(self) -> None:
         self._index = None if self.hash_buckets else pd.Index(self.values)
@@ -52,12 +57,27 @@ class Vocab:
         s = s.astype(str)
         if self.hash_buckets:
             h = pd.util.hash_array(s.to_numpy(dtype=object), hash_key=_HASH_KEY, categorize=False)
-            out = 2 + (h % np.uint64(self.hash_buckets)).astype(np.int64)
+            out = FIRST + (h % np.uint64(self.hash_buckets)).astype(np.int64)
         else:
             pos = self._index.get_indexer(s)
-            out = np.where(pos >= 0, pos + 2, OOV).astype(np.int64)
+            out = np.where(pos >= 0, pos + FIRST, OOV).astype(np.int64)
         out[missing] = OOV
         return out
+
+    @staticmethod
+    def index_of_row(rows: np.ndarray) -> np.ndarray:
+        """Positions in ``values`` (catalog rows, for items) -> vocabulary indices."""
+        return np.asarray(rows, np.int64) + FIRST
+
+    @staticmethod
+    def row_of_index(index: np.ndarray) -> np.ndarray:
+        """Vocabulary indices -> positions in ``values`` (catalog rows); -1 for padding and OOV."""
+        index = np.asarray(index, np.int64)
+        return np.where(index >= FIRST, index - FIRST, -1)
+
+    def encode_rows(self, values: pd.Series | np.ndarray | list) -> np.ndarray:
+        """Values -> positions in ``values`` (catalog rows, for items); -1 for unknown or missing values."""
+        return self.row_of_index(self.encode(values))
 
     def to_dict(self) -> dict:
         return {"values": self.values, "hash_buckets": self.hash_buckets}
@@ -142,6 +162,18 @@ class FeatureSpec:
             return np.full((n, len(self.user_features)), OOV, np.int64)
         rows = users.set_index("user_id").reindex(pd.Index(user_ids).astype(str))
         return np.stack([v.encode(rows[c].to_numpy()) for c, v in self.user_features.items()], axis=1)
+
+    def user_tower_feed(self, user: np.ndarray, features: np.ndarray, histories: list[np.ndarray]
+                        ) -> dict[str, np.ndarray]:
+        """The user tower's inputs for B users: vocabulary indices (B,), feature indices (B, F) and each
+        user's recent catalog rows, most recent first, cut to ``history_len`` and 0-padded -> (B, L).
+        Serving and bundle assembly both feed ``user_tower.onnx`` through this."""
+        L = self.history_len
+        h = np.zeros((len(histories), L), np.int64)  # (B, L)
+        for j, rows in enumerate(histories):
+            n = min(L, len(rows))
+            h[j, :n] = Vocab.index_of_row(rows[:n])
+        return {"user": np.asarray(user, np.int64), "features": np.asarray(features, np.int64), "history": h}
 
     def encode_history(self, item_ids_recent_first: list[list[str]]) -> np.ndarray:
         """Ragged lists of item ids (most recent first) -> (N, L) indices, 0-padded, truncated."""

@@ -28,12 +28,13 @@ import torch
 import yaml
 from torch import nn
 
+from common.torch_runtime import export_onnx, parity, pick_device, save_checkpoint
 from recsys.data import EvalUsers, RecData
 from recsys.evaluate import item_vectors, user_vectors
+from recsys.features import Vocab
 from recsys.metrics import ranking_metrics
 from recsys.model import TwoTower
 from recsys.rank_features import DENSE, ItemStats, rank_features
-from vision.runtime import export_onnx, parity, pick_device, save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +126,8 @@ def retrieve(U: np.ndarray, V: np.ndarray, exclude: list[np.ndarray], C: int, ch
 
 
 def recent_rows(eu: EvalUsers) -> list[np.ndarray]:
-    """History window as catalog rows, most recent first (vocabulary index - 2; padding/OOV dropped)."""
-    return [h[h >= 2] - 2 for h in eu.history]
+    """History window as catalog rows, most recent first (padding/OOV dropped)."""
+    return [r[r >= 0] for r in Vocab.row_of_index(eu.history)]
 
 
 def build_lists(model: TwoTower, data: RecData, eu: EvalUsers, stats: ItemStats, V: np.ndarray, C: int = 200
@@ -144,7 +145,7 @@ def period_stats(data: RecData, data_dir: Path, split: str, periods: tuple[str, 
     """Item statistics from the events of the given split periods (what was known at that time)."""
     ev = pd.concat([pd.read_parquet(data_dir / "splits" / split / f"{p}.parquet", columns=["item_id", "ts"])
                     for p in periods])
-    rows = data.spec.item_vocab.encode(ev["item_id"]) - 2
+    rows = data.spec.item_vocab.encode_rows(ev["item_id"])
     return ItemStats.compute(data.items, data.item_inputs["category"], ev, rows, data.image)
 
 

@@ -22,11 +22,11 @@ import torch.distributed as dist
 import yaml
 from tqdm import tqdm
 
+from common.torch_runtime import init_distributed, load_recipe, pick_device, save_checkpoint
 from recsys.data import RecData, load_rec_data
 from recsys.evaluate import evaluate_ranking, two_tower_scores
-from recsys.features import FeatureSpec, Vocab
+from recsys.features import OOV, PAD, FeatureSpec, Vocab
 from recsys.model import TwoTower, TwoTowerConfig, sampled_softmax_loss
-from vision.runtime import init_distributed, load_recipe, pick_device, save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,8 @@ def _row_map(old: Vocab, new: Vocab) -> tuple[np.ndarray, np.ndarray]:
         return np.arange(n), np.arange(n)
     pos = pd.Index(old.values).get_indexer(new.values)  # new value i -> old position or -1
     keep = np.flatnonzero(pos >= 0)
-    return np.concatenate([[0, 1], keep + 2]), np.concatenate([[0, 1], pos[keep] + 2])
+    return (np.concatenate([[PAD, OOV], Vocab.index_of_row(keep)]),
+            np.concatenate([[PAD, OOV], Vocab.index_of_row(pos[keep])]))
 
 
 def warm_start(model: TwoTower, spec: FeatureSpec, checkpoint: Path) -> dict[str, str]:

@@ -11,15 +11,15 @@ import threading
 from contextlib import asynccontextmanager
 
 import faiss
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from serving.deps import ServiceState
+from serving.errors import install_error_handlers
 from serving.metrics import MetricsMiddleware
 from serving.reload import reload_current, watch_current
 from serving.routers import admin, health, images, items, recommendations
 from serving.settings import ServingSettings, get_settings
+from serving.state import ServiceState
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +54,5 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware)
     for r in (recommendations.router, items.router, images.router, admin.router, health.router):
         app.include_router(r)
-
-    @app.exception_handler(ValueError)
-    async def _value_error(request: Request, exc: ValueError) -> JSONResponse:  # a bad input we missed: 422, not 500
-        log.warning("%s %s: %s", request.method, request.url.path, exc)
-        return JSONResponse(status_code=422, content={"detail": str(exc)})
-
+    install_error_handlers(app)
     return app

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from serving.runtime import LoadedBundle
+from serving.loaded_bundle import LoadedBundle
 from vision.preprocess import preprocess
 
 log = logging.getLogger(__name__)

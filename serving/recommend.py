@@ -1,6 +1,6 @@
-"""The online path of DESIGN.md: resolve the user -> user tower -> filtered FAISS top-N -> ranker ->
-business rules -> one page of items. Plain functions on a :class:`LoadedBundle`; the routers only
-translate HTTP to these calls."""
+"""The online path (docs/architecture.md, "One request"): resolve the user -> user tower -> filtered
+FAISS top-N -> ranker -> business rules -> one page of items. Plain functions on a
+:class:`LoadedBundle`; the routers only translate HTTP to these calls."""
 
 from __future__ import annotations
 
@@ -9,12 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from serving.runtime import LoadedBundle
+from serving.errors import RequestError
+from serving.loaded_bundle import LoadedBundle
 from serving.schemas import Filters, RecommendationRequest, RecommendationResponse
-
-
-class RequestError(ValueError):
-    """The request is well-formed but cannot be answered as asked (-> HTTP 4xx with this message)."""
 
 
 def items_out(b: LoadedBundle, rows: np.ndarray, scores: np.ndarray | None = None) -> list[dict]:

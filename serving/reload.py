@@ -9,12 +9,12 @@ import threading
 import numpy as np
 
 from serving.bundle import BundleError, current_version
-from serving.deps import ServiceState
 from serving.live import ChangeLog, replay
+from serving.loaded_bundle import LoadedBundle, load_current
 from serving.metrics import BUNDLE, INDEX_SIZE, RELOADS
 from serving.recommend import recommend
-from serving.runtime import LoadedBundle, load_current
 from serving.schemas import RecommendationRequest
+from serving.state import ServiceState
 
 log = logging.getLogger(__name__)
 

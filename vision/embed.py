@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from common.torch_runtime import pick_device
 from vision.data import catalog_pixels, to_tensor
 from vision.metrics import softmax
 from vision.preprocess import PreprocessSpec
-from vision.runtime import pick_device
 from vision.train import load_model, predict
 
 log = logging.getLogger(__name__)

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common.torch_runtime import pick_device
 from vision.data import load_image_set, to_tensor
 from vision.metrics import classification_report, confusion_png, fit_temperature, softmax
 from vision.preprocess import PreprocessSpec
-from vision.runtime import pick_device
 from vision.train import load_model, predict
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
 """Export the image CNN to ONNX (dynamic batch, metadata, onnx.checker, parity against PyTorch via
-``vision.runtime``) and quantize it to INT8 for CPU serving."""
+``common.torch_runtime``) and quantize it to INT8 for CPU serving."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 import torch
 
-from vision.runtime import ParityError, export_onnx, parity, session  # noqa: F401 (re-exported)
+from common.torch_runtime import export_onnx, parity
 from vision.train import load_model
 
 log = logging.getLogger(__name__)

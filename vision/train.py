@@ -23,10 +23,10 @@ import torch.nn.functional as F
 import yaml
 from tqdm import tqdm
 
+from common.torch_runtime import init_distributed, load_recipe, pick_device, save_checkpoint
 from vision.data import augment, load_image_set, to_tensor
 from vision.model import ProductResNet, VisionConfig, create_model, model_config
 from vision.preprocess import PreprocessSpec
-from vision.runtime import init_distributed, load_recipe, pick_device, save_checkpoint
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, HTTPException, Query, UploadFile
 
-from serving.deps import Bundle, Settings, check_k
-from serving.recommend import RequestError, nearest
+from serving.deps import Bundle, Settings
+from serving.parsing import check_k
+from serving.recommend import nearest
 from serving.schemas import ERRORS, CategoryProbability, ClassifyResponse, Filters, ImageSearchResponse
 from serving.uploads import read_upload
 from vision.preprocess import ImageError, preprocess
@@ -41,9 +42,6 @@ def search(image: Upload, bundle: Bundle, settings: Settings, k: Annotated[int, 
     """Catalog items whose CNN embedding is closest to the uploaded photo's."""
     check_k(k, settings)
     probs, emb = _classify(bundle, image, settings)
-    try:
-        items = nearest(bundle, "image", emb, k, Filters(categories=categories, in_stock_only=in_stock_only))
-    except RequestError as e:
-        raise HTTPException(422, str(e)) from e
+    items = nearest(bundle, "image", emb, k, Filters(categories=categories, in_stock_only=in_stock_only))
     return ImageSearchResponse(predicted=bundle.class_names[int(probs.argmax())], items=items,
                                bundle_version=bundle.version)

@@ -7,11 +7,13 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile
 from fastapi.responses import FileResponse
+from pydantic import ValidationError
 
-from serving.deps import Admin, Bundle, Settings, State, check_k
+from serving.deps import Admin, Bundle, Settings, State
 from serving.live import ChangeLog, add_item
 from serving.metrics import INDEX_SIZE
-from serving.recommend import RequestError, items_out, similar
+from serving.parsing import check_k
+from serving.recommend import items_out, similar
 from serving.schemas import ERRORS, Filters, ItemDetail, ItemPatch, SimilarResponse
 from serving.uploads import read_upload
 from vision.preprocess import ImageError, preprocess
@@ -52,9 +54,9 @@ def similar_items(item_id: str, bundle: Bundle, settings: Settings,
         raise HTTPException(404, f"item {item_id!r} is hidden")
     try:
         f = Filters(categories=categories, price_min=price_min, price_max=price_max, in_stock_only=in_stock_only)
-        items = similar(bundle, row, by, k, f)
-    except (RequestError, ValueError) as e:
+    except ValidationError as e:
         raise HTTPException(422, str(e)) from e
+    items = similar(bundle, row, by, k, f)
     return SimilarResponse(item_id=item_id, by=by, items=items, bundle_version=bundle.version)
 
 
@@ -89,10 +91,7 @@ def add(bundle: Bundle, state: State, settings: Settings, _: Admin,
         raise HTTPException(422, str(e)) from e
     log = ChangeLog(settings.artifacts_dir, bundle.version)
     path = log.save_image(item_id, data, Path(image.filename or "").suffix.lower()[:5] or ".img")
-    try:
-        row, _ = add_item(bundle, item_id, title, category, price, in_stock, path, pixels)
-    except ValueError as e:
-        raise HTTPException(409, str(e)) from e
+    row, _ = add_item(bundle, item_id, title, category, price, in_stock, path, pixels)  # a duplicate: 409
     log.append({"op": "add", "item_id": item_id, "title": title, "category": category, "price": price,
                 "in_stock": in_stock, "image_path": str(path)})
     INDEX_SIZE.labels("items").set(bundle.items_index.n_live)

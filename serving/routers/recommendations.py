@@ -6,11 +6,11 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from pydantic_core import to_json
 
-from serving.deps import ServiceState, check_k, json_body, json_body_schema
 from serving.metrics import FALLBACKS, STAGES
-from serving.recommend import RequestError
+from serving.parsing import check_k, json_body, json_body_schema
 from serving.schemas import ERRORS, RecommendationRequest, RecommendationResponse
 from serving.settings import ServingSettings
+from serving.state import ServiceState
 
 _STAGES = [STAGES.labels(s) for s in ("user", "retrieve", "rank", "rules")]  # labelled once, not per request
 router = APIRouter(prefix="/v1", tags=["recommendations"], responses=ERRORS)
@@ -36,16 +36,11 @@ async def recommendations(request: Request) -> Response:
     (which stays for the OpenAPI document). ``async`` on purpose: the work runs in a micro-batch
     (serving/batcher.py); the request keeps the bundle it started with."""
     state: ServiceState = request.app.state.service
-    bundle = state.bundle
-    if bundle is None:
-        raise HTTPException(503, "no bundle loaded yet")
+    bundle = state.require_bundle()
     with state.batcher.arrival():
         req = await json_body(request, RecommendationRequest)
         check_limits(req, state.settings)
-        try:
-            out = await state.batcher.submit((bundle, req))
-        except RequestError as e:
-            raise HTTPException(422, str(e)) from e
+        out = await state.batcher.submit((bundle, req))  # a RequestError -> its 4xx (serving/errors.py)
     t = out["timings"]
     for stage, ms in zip(_STAGES, (t["user_ms"], t["retrieve_ms"], t["rank_ms"], t["rules_ms"]), strict=True):
         stage.observe(ms / 1e3)

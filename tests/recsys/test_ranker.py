@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
+from common.onnx_runtime import make_session
 from recsys.rank_features import DENSE, ItemStats, rank_features
 from recsys.ranker import DCNRanker, Lists, RankerConfig, export_ranker, ndcg10, rerank
 
@@ -129,13 +130,11 @@ def test_untrained_ranker_keeps_the_tower_order_and_training_learns_the_signal()
 
 
 def test_ranker_onnx_matches_torch_with_dynamic_batch(tmp_path: Path) -> None:
-    import onnxruntime as ort
-
     model = DCNRanker(RankerConfig(vec_dim=8, n_categories=3))
     torch.nn.init.normal_(model.head.weight, std=0.1)
     diff = export_ranker(model, tmp_path / "r.onnx")
     assert diff < 1e-4
-    sess = ort.InferenceSession(str(tmp_path / "r.onnx"), providers=["CPUExecutionProvider"])
+    sess = make_session(tmp_path / "r.onnx", device="cpu")
     for b in (1, 33):
         out = sess.run(None, {"dense": np.zeros((b, len(DENSE)), np.float32), "user_vec": np.zeros((b, 8), np.float32),
                               "item_vec": np.zeros((b, 8), np.float32), "category": np.zeros(b, np.int64)})[0]

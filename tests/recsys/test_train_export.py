@@ -6,13 +6,13 @@ import numpy as np
 import onnx
 import pytest
 
+from common.onnx_runtime import make_session as session
 from recsys.baselines import BASELINES
 from recsys.data import load_rec_data
 from recsys.evaluate import evaluate_ranking, two_tower_scores
 from recsys.export import export_towers
 from recsys.train import RecTrainConfig, load_two_tower, train_two_tower
 from tests.conftest import build_tiny_shop
-from vision.export import session
 
 
 @pytest.fixture(scope="module")
@@ -143,10 +143,10 @@ def test_warm_start_copies_rows_by_id_and_keeps_new_ids_fresh(tmp_path) -> None:
     import pandas as pd
     import torch
 
+    from common.torch_runtime import save_checkpoint
     from recsys.features import FeatureSpec
     from recsys.model import TwoTower, TwoTowerConfig
     from recsys.train import warm_start
-    from vision.runtime import save_checkpoint
 
     def spec(items: list[str], users: list[str]) -> FeatureSpec:
         it = pd.DataFrame({"item_id": items, "category": ["a"] * len(items), "price": [1.0] * len(items)})

@@ -298,9 +298,9 @@ def test_an_installed_bundle_is_out_of_the_cyclic_gcs_reach(tiny_artifacts: Path
     """Its long-lived objects are frozen, so a full collection no longer walks them (a p99 stall)."""
     import gc
 
-    from serving.deps import ServiceState
     from serving.reload import reload_current
     from serving.settings import ServingSettings
+    from serving.state import ServiceState
 
     gc.unfreeze()
     state = ServiceState(ServingSettings(artifacts_dir=tiny_artifacts, candidates=50))

@@ -9,8 +9,9 @@ import pandas as pd
 from pydantic_core import to_json
 
 from serving.batcher import Batcher
-from serving.recommend import RequestError, recommend, recommend_many
-from serving.runtime import load_current
+from serving.errors import RequestError
+from serving.loaded_bundle import load_current
+from serving.recommend import recommend, recommend_many
 from serving.schemas import RecommendationRequest, RecommendationResponse
 from serving.settings import ServingSettings
 

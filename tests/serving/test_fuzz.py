@@ -9,9 +9,9 @@ schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, settings  # noqa: E402
 
 from serving.app import create_app  # noqa: E402
-from serving.deps import ServiceState  # noqa: E402
 from serving.reload import reload_current  # noqa: E402
 from serving.settings import ServingSettings  # noqa: E402
+from serving.state import ServiceState  # noqa: E402
 from tests.serving.conftest import TOKEN  # noqa: E402
 
 app = create_app(ServingSettings(artifacts_dir=Path("/nonexistent"), admin_token=TOKEN))

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 import torch
 
+from common.onnx_runtime import make_session as session
 from vision.embed import embed_catalog, suspected_mislabeled
 from vision.evaluate import evaluate
-from vision.export import export_image_model, quantize_int8, session
+from vision.export import export_image_model, quantize_int8
 from vision.train import TrainConfig, load_model, train
 
 

@@ -16,12 +16,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import pandas as pd
 
+from common.onnx_runtime import make_session, run
 from recsys.features import OOV, FeatureSpec
 from recsys.rank_features import ItemStats, rank_features
-from serving.bundle import BundleError, verify_bundle
+from serving.bundle import BundleError, bundles_dir, current_version, verify_bundle
+from serving.errors import RequestError
 from serving.index import VectorIndex
 from serving.settings import ServingSettings
 from vision.preprocess import PreprocessSpec
@@ -53,28 +54,6 @@ class RWLock:
         with self._cond:
             self._cond.wait_for(lambda: self._readers == 0)
             yield
-
-
-def providers(device: str) -> list[str]:
-    """CUDA first when ONNX Runtime has it and it is wanted, else CPU (logged either way)."""
-    have = ort.get_available_providers()
-    if device != "cpu" and "CUDAExecutionProvider" in have:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    if device == "cuda":
-        log.warning("CUDA requested but ONNX Runtime has no CUDA provider (%s): using the CPU", have)
-    return ["CPUExecutionProvider"]
-
-
-def _session(path: Path, settings: ServingSettings) -> ort.InferenceSession:
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = settings.ort_threads
-    opts.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), opts, providers=providers(settings.device))
-
-
-def _inputs(sess: ort.InferenceSession, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    declared = {i.name for i in sess.get_inputs()}  # the exporter drops inputs a graph never reads
-    return {k: v for k, v in feed.items() if k in declared}
 
 
 class LoadedBundle:
@@ -109,10 +88,9 @@ class LoadedBundle:
         self.items_index = VectorIndex.load(path / "index.faiss", idx["items"], np.load(path / "item_vectors.npy"))
         self.image_index = VectorIndex.load(path / "image_index.faiss", idx["images"],
                                             np.load(path / "image_vectors.npy"))
-        self.user_tower = _session(path / "user_tower.onnx", settings)
-        self.item_tower = _session(path / "item_tower.onnx", settings)
-        self.ranker = _session(path / "ranker.onnx", settings)
-        self.image_model = _session(path / "image_model.onnx", settings)
+        self.user_tower, self.item_tower, self.ranker, self.image_model = (
+            make_session(path / f"{name}.onnx", threads=settings.ort_threads, device=settings.device)
+            for name in ("user_tower", "item_tower", "ranker", "image_model"))
         meta = self.image_model.get_modelmeta().custom_metadata_map
         self.class_names: list[str] = json.loads(meta["class_names"])
         self.temperature = float(meta.get("temperature", "1.0"))
@@ -157,17 +135,14 @@ class LoadedBundle:
 
     def user_vectors(self, user_ids: list[str | None], histories: list[np.ndarray]) -> np.ndarray:
         """(B, D) user-tower outputs in one call; unknown users get the OOV id and OOV features."""
-        L, B = self.spec.history_len, len(user_ids)
-        h = np.zeros((B, L), np.int64)
-        rows = [self.user_row.get(u) if u is not None else None for u in user_ids]
+        B = len(user_ids)
         ids = np.full(B, OOV, np.int64)
         feats = np.full((B, len(self.spec.user_features)), OOV, np.int64)
-        for j, (r, hist) in enumerate(zip(rows, histories, strict=True)):
-            h[j, : min(L, len(hist))] = hist[:L] + 2  # catalog row -> vocabulary index
+        for j, u in enumerate(user_ids):
+            r = self.user_row.get(u) if u is not None else None
             if r is not None:
                 ids[j], feats[j] = self.user_vocab_index[r], self.user_features[r]
-        feed = {"user": ids, "features": feats, "history": h}
-        return self.user_tower.run(None, _inputs(self.user_tower, feed))[0]
+        return run(self.user_tower, self.spec.user_tower_feed(ids, feats, histories))[0]
 
     def rank_inputs(self, U: np.ndarray, cands: list[np.ndarray], scores: list[np.ndarray],
                     seen: list[np.ndarray], recent: list[np.ndarray]) -> dict[str, np.ndarray]:
@@ -187,7 +162,7 @@ class LoadedBundle:
 
     def rank(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         """(B*C,) ranker scores: one ONNX Runtime call."""
-        return self.ranker.run(None, _inputs(self.ranker, feed))[0]
+        return run(self.ranker, feed)[0]
 
     def rank_scores(self, U: np.ndarray, cands: list[np.ndarray], scores: list[np.ndarray],
                     seen: list[np.ndarray], recent: list[np.ndarray]) -> list[np.ndarray]:
@@ -206,7 +181,7 @@ class LoadedBundle:
         """Item-tower vector for a product it never saw: OOV id, its category, price bucket and image."""
         feed = {"item": np.array([OOV], np.int64), "category": self.spec.category_vocab.encode([category]),
                 "price": self.spec.price_bucket(np.array([price])), "image": image_embedding[None].astype(np.float32)}
-        return self.item_tower.run(None, _inputs(self.item_tower, feed))[0][0]
+        return run(self.item_tower, feed)[0][0]
 
     # ------------------------------------------------------------------ live changes
 
@@ -215,7 +190,7 @@ class LoadedBundle:
         vec = self.new_item_vector(category, price, image_embedding)
         with self.lock.write():
             if item_id in self.row_of:
-                raise ValueError(f"item {item_id!r} already exists")
+                raise RequestError(f"item {item_id!r} already exists", status=409)
             row = int(self.items_index.add(vec)[0])
             self.image_index.add(image_embedding)
             self.item_ids = np.append(self.item_ids, np.array([item_id], dtype=object))
@@ -262,8 +237,6 @@ class LoadedBundle:
 
 def load_current(settings: ServingSettings) -> LoadedBundle:
     """The bundle ``CURRENT`` names under ``settings.artifacts_dir``."""
-    from serving.bundle import bundles_dir, current_version
-
     v = current_version(settings.artifacts_dir)
     if v is None:
         raise BundleError(f"{settings.artifacts_dir / 'CURRENT'}: no current bundle (run the nightly job or "

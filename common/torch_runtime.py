@@ -1,5 +1,6 @@
 """Torch-side helpers shared by the two training packages (vision, recsys): device choice, DDP
-set-up, recipes, atomic checkpoints, and ONNX export with its parity check."""
+set-up, recipes, atomic checkpoints, and ONNX export with its parity check (run through the same
+session code as serving, ``common.onnx_runtime``)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from typing import TypeVar
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import torch
 import torch.distributed as dist
 import yaml
+
+from common.onnx_runtime import make_session, run
 
 log = logging.getLogger(__name__)
 C = TypeVar("C")
@@ -81,20 +83,9 @@ def export_onnx(model: torch.nn.Module, example: tuple[torch.Tensor, ...], path:
     return path
 
 
-def session(path: Path, threads: int = 0) -> ort.InferenceSession:
-    """One session, CUDA first when onnxruntime-gpu is installed and a GPU is present."""
-    so = ort.SessionOptions()
-    if threads:
-        so.intra_op_num_threads = threads
-    providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
-    return ort.InferenceSession(str(path), so, providers=providers)
-
-
 def parity(path: Path, model: torch.nn.Module, inputs: dict[str, np.ndarray], tol: float = 1e-4) -> float:
     """Max |ORT - torch| over all outputs for these inputs; raises :class:`ParityError` above ``tol``."""
-    sess = session(path)
-    declared = {i.name for i in sess.get_inputs()}  # the exporter drops inputs the graph never reads
-    got = sess.run(None, {k: v for k, v in inputs.items() if k in declared})
+    got = run(make_session(path), inputs)
     with torch.no_grad():
         want = model.eval()(*(torch.from_numpy(v) for v in inputs.values()))
     want = want if isinstance(want, tuple) else (want,)
