@@ -60,7 +60,7 @@ def main() -> None:
     tt, _, _ = load_two_tower(a.two_tower)
     tt.eval()
     cfg = RankerTrainConfig(candidates=a.candidates, model=a.model)
-    lift = train_evaluate_export(tt, data, a.data, a.split, cfg, out)
+    lift = train_evaluate_export(tt, data, cfg, out)
     info, diff = lift["train"], lift["onnx_parity"]
     tw, rk = lift["tower"], lift["ranker"]
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}; "
@@ -73,7 +73,7 @@ def main() -> None:
     for name, m in (("two-tower score", tw), ("DCN-v2 ranker", rk)):
         print(f"| {name} | {m['ndcg@10']:.4f} | {m['recall@10']:.4f} | {m['ndcg@20']:.4f} | {m['recall@20']:.4f} |")
     print(f"NDCG@10 lift: x{lift['ndcg@10_lift']:.3f}; ranker.onnx parity {diff:.1e}; model {a.model or 'defaults'}")
-    ranker, stats = load_ranker(out / "ranker.pt"), period_stats(data, a.data, a.split, ("train", "valid"))
+    ranker, stats = load_ranker(out / "ranker.pt"), period_stats(data, ("train", "valid"))
     for C in a.eval_at:
         m = evaluate_lift(ranker, tt, data, stats, C)
         print(f"same ranker on {C} candidates: NDCG@10 tower {m['tower']['ndcg@10']:.4f} -> ranker "

@@ -43,6 +43,40 @@ class TrainedModels:
     configs: dict
 
 
+def bundle_metrics(*, vision: dict, two_tower: dict, ranker: dict, parity: dict[str, float | None],
+                   validation: dict | None = None) -> dict:
+    """A bundle's manifest metrics, in the one shape the quality gate, warm start and the reports read
+    (the nightly job and `vitrine bundle build` both call this).
+
+    ``vision``: the CNN's test metrics (accuracy, macro_f1, ece, temperature); ``two_tower``: its
+    full-catalog test metrics (ndcg@10, recall@20, ...); ``ranker``: the lift record (tower vs ranker
+    on the same test candidates); ``parity``: max |ONNX - torch| per exported model."""
+    headline = {"ranker_ndcg@10": ranker["ranker"]["ndcg@10"], "tower_ndcg@10": two_tower["ndcg@10"],
+                "tower_recall@20": two_tower["recall@20"], "image_accuracy": vision["accuracy"]}
+    vision = {k: vision[k] for k in ("accuracy", "macro_f1", "ece", "temperature") if k in vision}
+    ranker = {k: v for k, v in ranker.items() if k not in ("train", "onnx_parity")}
+    return {"headline": headline, "vision": vision, "two_tower": two_tower, "ranker": ranker, "parity": parity,
+            "validation": validation}
+
+
+def metrics_from_runs(towers_dir: Path, ranker: Path, image_model: Path) -> dict:
+    """:func:`bundle_metrics` from what the `vitrine` commands wrote beside their models: the ranker's
+    ``lift.json``, the two-tower run's ``test_metrics.json`` (`recsys evaluate`) and the CNN run's
+    ``eval/metrics.json`` (`vision evaluate`). A missing file is a ValueError naming the command."""
+    wants = {"ranker": (ranker.parent / "lift.json", "vitrine recsys ranker"),
+             "two_tower": (towers_dir.parent / "test_metrics.json", "vitrine recsys evaluate"),
+             "vision": (image_model.parent / "eval" / "metrics.json", "vitrine vision evaluate")}
+    got = {}
+    for name, (path, command) in wants.items():
+        if not path.is_file():
+            raise ValueError(f"{path}: no such file; run `{command}` first (the quality gate compares bundles "
+                             "on these metrics)")
+        got[name] = json.loads(path.read_text())
+    return bundle_metrics(vision=got["vision"], two_tower=got["two_tower"]["models"]["two-tower"],
+                          ranker=got["ranker"],
+                          parity={"image_model": None, "towers": None, "ranker": got["ranker"].get("onnx_parity")})
+
+
 def catalog(data_dir: Path) -> pd.DataFrame:
     """Items sorted by item_id: row r is catalog row r (the recsys index space)."""
     return pd.read_parquet(data_dir / "items.parquet").sort_values("item_id").reset_index(drop=True)
@@ -84,6 +118,37 @@ def build_index(vectors: np.ndarray, queries: np.ndarray, *, target_recall: floa
     vi = VectorIndex.build(vectors, kind, seed=seed)
     vi.tune(queries, target_recall=target_recall, k=min(k, len(vectors)))
     return vi
+
+
+def build_index_file(vectors: Path, out: Path, queries: Path | None = None, *, target_recall: float = 0.95,
+                     k: int = 100, kind: str = "auto") -> VectorIndex:
+    """`vitrine index build`: an index over a (N, D) ``.npy`` tuned on ``queries`` (default: 500 of the
+    vectors), saved to ``out`` with its settings in ``OUT.json``. Bad shapes are a ValueError."""
+    x = np.load(vectors).astype(np.float32)
+    if x.ndim != 2 or not len(x):
+        raise ValueError(f"{vectors}: expected a non-empty (N, D) array, got shape {x.shape}")
+    q = np.load(queries).astype(np.float32) if queries else x[np.random.default_rng(0).choice(
+        len(x), min(500, len(x)), replace=False)]
+    if q.ndim != 2 or q.shape[1] != x.shape[1]:
+        raise ValueError(f"queries have shape {q.shape}, vectors {x.shape}: dimensions differ")
+    vi = build_index(x, q, target_recall=target_recall, k=k, kind=kind)
+    vi.save(out)
+    out.with_name(out.name + ".json").write_text(json.dumps(vi.info.to_dict(), indent=2) + "\n")
+    return vi
+
+
+def bundle_from_runs(artifacts: Path, data_dir: Path, *, towers_dir: Path, ranker: Path, image_model: Path,
+                     image_vectors: Path, target_recall: float = 0.95) -> Path:
+    """`vitrine bundle build`: a bundle from the files the `vitrine` model commands wrote, with the same
+    manifest metrics as a nightly bundle (:func:`metrics_from_runs`). Missing inputs are a ValueError."""
+    for p in (towers_dir / "features.json", ranker, image_model, image_vectors):
+        if not p.is_file():
+            raise ValueError(f"{p}: no such file")
+    models = TrainedModels(towers_dir, ranker, image_model, image_vectors,
+                           metrics_from_runs(towers_dir, ranker, image_model),
+                           configs={"sources": {"vision": str(image_model.parent), "two_tower": str(towers_dir.parent),
+                                                "ranker": str(ranker.parent)}})  # warm start reads two_tower
+    return assemble_bundle(artifacts, data_dir, models, target_recall=target_recall)
 
 
 def assemble_bundle(artifacts: Path, data_dir: Path, models: TrainedModels, *, target_recall: float = 0.95,

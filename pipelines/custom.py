@@ -8,7 +8,21 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipelines.validate import Validated, validate, write_validated
+
 log = logging.getLogger(__name__)
+
+
+def ingest(items: pd.DataFrame, users: pd.DataFrame | None, events: pd.DataFrame, out: Path,
+           image_root: Path | None, max_bad_share: float, *, copy: bool = False) -> Validated:
+    """The one ingest path of every importer: validate raw frames, (optionally) copy the images that
+    live outside ``out`` under it, write the canonical tables and ``rejected.csv``. Raises
+    ``DataValidationError`` (nothing written but the rejects) when a table's bad share is too high."""
+    v = validate(items, users, events, image_root=image_root)
+    if copy and image_root is not None:
+        v.items = copy_images(v.items, image_root, out)
+    write_validated(v, out, max_bad_share)
+    return v
 
 
 def read_any(path: Path) -> pd.DataFrame:

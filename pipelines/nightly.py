@@ -27,12 +27,15 @@ from pathlib import Path
 
 import yaml
 
+from pipelines import train_steps as ts
+from pipelines.assemble import TrainedModels, bundle_metrics
+from pipelines.errors import EXIT_DATA, EXIT_GATE, EXIT_LOCKED, NightlyError
+from pipelines.report import write_report
 from pipelines.tables import fingerprint as dataset_fingerprint
-from serving.bundle import sha256_file
+from pipelines.tables import images_fingerprint
+from serving.bundle import BundleError, bundles_dir, current_version, promote, retain, sha256_file, verify_bundle
 
 log = logging.getLogger(__name__)
-
-EXIT_OK, EXIT_ERROR, EXIT_DATA, EXIT_GATE, EXIT_LOCKED = 0, 1, 2, 3, 75
 
 
 @dataclass
@@ -56,12 +59,6 @@ class NightlyConfig:
         if unknown:
             raise ValueError(f"{path}: unknown keys {sorted(unknown)}")
         return cls(**((d or {}) | {k: v for k, v in overrides.items() if v is not None}))
-
-
-class NightlyError(RuntimeError):
-    def __init__(self, msg: str, code: int = EXIT_ERROR) -> None:
-        super().__init__(msg)
-        self.code = code
 
 
 def fp(*parts) -> str:
@@ -150,32 +147,42 @@ def run_nightly(data: Path, artifacts: Path, cfg: NightlyConfig, *, force: bool 
 
 
 def _night(data: Path, artifacts: Path, cfg: NightlyConfig, steps: Steps, force: bool) -> dict:
-    from pipelines import train_steps as ts
-
     if not (data / "events.parquet").is_file():
         raise NightlyError(f"{data}: no dataset (events.parquet missing)", EXIT_DATA)
+    # Each key hashes everything its step's output depends on: the data it reads (directly or
+    # through an upstream step's key) and its config. Each step writes only into its own directory
+    # and the next step is handed that path.
     data_fp = dataset_fingerprint(data)
     checked = steps.run("validate", fp("validate", data_fp), lambda d: ts.validate_step(data, d))
-    steps.run("split", fp("split", data_fp, cfg.split), lambda d: ts.split_step(data, cfg.split))
-    vision_key = fp("vision", sha256_file(data / "items.parquet"), cfg.vision)  # no new images -> no retraining
+    split_key = fp("split", data_fp, cfg.split)
+    split = steps.run("split", split_key, lambda d: ts.split_step(data, cfg.split, d))
+    # Only the catalog and its photos feed the CNN: new events alone do not retrain it.
+    vision_key = fp("vision", sha256_file(data / "items.parquet"), images_fingerprint(data), cfg.vision)
     vision = steps.run("vision", vision_key, lambda d: ts.vision_step(data, d, cfg.vision))
-    rec = ts.RecDataCache(data, cfg.split, Path(vision["dir"]) / "embed" / "image_vectors.npy", cfg.valid_users)
-    tt_key = fp("two_tower", data_fp, cfg.split, vision_key, cfg.two_tower, cfg.valid_users)
+    vision_dir = Path(vision["dir"])
+    rec = ts.RecDataCache(data, cfg.split, Path(split["dir"]), vision_dir / "embed" / "image_vectors.npy",
+                          cfg.valid_users)
+    tt_key = fp("two_tower", split_key, vision_key, cfg.two_tower, cfg.valid_users)
     # Warm start from CURRENT's two-tower: an initialisation, deliberately not part of the fingerprint
     # (a finished result for the same data and config is reused whatever it started from).
     init = ts.previous_two_tower(artifacts) if cfg.warm_start else None
     tt = steps.run("two_tower", tt_key, lambda d: ts.two_tower_step(rec, d, cfg.two_tower, init))
+    tt_dir = Path(tt["dir"])
     rk_key = fp("ranker", tt_key, cfg.ranker)
-    rk = steps.run("ranker", rk_key, lambda d: ts.ranker_step(rec, Path(tt["dir"]), d, cfg.ranker))
-    headline = {"ranker_ndcg@10": rk["lift"]["ranker"]["ndcg@10"], "tower_ndcg@10": tt["test"]["ndcg@10"],
-                "tower_recall@20": tt["test"]["recall@20"], "image_accuracy": vision["eval"]["accuracy"]}
-    metrics = {"headline": headline, "vision": vision["eval"], "two_tower": tt["test"], "ranker": rk["lift"],
-               "parity": {"image_model": vision["parity"], "towers": tt["parity"], "ranker": rk["parity"]},
-               "validation": checked}
-    bundle = steps.run("bundle", fp("bundle", data_fp, vision_key, tt_key, rk_key, cfg.target_recall),
-                       lambda d: ts.bundle_step(artifacts, data, Path(vision["dir"]), Path(tt["dir"]),
-                                                Path(rk["dir"]), metrics, cfg))
+    rk = steps.run("ranker", rk_key, lambda d: ts.ranker_step(rec, tt_dir, d, cfg.ranker))
+    rk_dir = Path(rk["dir"])
+    metrics = bundle_metrics(vision=vision["eval"], two_tower=tt["test"], ranker=rk["lift"], validation=checked,
+                             parity={"image_model": vision["parity"], "towers": tt["parity"], "ranker": rk["parity"]})
+    models = TrainedModels(towers_dir=tt_dir / "export", ranker=rk_dir / "ranker.onnx",
+                           image_model=vision_dir / "image_model.onnx",
+                           image_vectors=vision_dir / "embed" / "image_vectors.npy", metrics=metrics,
+                           configs={"nightly": asdict(cfg),
+                                    "sources": {"vision": str(vision_dir), "two_tower": str(tt_dir),
+                                                "ranker": str(rk_dir)}})
+    bundle = steps.run("bundle", fp("bundle", data_fp, vision_key, tt_key, rk_key, asdict(cfg)),
+                       lambda d: ts.bundle_step(artifacts, data, models, cfg.target_recall))
     version = bundle["version"]
+    headline = metrics["headline"]
     out = {"version": version, "headline": headline}
     gate = quality_gate(artifacts, headline, cfg, bundle)
     out["gate"] = gate
@@ -184,20 +191,16 @@ def _night(data: Path, artifacts: Path, cfg: NightlyConfig, steps: Steps, force:
             raise NightlyError(f"quality gate refused {version}: {gate['reason']}", EXIT_GATE)
         log.warning("quality gate failed (%s) but --force: publishing %s anyway", gate["reason"], version)
         out["forced"] = True
-    from serving.bundle import promote, retain
-
     promote(artifacts, version)
     out["deleted_versions"] = retain(artifacts, cfg.keep_bundles)
     out["reload"] = notify_reload(cfg.reload_url)
-    out["report"] = str(ts.write_report(artifacts, version, metrics, Path(vision["dir"])))
+    out["report"] = str(write_report(artifacts, version, metrics, vision_dir))
     return out
 
 
 def quality_gate(artifacts: Path, headline: dict, cfg: NightlyConfig, bundle: dict) -> dict:
     """Refuse a bundle whose headline metric fell more than ``gate_margin`` below CURRENT's, or
     whose indexes missed the recall target (parity failures already stopped the run)."""
-    from serving.bundle import BundleError, bundles_dir, current_version, verify_bundle
-
     for name, rec in bundle["index_recall"].items():
         if rec < cfg.target_recall - 0.02:
             return {"passed": False, "reason": f"{name} index recall@100 {rec:.3f} < target {cfg.target_recall}"}

@@ -70,6 +70,18 @@ def read_dataset(root: Path) -> dict[str, pd.DataFrame]:
     return {name: read_table(root / f"{name}.parquet") for name in TABLES}
 
 
+def images_fingerprint(root: Path) -> str:
+    """sha256 over the catalog's image column and the bytes of every image it names (a photo replaced
+    under the same file name changes what the CNN learns)."""
+    h = hashlib.sha256()
+    for rel in read_table(root / "items.parquet", columns=["image"])["image"].fillna("").astype(str):
+        h.update(rel.encode() + b"\0")
+        p = root / rel
+        if rel and p.is_file():
+            h.update(hashlib.sha256(p.read_bytes()).digest())
+    return h.hexdigest()
+
+
 def fingerprint(root: Path) -> str:
     """sha256 over the canonical tables' bytes: the dataset identity recorded in bundles."""
     h = hashlib.sha256()

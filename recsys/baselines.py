@@ -12,11 +12,15 @@ training interactions as catalog rows and returns a score function over evaluati
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import scipy.sparse as sp
 
-from recsys.data import EvalUsers, RecData
-from recsys.evaluate import ScoreFn
+from recsys.data import EvalUsers, RecData, load_rec_data
+from recsys.evaluate import ScoreFn, evaluate_ranking, segment_metrics, two_tower_scores
+from recsys.train import load_two_tower
 
 
 def interaction_matrix(data: RecData, eu: EvalUsers) -> sp.csr_matrix:
@@ -102,3 +106,19 @@ def ease(data: RecData, eu: EvalUsers, lam: float = 250.0, max_items: int = 5_00
 
 BASELINES = {"popularity": popularity, "popularity-per-category": popularity_per_category,
              "itemknn": item_knn, "ease": ease}
+
+
+def evaluate_with_baselines(checkpoint: Path, data_dir: Path, *, split: str = "temporal-user",
+                            image_vectors: Path | None = None, baselines: bool = True) -> dict:
+    """Full-catalog test metrics (train+valid masked) of a two-tower checkpoint, the baselines beside
+    it and the two-tower by segment; written to ``test_metrics.json`` beside the checkpoint (where
+    `vitrine bundle build` reads them)."""
+    d = load_rec_data(data_dir, split=split, image_vectors=image_vectors)
+    model, _, _ = load_two_tower(checkpoint)
+    scores = two_tower_scores(model, d, d.test)
+    rows = {"two-tower": evaluate_ranking(scores, d.test, d)}
+    if baselines:
+        rows |= {name: evaluate_ranking(fit(d, d.test), d.test, d) for name, fit in BASELINES.items()}
+    out = {"models": rows, "two-tower segments": segment_metrics(scores, d.test, d)}
+    (checkpoint.parent / "test_metrics.json").write_text(json.dumps(out, indent=2) + "\n")
+    return out

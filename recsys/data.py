@@ -51,6 +51,7 @@ class RecData:
     item_counts: np.ndarray  # (I,) training interactions per item
     valid: EvalUsers
     test: EvalUsers
+    split_dir: Path  # the {train,valid,test}.parquet these examples came from
 
     @property
     def n_items(self) -> int:
@@ -89,17 +90,19 @@ def _eval_users(spec: FeatureSpec, users: pd.DataFrame, seen: pd.DataFrame, targ
     )
 
 
-def load_rec_data(data_dir: Path, *, split: str = "temporal-user", history_len: int = 20,
+def load_rec_data(data_dir: Path, *, split: str = "temporal-user", split_dir: Path | None = None, history_len: int = 20,
                   image_vectors: Path | None = None, holdout_items: np.ndarray | None = None,
                   max_eval_users: int | None = None, seed: int = 0) -> RecData:
     """Read tables + split, fit the feature spec on training data, build examples and eval users.
 
+    ``split_dir``: where the split's parts are (default ``DATA/splits/SPLIT``, what `vitrine data split`
+    writes; the nightly job passes its split step's own directory).
     ``holdout_items``: item ids removed from training entirely (cold-start evaluation); they stay in
     the catalog and the vocabulary but their id embedding never trains.
     """
     items = pd.read_parquet(data_dir / "items.parquet").sort_values("item_id").reset_index(drop=True)
     users = pd.read_parquet(data_dir / "users.parquet")
-    sp = data_dir / "splits" / split
+    sp = split_dir or data_dir / "splits" / split
     if not (sp / "train.parquet").is_file():
         raise FileNotFoundError(f"{sp}: no split (run `vitrine data split {data_dir} --kind {split}`)")
     train, valid, test = (pd.read_parquet(sp / f"{p}.parquet") for p in ("train", "valid", "test"))
@@ -123,7 +126,7 @@ def load_rec_data(data_dir: Path, *, split: str = "temporal-user", history_len: 
         spec=spec, items=items, item_inputs=spec.encode_items(items), image=image, users=users, train=ex,
         item_counts=counts,
         valid=_eval_users(spec, users, train, valid, max_eval_users, seed),
-        test=_eval_users(spec, users, train_valid, test, None, seed),
+        test=_eval_users(spec, users, train_valid, test, None, seed), split_dir=sp,
     )
     log.info("rec data: %d items, %d training pairs, %d valid users, %d test users", len(items), len(ex.user),
              len(data.valid.user_ids), len(data.test.user_ids))

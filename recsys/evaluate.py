@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from recsys.data import EvalUsers, RecData
+from recsys.features import OOV
 from recsys.metrics import list_metrics, ranking_metrics
 from recsys.model import TwoTower
 
@@ -44,7 +45,7 @@ def item_vectors(model: TwoTower, data: RecData, *, oov_rows: np.ndarray | None 
     model.eval()
     inp = {k: v.copy() for k, v in data.item_inputs.items()}
     if oov_rows is not None and len(oov_rows):
-        inp["item"][oov_rows] = 1
+        inp["item"][oov_rows] = OOV
     out = []
     for s in range(0, data.n_items, batch):
         sl = slice(s, s + batch)

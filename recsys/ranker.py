@@ -141,9 +141,9 @@ def build_lists(model: TwoTower, data: RecData, eu: EvalUsers, stats: ItemStats,
     return Lists(Uv, cand, dense, label, eu.relevant)
 
 
-def period_stats(data: RecData, data_dir: Path, split: str, periods: tuple[str, ...]) -> ItemStats:
+def period_stats(data: RecData, periods: tuple[str, ...]) -> ItemStats:
     """Item statistics from the events of the given split periods (what was known at that time)."""
-    ev = pd.concat([pd.read_parquet(data_dir / "splits" / split / f"{p}.parquet", columns=["item_id", "ts"])
+    ev = pd.concat([pd.read_parquet(data.split_dir / f"{p}.parquet", columns=["item_id", "ts"])
                     for p in periods])
     rows = data.spec.item_vocab.encode_rows(ev["item_id"])
     return ItemStats.compute(data.items, data.item_inputs["category"], ev, rows, data.image)
@@ -297,12 +297,11 @@ def export_ranker(model: DCNRanker, path: Path, seed: int = 0) -> float:
     return diff
 
 
-def train_evaluate_export(model_tt: TwoTower, data: RecData, data_dir: Path, split: str, cfg: RankerTrainConfig,
-                          out: Path) -> dict:
+def train_evaluate_export(model_tt: TwoTower, data: RecData, cfg: RankerTrainConfig, out: Path) -> dict:
     """The whole ranker step: train on the validation period, measure the lift on the test period,
     export ``out/ranker.onnx``, write ``out/lift.json``; returns that record."""
-    ranker, info = train_ranker(cfg, model_tt, data, period_stats(data, data_dir, split, ("train",)), out)
-    lift = evaluate_lift(ranker, model_tt, data, period_stats(data, data_dir, split, ("train", "valid")),
+    ranker, info = train_ranker(cfg, model_tt, data, period_stats(data, ("train",)), out)
+    lift = evaluate_lift(ranker, model_tt, data, period_stats(data, ("train", "valid")),
                          cfg.candidates)
     record = lift | {"train": info, "onnx_parity": export_ranker(ranker, out / "ranker.onnx")}
     (out / "lift.json").write_text(json.dumps(record, indent=2) + "\n")

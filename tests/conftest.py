@@ -80,7 +80,8 @@ REAL_FMNIST = Path("/usr/share/datasets/fashion-mnist")
 
 def build_tiny_shop(out: Path, fm, *, n_items: int = 400, n_users: int = 120, days: int = 20, seed: int = 5) -> Path:
     """A validated fashion-shop dataset directory on synthetic images (seconds)."""
-    from pipelines.fashion_shop import FashionShopConfig, generate
+    from pipelines.fashion_shop import generate
+    from pipelines.fashion_world import FashionShopConfig
     from pipelines.validate import validate, write_validated
 
     cfg = FashionShopConfig(seed=seed, n_users=n_users, n_items=n_items, days=days, truth_users=50)
@@ -100,11 +101,13 @@ def tiny_models(tiny_shop: Path, tmp_path_factory: pytest.TempPathFactory):
     from pipelines.assemble import TrainedModels
     from pipelines.splits import split_events, write_splits
     from pipelines.tables import read_table
+    from recsys.baselines import evaluate_with_baselines
     from recsys.data import load_rec_data
     from recsys.export import export_towers
     from recsys.ranker import RankerTrainConfig, train_evaluate_export
     from recsys.train import RecTrainConfig, load_two_tower, train_two_tower
     from vision.embed import embed_catalog
+    from vision.evaluate import evaluate
     from vision.export import export_image_model
     from vision.train import TrainConfig, train
 
@@ -114,6 +117,7 @@ def tiny_models(tiny_shop: Path, tmp_path_factory: pytest.TempPathFactory):
                      tiny_shop / "splits" / "temporal-user")
     best = train(TrainConfig(data_dir=str(tiny_shop), run_dir=str(root / "vision"), model="resnet_fm_tiny", epochs=1,
                              batch_size=32, lr=1.0, device="cpu"))
+    evaluate(best, tiny_shop, root / "vision" / "eval")  # eval/metrics.json: `bundle build` reads it
     embed_catalog(best, tiny_shop, root / "vision" / "embed")
     export_image_model(best, root / "vision" / "image_model.onnx")
     img = root / "vision" / "embed" / "image_vectors.npy"
@@ -122,8 +126,9 @@ def tiny_models(tiny_shop: Path, tmp_path_factory: pytest.TempPathFactory):
                          batch_size=128, n_negatives=64, emb_dim=16, hidden=32, out_dim=16, eval_users=None,
                          device="cpu")
     tt, _, _ = load_two_tower(train_two_tower(cfg, data))
+    evaluate_with_baselines(root / "tt" / "best.pt", tiny_shop, image_vectors=img, baselines=False)  # test_metrics.json
     export_towers(tt, data, root / "tt" / "export")
-    lift = train_evaluate_export(tt, data, tiny_shop, "temporal-user",
+    lift = train_evaluate_export(tt, data,
                                  RankerTrainConfig(candidates=50, epochs=2, device="cpu"), root / "ranker")
     return TrainedModels(towers_dir=root / "tt" / "export", ranker=root / "ranker" / "ranker.onnx",
                          image_model=root / "vision" / "image_model.onnx", image_vectors=img,

@@ -19,6 +19,12 @@ from vision.train import load_model, predict
 log = logging.getLogger(__name__)
 
 
+def fitted_temperature(checkpoint: Path) -> float:
+    """The temperature `evaluate` fitted beside ``checkpoint`` (``eval/metrics.json``), else 1."""
+    metrics = checkpoint.parent / "eval" / "metrics.json"
+    return float(json.loads(metrics.read_text())["temperature"]) if metrics.is_file() else 1.0
+
+
 def evaluate(checkpoint: Path, data_dir: Path, out_dir: Path, *, part: str = "test",
              max_items: int | None = None, seed: int = 0) -> dict:
     """Write metrics.json, confusion.csv and confusion.png to ``out_dir``; return the metrics."""

@@ -12,6 +12,8 @@ import onnx
 import torch
 
 from common.torch_runtime import export_onnx, parity
+from vision.data import load_image_set, to_tensor
+from vision.preprocess import PreprocessSpec
 from vision.train import load_model
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,13 @@ def export_image_model(checkpoint: Path, out: Path, *, temperature: float = 1.0,
              for b in (1, 7, 64)}
     log.info("exported %s: max |onnx - torch| = %.2e", out, max(diffs.values()))
     return {"path": str(out), "max_abs_diff": max(diffs.values()), "batches_checked": list(diffs)}
+
+
+def quantize_with_catalog(fp32: Path, data_dir: Path, n: int = 512) -> Path:
+    """``FILE.int8.onnx`` beside ``fp32``, calibrated on the first ``n`` training images of the catalog."""
+    spec = PreprocessSpec()
+    x, _ = load_image_set(data_dir, spec).subset("train")
+    return quantize_int8(fp32, fp32.with_name(fp32.stem + ".int8.onnx"), to_tensor(x[:n], spec).numpy())
 
 
 class _Calibration:

@@ -223,6 +223,11 @@ def train(cfg: TrainConfig, on_epoch_end: Callable[[dict], None] | None = None) 
     return run / "best.pt"
 
 
+def default_recipe() -> Path:
+    """``vision/configs/gpu.yaml`` when CUDA is present, else ``cpu.yaml``."""
+    return Path(__file__).parent / "configs" / ("gpu.yaml" if torch.cuda.is_available() else "cpu.yaml")
+
+
 def set_threads() -> None:
     """Use every core for intra-op work (torch defaults to physical cores, fine here)."""
     n = os.cpu_count() or 1

@@ -13,7 +13,8 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from pipelines.nightly import EXIT_GATE, NightlyConfig, NightlyError, run_nightly
+from pipelines.errors import EXIT_GATE, NightlyError
+from pipelines.nightly import NightlyConfig, run_nightly
 from serving.app import create_app
 from serving.bundle import current_version, list_bundles
 from serving.settings import ServingSettings

@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.fashion_shop import FashionShopConfig, build_world, generate, true_affinity
+from pipelines.fashion_shop import generate
+from pipelines.fashion_truth import true_affinity
+from pipelines.fashion_world import FashionShopConfig, build_world
 from pipelines.splits import split_events
 from pipelines.validate import validate
 

@@ -1,0 +1,107 @@
+"""Operating the system: `vitrine serve`, `vitrine nightly` and `vitrine demo`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+import uvicorn
+
+from pipelines.cli.common import Artifacts, DataDir, artifacts_dir, console, fail
+from pipelines.cli.data import fashion_shop
+from pipelines.errors import EXIT_ERROR, NightlyError
+from pipelines.nightly import NightlyConfig, run_nightly
+from serving.bundle import current_version
+
+log = logging.getLogger("vitrine")
+CPU_CONFIG = Path(__file__).parents[1] / "configs" / "nightly-cpu.yaml"
+
+
+def serve(
+    artifacts: Artifacts = None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes (each loads the bundle).")] = 1,
+    admin_token: Annotated[str | None, typer.Option(envvar="VITRINE_ADMIN_TOKEN", help="Enables admin endpoints.")]
+    = None,
+    watch: Annotated[float, typer.Option(help="Poll CURRENT every N seconds and reload on change (0 = off).")] = 0.0,
+) -> None:
+    """Start the HTTP service on the bundle CURRENT names (OpenAPI page at /docs)."""
+    artifacts = artifacts_dir(artifacts)
+    if current_version(artifacts) is None:
+        console.print(f"[yellow]warning:[/] {artifacts / 'CURRENT'} names no bundle yet; /readyz stays 503 until one "
+                      "is promoted and reloaded")
+    # The workers build their app from the serving settings (serving/settings.py), i.e. from these variables.
+    os.environ["VITRINE_ARTIFACTS_DIR"] = str(artifacts)
+    os.environ["VITRINE_WATCH_INTERVAL_S"] = str(watch)
+    if admin_token:
+        os.environ["VITRINE_ADMIN_TOKEN"] = admin_token
+    uvicorn.run("serving.app:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level="warning", access_log=False)
+
+
+def nightly(
+    data: DataDir = Path("data/fashion-shop"),
+    artifacts: Artifacts = None,
+    config: Annotated[Path | None, typer.Option(help="YAML with NightlyConfig fields, e.g. "
+                                                     "pipelines/configs/nightly-cpu.yaml.")] = None,
+    force: Annotated[bool, typer.Option(help="Publish even when the quality gate refuses (logged).")] = False,
+) -> None:
+    """Validate, train, export, build indexes, gate, publish, reload, report. Re-running after a crash
+    resumes at the first incomplete step. Exit codes: 0 published, 1 error, 2 bad data, 3 refused by
+    the quality gate, 75 another run holds the lock."""
+    try:
+        cfg = NightlyConfig.from_yaml(config)
+    except (ValueError, OSError) as e:
+        raise fail(str(e), 2) from e
+    try:
+        s = run_nightly(data, artifacts_dir(artifacts), cfg, force=force)
+    except NightlyError as e:
+        raise fail(str(e), e.code) from e
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        log.exception("nightly run failed")
+        raise fail(str(e), EXIT_ERROR) from e
+    for st in s["steps"]:
+        console.print(f"  {st['step']:<10} {st['status']:<16} {st['seconds']:>7.1f} s")
+    console.print(f"published {s['version']} ({s['gate']['reason']}); report: {s['report']}")
+
+
+def demo(
+    data: Annotated[Path, typer.Option(help="Where the fashion-shop dataset lives.")] = Path("data/fashion-shop"),
+    artifacts: Artifacts = None,
+    port: int = 8000,
+    serve_it: Annotated[bool, typer.Option("--serve/--no-serve", help="Start the service at the end.")] = True,
+) -> None:
+    """The main job: build fashion-shop (when missing), run the nightly pipeline with the CPU-sized
+    config (CUDA used when present), and serve the result on http://127.0.0.1:PORT."""
+    artifacts = artifacts_dir(artifacts)
+    t0 = time.perf_counter()
+    if not (data / "events.parquet").is_file():
+        fashion_shop(out=data)
+    else:
+        console.print(f"fashion-shop already in {data}")
+    try:
+        s = run_nightly(data, artifacts, NightlyConfig.from_yaml(CPU_CONFIG))
+        console.print(f"nightly: published {s['version']} in {time.perf_counter() - t0:.0f} s")
+    except NightlyError as e:
+        if current_version(artifacts) is None:
+            raise fail(str(e), e.code) from e
+        console.print(f"[yellow]nightly did not publish ({e}); serving {current_version(artifacts)}[/]")
+    shopper = pd.read_parquet(data / "events.parquet", columns=["user_id"])["user_id"].iloc[-1]
+    item = pd.read_parquet(data / "items.parquet", columns=["item_id", "image"]).iloc[0]
+    base = f"http://127.0.0.1:{port}"
+    body = json.dumps({"user_id": str(shopper), "k": 5})
+    console.print(f"ready in {time.perf_counter() - t0:.0f} s. Try:\n"
+                  f"  open {base}/docs\n"
+                  f"  curl -s -X POST {base}/v1/recommendations -H 'content-type: application/json' -d '{body}'\n"
+                  f"  curl -s -X POST {base}/v1/images/classify -F image=@{data / item['image']}\n"
+                  f"  curl -s '{base}/v1/items/{item['item_id']}/similar?by=image&k=5'\n"
+                  f"  the merchandisers' report: {artifacts / 'reports'}/")
+    if serve_it:
+        serve(artifacts=artifacts, port=port)

@@ -1,0 +1,117 @@
+"""`vitrine recsys ...`: train, evaluate (with baselines), export the two-tower; train the ranker.
+
+Torch-side modules are imported inside each command (see ``pipelines/cli/vision.py``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipelines.cli.common import DataDir, ImageVectors, Split, TwoTowerCheckpoint, console, fail
+
+app = typer.Typer(help="Two-tower recommender: train, evaluate (with baselines), export; the ranker.",
+                  no_args_is_help=True)
+COLUMNS = ("ndcg@10", "recall@20", "recall@100", "mrr@10", "hit@10", "coverage", "novelty", "gini")
+
+
+@app.command("train")
+def train(
+    data: DataDir = Path("data/fashion-shop"),
+    run: Annotated[Path, typer.Option(help="Run directory (resumes when it holds last.pt).")] = Path("runs/two-tower"),
+    config: Annotated[Path | None, typer.Option(help="YAML with RecTrainConfig fields.")] = None,
+    split: Split = "temporal-user",
+    image_vectors: Annotated[Path | None, typer.Option(help="image_vectors.npy from `vision embed`.")] = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda")] = None,
+) -> None:
+    """Train (or resume) the two-tower model; early stopping on validation NDCG@10."""
+    from recsys.train import RecTrainConfig, train_two_tower
+
+    try:
+        cfg = RecTrainConfig.from_yaml(config, data_dir=str(data), run_dir=str(run), split=split, epochs=epochs,
+                                       batch_size=batch_size, device=device,
+                                       image_vectors=str(image_vectors) if image_vectors else None)
+        best = train_two_tower(cfg)
+    except (ValueError, FileNotFoundError) as e:
+        raise fail(str(e)) from e
+    console.print(f"best checkpoint: {best}")
+
+
+@app.command("evaluate")
+def evaluate(
+    checkpoint: TwoTowerCheckpoint,
+    data: DataDir = Path("data/fashion-shop"),
+    split: Split = "temporal-user",
+    image_vectors: ImageVectors = None,
+    baselines: Annotated[bool, typer.Option(help="Also rank with popularity, per-category, ItemKNN, EASE.")] = True,
+) -> None:
+    """Full-catalog test metrics (train+valid masked) for the model and the baselines, one table
+    (also CHECKPOINT_DIR/test_metrics.json, which `bundle build` reads)."""
+    from recsys.baselines import evaluate_with_baselines
+
+    try:
+        r = evaluate_with_baselines(checkpoint, data, split=split, image_vectors=image_vectors, baselines=baselines)
+    except FileNotFoundError as e:
+        raise fail(str(e)) from e
+    console.print("model".ljust(24) + "".join(c.rjust(11) for c in COLUMNS))
+    for name, m in r["models"].items():
+        console.print(name.ljust(24) + "".join(f"{m[c]:11.4f}" for c in COLUMNS))
+    seg_cols = ("ndcg@10", "recall@20", "recall@100")
+    console.print("\ntwo-tower by segment".ljust(34) + "users".rjust(8) + "".join(c.rjust(11) for c in seg_cols))
+    for name, m in r["two-tower segments"].items():
+        console.print(name.ljust(33) + f"{m['users']:8d}" + "".join(f"{m[c]:11.4f}" for c in seg_cols))
+
+
+@app.command("export")
+def export(
+    checkpoint: TwoTowerCheckpoint,
+    data: DataDir = Path("data/fashion-shop"),
+    out: Annotated[Path | None, typer.Option(help="Default: CHECKPOINT_DIR/export.")] = None,
+    image_vectors: ImageVectors = None,
+) -> None:
+    """user_tower.onnx + item_tower.onnx (dynamic batch, parity ≤ 1e-4), item_vectors.npy, features.json."""
+    from common.torch_runtime import ParityError
+    from recsys.data import load_rec_data
+    from recsys.export import export_towers
+    from recsys.train import load_two_tower
+
+    d = load_rec_data(data, image_vectors=image_vectors)
+    model, _, _ = load_two_tower(checkpoint)
+    try:
+        r = export_towers(model, d, out or checkpoint.parent / "export")
+    except ParityError as e:
+        raise fail(str(e)) from e
+    console.print(f"exported; max |onnx - torch| {r['max_abs_diff']:.2e}; item vectors {r['item_vectors']}")
+
+
+@app.command("ranker")
+def ranker(
+    checkpoint: Annotated[Path, typer.Option(help="Two-tower checkpoint (RUN/best.pt) whose candidates to rank.")],
+    data: DataDir = Path("data/fashion-shop"),
+    split: Split = "temporal-user",
+    image_vectors: ImageVectors = None,
+    out: Annotated[Path | None, typer.Option(help="Default: CHECKPOINT_DIR/ranker.")] = None,
+    candidates: int = 200,
+    valid_users: Annotated[int, typer.Option(help="Validation-period users to learn from.")] = 20_000,
+) -> None:
+    """Train the DCN-v2 ranker on validation-period lists, report its NDCG@10 lift over the tower's order
+    on the test period (same candidates), export ranker.onnx with a parity check."""
+    from common.torch_runtime import ParityError
+    from recsys.data import load_rec_data
+    from recsys.ranker import RankerTrainConfig, train_evaluate_export
+    from recsys.train import load_two_tower
+
+    out = out or checkpoint.parent / "ranker"
+    d = load_rec_data(data, split=split, image_vectors=image_vectors, max_eval_users=valid_users)
+    tt, _, _ = load_two_tower(checkpoint)
+    try:
+        lift = train_evaluate_export(tt, d, RankerTrainConfig(candidates=candidates), out)
+    except (ValueError, ParityError) as e:
+        raise fail(str(e)) from e
+    console.print(f"test NDCG@10 on the same {candidates} candidates: tower {lift['tower']['ndcg@10']:.4f} -> "
+                  f"ranker {lift['ranker']['ndcg@10']:.4f} (x{lift['ndcg@10_lift']:.3f}); {out / 'ranker.onnx'} "
+                  f"parity {lift['onnx_parity']:.1e}")
