@@ -31,8 +31,15 @@ class ImageSet:
 
 
 def catalog_pixels(data_dir: Path, items: pd.DataFrame, spec: PreprocessSpec) -> np.ndarray:
-    """Decode every item image once (same code as serving) and cache the uint8 array on disk."""
-    key = hashlib.sha256(("\n".join(items["image"].astype(str)) + repr(spec)).encode()).hexdigest()[:16]
+    """Decode every item image once (same code as serving) and cache the uint8 array on disk.
+
+    The cache is content-addressed (image names, their bytes and the preprocessing spec), so a photo
+    replaced under the same name is decoded again; it is the one thing written under ``data_dir``."""
+    h = hashlib.sha256(repr(spec).encode())
+    for rel in items["image"].astype(str):
+        h.update(rel.encode() + b"\0")
+        h.update(hashlib.sha256((data_dir / rel).read_bytes()).digest())
+    key = h.hexdigest()[:16]
     cache = data_dir / "cache" / f"pixels-{spec.size}-{key}.npy"
     if cache.exists():
         return np.load(cache)

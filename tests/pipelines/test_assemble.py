@@ -74,3 +74,41 @@ def test_index_and_bundle_commands(tiny_shop: Path, tiny_models, tmp_path: Path)
     assert current_version(art) is not None
     r = runner.invoke(app, args[:5] + [str(tmp_path / "missing.onnx")] + args[6:])
     assert r.exit_code == 1 and "missing.onnx: no such file" in r.output
+
+
+def test_a_hand_built_bundle_has_the_nightly_metrics_and_sources(tiny_shop: Path, tiny_models, tmp_path: Path) -> None:
+    """`bundle build` and the nightly job write one manifest shape: the next night's gate compares
+    against a hand-built bundle, and warm start finds its two-tower."""
+    from pipelines.assemble import bundle_metrics
+    from pipelines.nightly import NightlyConfig, quality_gate
+    from pipelines.train_steps import previous_two_tower
+
+    art = tmp_path / "art"
+    r = runner.invoke(app, ["bundle", "build", "--towers", str(tiny_models.towers_dir), "--ranker",
+                            str(tiny_models.ranker), "--image-model", str(tiny_models.image_model),
+                            "--image-vectors", str(tiny_models.image_vectors), "--data", str(tiny_shop),
+                            "--artifacts", str(art)])
+    assert r.exit_code == 0, r.output
+    m = verify_bundle(art / "bundles" / current_version(art))["metrics"]
+    nightly_shape = bundle_metrics(vision={"accuracy": 0.5}, two_tower={"ndcg@10": 0.1, "recall@20": 0.2},
+                                   ranker={"ranker": {"ndcg@10": 0.1}}, parity={})
+    assert set(m) == set(nightly_shape) and set(m["headline"]) == set(nightly_shape["headline"])
+    assert all(isinstance(v, float) for v in m["headline"].values())
+    lift = json.loads((tiny_models.ranker.parent / "lift.json").read_text())
+    assert m["headline"]["ranker_ndcg@10"] == lift["ranker"]["ndcg@10"]
+    worse = m["headline"] | {"ranker_ndcg@10": m["headline"]["ranker_ndcg@10"] * 0.5}
+    gate = quality_gate(art, worse, NightlyConfig(), {"index_recall": {}})
+    assert gate["passed"] is False and gate["current"] == m["headline"]["ranker_ndcg@10"]
+    assert previous_two_tower(art) == tiny_models.towers_dir.parent / "best.pt"
+
+
+def test_bundle_build_names_the_command_for_missing_metrics(tiny_shop: Path, tiny_models, tmp_path: Path) -> None:
+    import shutil
+
+    towers = tmp_path / "tt" / "export"
+    shutil.copytree(tiny_models.towers_dir, towers)  # the run without its test_metrics.json
+    r = runner.invoke(app, ["bundle", "build", "--towers", str(towers), "--ranker", str(tiny_models.ranker),
+                            "--image-model", str(tiny_models.image_model), "--image-vectors",
+                            str(tiny_models.image_vectors), "--data", str(tiny_shop),
+                            "--artifacts", str(tmp_path / "a")])
+    assert r.exit_code == 1 and "test_metrics.json" in r.output and "vitrine recsys evaluate" in r.output
