@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -17,6 +18,17 @@ def fail(msg: str, code: int = 1) -> typer.Exit:
     """Print one error line (plus any hint lines in ``msg``) and return the Exit to raise."""
     console.print(f"[bold red]error:[/] {msg}")
     return typer.Exit(code)
+
+
+T = TypeVar("T")
+
+
+def run_or_fail(fn: Callable[[], T], *errors: type[Exception]) -> T:
+    """``fn()``; any of ``errors`` becomes one error line and exit 1."""
+    try:
+        return fn()
+    except errors as e:
+        raise fail(str(e)) from e
 
 
 def bad_share(max_bad_share: float | None) -> float:

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from pipelines.cli.common import DataDir, ImageVectors, Split, TwoTowerCheckpoint, console, fail
+from pipelines.cli.common import DataDir, ImageVectors, Split, TwoTowerCheckpoint, console, fail, run_or_fail
 
 app = typer.Typer(help="Two-tower recommender: train, evaluate (with baselines), export; the ranker.",
                   no_args_is_help=True)
@@ -31,13 +31,9 @@ def train(
     """Train (or resume) the two-tower model; early stopping on validation NDCG@10."""
     from recsys.train import RecTrainConfig, train_two_tower
 
-    try:
-        cfg = RecTrainConfig.from_yaml(config, data_dir=str(data), run_dir=str(run), split=split, epochs=epochs,
-                                       batch_size=batch_size, device=device,
-                                       image_vectors=str(image_vectors) if image_vectors else None)
-        best = train_two_tower(cfg)
-    except (ValueError, FileNotFoundError) as e:
-        raise fail(str(e)) from e
+    best = run_or_fail(lambda: train_two_tower(RecTrainConfig.from_yaml(
+        config, data_dir=str(data), run_dir=str(run), split=split, epochs=epochs, batch_size=batch_size,
+        device=device, image_vectors=str(image_vectors) if image_vectors else None)), ValueError, FileNotFoundError)
     console.print(f"best checkpoint: {best}")
 
 

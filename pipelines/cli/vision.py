@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from pipelines.cli.common import Checkpoint, DataDir, console, fail
+from pipelines.cli.common import Checkpoint, DataDir, console, fail, run_or_fail
 
 app = typer.Typer(help="Product-image CNN: train, evaluate, embed, export.", no_args_is_help=True)
 
@@ -35,12 +35,9 @@ def train(
     if not (data / "items.parquet").is_file():
         raise fail(f"{data / 'items.parquet'}: no such file (build a dataset first)")
     set_threads()
-    try:
-        cfg = TrainConfig.from_yaml(config or default_recipe(), data_dir=str(data), run_dir=str(run), model=model,
-                                    epochs=epochs, batch_size=batch_size, device=device, max_items=max_items)
-        best = train_cnn(cfg)
-    except (ValueError, KeyError) as e:
-        raise fail(str(e)) from e
+    best = run_or_fail(lambda: train_cnn(TrainConfig.from_yaml(
+        config or default_recipe(), data_dir=str(data), run_dir=str(run), model=model, epochs=epochs,
+        batch_size=batch_size, device=device, max_items=max_items)), ValueError, KeyError)
     console.print(f"best checkpoint: {best}")
 
 
