@@ -21,7 +21,7 @@ import pandas as pd
 
 from common.onnx_runtime import make_session, run
 from pipelines.tables import fingerprint
-from recsys.features import FeatureSpec
+from recsys.features import PAD, FeatureSpec, Vocab, stored_profiles
 from recsys.rank_features import ItemStats
 from serving.bundle import write_bundle
 from serving.index import VectorIndex
@@ -84,7 +84,8 @@ def catalog(data_dir: Path) -> pd.DataFrame:
 
 def user_states(events: pd.DataFrame, users: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
     """One row per known user: feature columns + ``history`` (last L rows, most recent first),
-    ``seen`` (distinct rows, most recent MAX_SEEN) and ``purchased`` (distinct rows)."""
+    ``seen`` (distinct rows, most recent MAX_SEEN), ``purchased`` (distinct rows) and the long-term
+    profile the user tower reads: ``profile`` (rows) and ``profile_w`` (weights), FeatureSpec.user_profiles."""
     ev = events.assign(row=spec.item_vocab.encode_rows(events["item_id"]))
     ev = ev[ev["row"] >= 0].sort_values(["user_id", "ts"], ascending=[True, False], kind="stable")
     g = ev.groupby("user_id", sort=True)["row"]
@@ -97,6 +98,11 @@ def user_states(events: pd.DataFrame, users: pd.DataFrame, spec: FeatureSpec) ->
     out["history"] = [hist.get(u, empty) for u in out.index]
     out["seen"] = [seen.get(u, empty) for u in out.index]
     out["purchased"] = [bought.get(u, empty).astype(np.int32) for u in out.index]
+    prof, w = spec.user_profiles(events, out.index.to_numpy())  # (U, P) vocab indices, 0-padded
+    rows = Vocab.row_of_index(prof)
+    n = (prof != PAD).sum(1)  # profiles are left-aligned: the first n entries are real
+    out["profile"] = [r[:k].astype(np.int32) for r, k in zip(rows, n, strict=True)]
+    out["profile_w"] = [x[:k].astype(np.float32) for x, k in zip(w, n, strict=True)]
     return out.reset_index()
 
 
@@ -108,7 +114,7 @@ def user_tower_vectors(path: Path, spec: FeatureSpec, states: pd.DataFrame, n: i
     sample = active.sample(min(n, len(active)), random_state=seed)
     feed = spec.user_tower_feed(spec.user_vocab.encode(sample["user_id"]),
                                 spec.encode_user_features(sample["user_id"].to_numpy(), sample),
-                                [np.asarray(h) for h in sample["history"]])
+                                [np.asarray(h) for h in sample["history"]], stored_profiles(sample))
     return run(make_session(path, device="cpu"), feed)[0]
 
 

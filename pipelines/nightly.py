@@ -160,8 +160,9 @@ def _night(data: Path, artifacts: Path, cfg: NightlyConfig, steps: Steps, force:
     vision_key = fp("vision", sha256_file(data / "items.parquet"), images_fingerprint(data), cfg.vision)
     vision = steps.run("vision", vision_key, lambda d: ts.vision_step(data, d, cfg.vision))
     vision_dir = Path(vision["dir"])
+    profile = {k: cfg.two_tower[k] for k in ("profile_len", "half_life_days") if k in cfg.two_tower}
     rec = ts.RecDataCache(data, cfg.split, Path(split["dir"]), vision_dir / "embed" / "image_vectors.npy",
-                          cfg.valid_users)
+                          cfg.valid_users, profile)
     tt_key = fp("two_tower", split_key, vision_key, cfg.two_tower, cfg.valid_users)
     # Warm start from CURRENT's two-tower: an initialisation, deliberately not part of the fingerprint
     # (a finished result for the same data and config is reused whatever it started from).

@@ -67,15 +67,17 @@ def vision_step(data: Path, out: Path, overrides: dict) -> dict:
 class RecDataCache:
     """Recommender inputs, loaded at most once per run (25 s on fashion-shop) and only if needed."""
 
-    def __init__(self, data: Path, split: str, split_dir: Path, image_vectors: Path, valid_users: int) -> None:
-        self.data, self.split, self.split_dir = data, split, split_dir
+    def __init__(self, data: Path, split: str, split_dir: Path, image_vectors: Path, valid_users: int,
+                 profile: dict | None = None) -> None:
+        self.data, self.split, self.split_dir, self.profile = data, split, split_dir, profile or {}
         self.image_vectors, self.valid_users = image_vectors, valid_users
         self._data = None
 
     def get(self):
         if self._data is None:
             self._data = load_rec_data(self.data, split=self.split, split_dir=self.split_dir,
-                                       image_vectors=self.image_vectors, max_eval_users=self.valid_users)
+                                       image_vectors=self.image_vectors, max_eval_users=self.valid_users,
+                                       **self.profile)
         return self._data
 
 

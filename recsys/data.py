@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys.features import FeatureSpec, Vocab, history_matrix, last_items
+from recsys.features import PROFILE_LEN, FeatureSpec, Vocab, history_matrix, last_items
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,7 @@ class Examples:
     features: np.ndarray  # (N, F)
     history: np.ndarray  # (N, L) item vocab indices, most recent first
     item_row: np.ndarray  # (N,) catalog row of the positive
+    profile_row: np.ndarray  # (N,) row of the user's long-term profile in RecData.train_profile
 
 
 @dataclass
@@ -36,6 +37,8 @@ class EvalUsers:
     user: np.ndarray  # (U,)
     features: np.ndarray  # (U, F)
     history: np.ndarray  # (U, L)
+    profile: np.ndarray  # (U, P) long-term profile (vocab indices) from the seen events
+    profile_w: np.ndarray  # (U, P) its weights
     exclude: list[np.ndarray]  # seen items, never recommended
     relevant: list[np.ndarray]  # ground truth
 
@@ -52,6 +55,8 @@ class RecData:
     valid: EvalUsers
     test: EvalUsers
     split_dir: Path  # the {train,valid,test}.parquet these examples came from
+    train_profile: np.ndarray  # (Ut, P) each training user's whole training history (vocab indices)
+    train_profile_w: np.ndarray  # (Ut, P) its weights (FeatureSpec.user_profiles)
 
     @property
     def n_items(self) -> int:
@@ -80,7 +85,8 @@ def _eval_users(spec: FeatureSpec, users: pd.DataFrame, seen: pd.DataFrame, targ
         ids = np.sort(np.random.default_rng(seed).choice(ids, max_users, replace=False))
     seen = seen[seen["user_id"].isin(ids)]
     hist = last_items(seen, spec.history_len).reindex(ids)
-    return EvalUsers(
+    profile, profile_w = spec.user_profiles(seen, ids)
+    return EvalUsers(profile=profile, profile_w=profile_w,
         user_ids=ids,
         user=spec.user_vocab.encode(ids),
         features=spec.encode_user_features(ids, users),
@@ -92,7 +98,8 @@ def _eval_users(spec: FeatureSpec, users: pd.DataFrame, seen: pd.DataFrame, targ
 
 def load_rec_data(data_dir: Path, *, split: str = "temporal-user", split_dir: Path | None = None, history_len: int = 20,
                   image_vectors: Path | None = None, holdout_items: np.ndarray | None = None,
-                  max_eval_users: int | None = None, seed: int = 0) -> RecData:
+                  max_eval_users: int | None = None, seed: int = 0, profile_len: int = PROFILE_LEN,
+                  event_weights: dict[str, float] | None = None, half_life_days: float = 0.0) -> RecData:
     """Read tables + split, fit the feature spec on training data, build examples and eval users.
 
     ``split_dir``: where the split's parts are (default ``DATA/splits/SPLIT``, what `vitrine data split`
@@ -107,7 +114,8 @@ def load_rec_data(data_dir: Path, *, split: str = "temporal-user", split_dir: Pa
         raise FileNotFoundError(f"{sp}: no split (run `vitrine data split {data_dir} --kind {split}`)")
     train, valid, test = (pd.read_parquet(sp / f"{p}.parquet") for p in ("train", "valid", "test"))
     fit_train = train if holdout_items is None else train[~train["item_id"].isin(holdout_items)]
-    spec = FeatureSpec.fit(items, users, history_len=history_len)
+    spec = FeatureSpec.fit(items, users, history_len=history_len, profile_len=profile_len,
+                           event_weights=event_weights, half_life_days=half_life_days)
     image = None
     if image_vectors is not None:
         vec = np.load(image_vectors)
@@ -119,7 +127,9 @@ def load_rec_data(data_dir: Path, *, split: str = "temporal-user", split_dir: Pa
     item_idx = spec.item_vocab.encode(ev["item_id"])
     ex = Examples(user=spec.user_vocab.encode(ev["user_id"]),
                   features=spec.encode_user_features(ev["user_id"].to_numpy(), users),
-                  history=history_matrix(codes, item_idx, history_len), item_row=Vocab.row_of_index(item_idx))
+                  history=history_matrix(codes, item_idx, history_len), item_row=Vocab.row_of_index(item_idx),
+                  profile_row=codes)
+    train_profile, train_profile_w = spec.user_profiles(ev, pd.unique(ev["user_id"]))  # rows in factorize order
     counts = np.bincount(ex.item_row[ex.item_row >= 0], minlength=len(items)).astype(np.float64)
     train_valid = pd.concat([train, valid])
     data = RecData(
@@ -127,6 +137,7 @@ def load_rec_data(data_dir: Path, *, split: str = "temporal-user", split_dir: Pa
         item_counts=counts,
         valid=_eval_users(spec, users, train, valid, max_eval_users, seed),
         test=_eval_users(spec, users, train_valid, test, None, seed), split_dir=sp,
+        train_profile=train_profile, train_profile_w=train_profile_w,
     )
     log.info("rec data: %d items, %d training pairs, %d valid users, %d test users", len(items), len(ex.user),
              len(data.valid.user_ids), len(data.test.user_ids))

@@ -62,9 +62,8 @@ def user_vectors(model: TwoTower, eu: EvalUsers, device: torch.device | str = "c
     out = []
     for s in range(0, len(eu.user), batch):
         sl = slice(s, s + batch)
-        out.append(model.user_tower(torch.from_numpy(eu.user[sl]).to(device),
-                                    torch.from_numpy(eu.features[sl]).to(device),
-                                    torch.from_numpy(eu.history[sl]).to(device)).float().cpu())
+        out.append(model.user_tower(*(torch.from_numpy(a[sl]).to(device) for a in (
+            eu.user, eu.features, eu.history, eu.profile, eu.profile_w))).float().cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, model.cfg.out_dim), np.float32)
 
 

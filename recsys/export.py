@@ -1,7 +1,8 @@
 """Export the towers as two ONNX graphs (dynamic batch), check them against PyTorch, and write the
 catalog's item vectors.
 
-user_tower.onnx: user (B,) int64, features (B, F) int64, history (B, L) int64 -> user_vector (B, D)
+user_tower.onnx: user (B,) int64, features (B, F) int64, history (B, L) int64
+                 [, profile (B, P) int64, profile_weight (B, P) float32] -> user_vector (B, D)
 item_tower.onnx: item, category, price (B,) int64 [, image (B, E) float32] -> item_vector (B, D)
 """
 
@@ -28,8 +29,9 @@ class _UserGraph(nn.Module):
         super().__init__()
         self.tower = model.user_tower
 
-    def forward(self, user: torch.Tensor, features: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
-        return self.tower(user, features, history)
+    def forward(self, user: torch.Tensor, features: torch.Tensor, history: torch.Tensor,
+                profile: torch.Tensor | None = None, profile_weight: torch.Tensor | None = None) -> torch.Tensor:
+        return self.tower(user, features, history, profile, profile_weight)
 
 
 class _ItemGraph(nn.Module):
@@ -49,6 +51,10 @@ def _random_inputs(model: TwoTower, b: int, rng: np.random.Generator) -> tuple[d
     feats = ([rng.integers(0, n, b) for n in c.user_feature_sizes])
     user = {"user": rng.integers(0, c.n_users, b),
             "features": np.stack(feats, 1) if feats else np.zeros((b, 0), np.int64), "history": hist}
+    if c.profile_len:
+        prof = rng.integers(0, c.n_items, (b, c.profile_len))
+        prof[:, rng.integers(1, c.profile_len):] = 0
+        user |= {"profile": prof, "profile_weight": rng.random((b, c.profile_len)).astype(np.float32)}
     item = {"item": rng.integers(0, c.n_items, b), "category": rng.integers(0, c.n_categories, b),
             "price": rng.integers(0, c.n_price, b)}
     if c.image_dim:

@@ -8,7 +8,10 @@ training writes and serving reads, so both sides encode a request identically:
   (stable across processes: pandas' SipHash with a fixed key).
 - price -> bucket by quantile edges fitted on the training catalog.
 - a user's recent history -> the item indices of their last ``history_len`` events, most recent
-  first, padded with 0.
+  first, padded with 0 (the short-term, sequence view);
+- a user's whole history -> their ``profile_len`` most recent distinct items with a weight each:
+  the sum over that item's events of the event type's weight times a recency decay (the long-term
+  view; ``user_profiles``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import numpy as np
 import pandas as pd
 
 PAD, OOV = 0, 1
+PROFILE_LEN = 200  # default long-term profile length (distinct items)
+EVENT_WEIGHTS = {"view": 1.0, "cart": 2.0, "purchase": 4.0}  # a purchase says more than a view
 FIRST = 2  # vocabulary index of the first listed value: index = position in ``Vocab.values`` + FIRST
 _HASH_KEY = "vitrine-features"  # 16 bytes: SipHash key for hashed id spaces
 
@@ -65,9 +70,9 @@ class Vocab:
         return out
 
     @staticmethod
-    def index_of_row(rows: np.ndarray) -> np.ndarray:
+    def index_of_row(rows):  # noqa: ANN001, ANN205 (numpy arrays and torch tensors alike)
         """Positions in ``values`` (catalog rows, for items) -> vocabulary indices."""
-        return np.asarray(rows, np.int64) + FIRST
+        return rows + FIRST
 
     @staticmethod
     def row_of_index(index: np.ndarray) -> np.ndarray:
@@ -91,6 +96,9 @@ class FeatureSpec:
     price_edges: list[float]  # interior quantile edges; bucket = 1 + searchsorted (0 = padding)
     user_features: dict[str, Vocab]  # categorical user columns
     history_len: int = 20
+    profile_len: int = 0  # distinct items in the long-term profile (0: the model has none)
+    event_weights: dict[str, float] = field(default_factory=lambda: dict(EVENT_WEIGHTS))
+    half_life_days: float = 0.0  # recency decay of profile weights, relative to the user's last event (0: none)
 
     @property
     def n_price_buckets(self) -> int:
@@ -100,7 +108,8 @@ class FeatureSpec:
 
     @classmethod
     def fit(cls, items: pd.DataFrame, users: pd.DataFrame, *, n_price_buckets: int = 10, history_len: int = 20,
-            user_feature_columns: list[str] | None = None, max_vocab: int = 5_000_000) -> FeatureSpec:
+            user_feature_columns: list[str] | None = None, max_vocab: int = 5_000_000, profile_len: int = 0,
+            event_weights: dict[str, float] | None = None, half_life_days: float = 0.0) -> FeatureSpec:
         prices = items["price"].to_numpy(float)
         qs = np.quantile(prices, np.linspace(0, 1, n_price_buckets + 1)[1:-1]) if len(prices) else []
         edges = sorted(set(float(q) for q in qs))
@@ -116,13 +125,17 @@ class FeatureSpec:
             price_edges=edges,
             user_features={c: Vocab.fit(users[c]) for c in cols},
             history_len=history_len,
+            profile_len=profile_len,
+            event_weights=dict(event_weights or EVENT_WEIGHTS),
+            half_life_days=half_life_days,
         )
 
     def to_json(self) -> str:
         d = {"item_vocab": self.item_vocab.to_dict(), "user_vocab": self.user_vocab.to_dict(),
              "category_vocab": self.category_vocab.to_dict(), "price_edges": self.price_edges,
              "user_features": {k: v.to_dict() for k, v in self.user_features.items()},
-             "history_len": self.history_len}
+             "history_len": self.history_len, "profile_len": self.profile_len, "event_weights": self.event_weights,
+             "half_life_days": self.half_life_days}
         return json.dumps(d, sort_keys=True)
 
     @classmethod
@@ -131,7 +144,9 @@ class FeatureSpec:
         return cls(item_vocab=Vocab(**d["item_vocab"]), user_vocab=Vocab(**d["user_vocab"]),
                    category_vocab=Vocab(**d["category_vocab"]), price_edges=d["price_edges"],
                    user_features={k: Vocab(**v) for k, v in d["user_features"].items()},
-                   history_len=d["history_len"])
+                   history_len=d["history_len"], profile_len=d.get("profile_len", 0),
+                   event_weights=d.get("event_weights", dict(EVENT_WEIGHTS)),
+                   half_life_days=d.get("half_life_days", 0.0))
 
     def save(self, path: Path) -> None:
         path.write_text(self.to_json())
@@ -163,17 +178,49 @@ class FeatureSpec:
         rows = users.set_index("user_id").reindex(pd.Index(user_ids).astype(str))
         return np.stack([v.encode(rows[c].to_numpy()) for c, v in self.user_features.items()], axis=1)
 
-    def user_tower_feed(self, user: np.ndarray, features: np.ndarray, histories: list[np.ndarray]
-                        ) -> dict[str, np.ndarray]:
-        """The user tower's inputs for B users: vocabulary indices (B,), feature indices (B, F) and each
-        user's recent catalog rows, most recent first, cut to ``history_len`` and 0-padded -> (B, L).
+    def user_tower_feed(self, user: np.ndarray, features: np.ndarray, histories: list[np.ndarray],
+                        profiles: list[tuple[np.ndarray, np.ndarray]] | None = None) -> dict[str, np.ndarray]:
+        """The user tower's inputs for B users: vocabulary indices (B,), feature indices (B, F), each
+        user's recent catalog rows, most recent first, cut to ``history_len`` and 0-padded -> (B, L),
+        and each user's profile (catalog rows, weights) cut to ``profile_len`` -> (B, P), (B, P).
         Serving and bundle assembly both feed ``user_tower.onnx`` through this."""
-        L = self.history_len
-        h = np.zeros((len(histories), L), np.int64)  # (B, L)
+        L, P, B = self.history_len, max(self.profile_len, 1), len(histories)
+        h = np.zeros((B, L), np.int64)  # (B, L)
         for j, rows in enumerate(histories):
             n = min(L, len(rows))
             h[j, :n] = Vocab.index_of_row(rows[:n])
-        return {"user": np.asarray(user, np.int64), "features": np.asarray(features, np.int64), "history": h}
+        prof, w = np.zeros((B, P), np.int64), np.zeros((B, P), np.float32)  # (B, P)
+        for j, (rows, wt) in enumerate(profiles or []):
+            n = min(P, len(rows))
+            prof[j, :n], w[j, :n] = Vocab.index_of_row(rows[:n]), wt[:n]
+        return {"user": np.asarray(user, np.int64), "features": np.asarray(features, np.int64), "history": h,
+                "profile": prof, "profile_weight": w}
+
+    def user_profiles(self, events: pd.DataFrame, user_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Long-term profiles of ``user_ids`` from their events (user_id, item_id, event, ts): each
+        user's ``profile_len`` most recently touched distinct items as vocabulary indices (U, P),
+        0-padded, and their weights (U, P): Σ over the item's events of event weight ·
+        0.5^(days before the user's last event / half_life_days). Unknown items are dropped."""
+        P, U = max(self.profile_len, 1), len(user_ids)
+        idx, w = np.zeros((U, P), np.int64), np.zeros((U, P), np.float32)
+        u = pd.Index(user_ids).get_indexer(events["user_id"])
+        rows = self.item_vocab.encode_rows(events["item_id"])
+        keep = (u >= 0) & (rows >= 0)
+        if not keep.any():
+            return idx, w
+        ev = pd.DataFrame({"u": u[keep], "row": rows[keep], "ts": events["ts"].to_numpy()[keep],
+                           "w": events["event"].astype(str).map(self.event_weights).fillna(1.0).to_numpy()[keep]})
+        if self.half_life_days > 0:
+            age = (ev.groupby("u")["ts"].transform("max") - ev["ts"]).dt.total_seconds().to_numpy() / 86400
+            ev["w"] *= 0.5 ** (age / self.half_life_days)
+        g = ev.groupby(["u", "row"], sort=False).agg(w=("w", "sum"), ts=("ts", "max")).reset_index()
+        g = g.sort_values(["u", "ts", "row"], ascending=[True, False, True], kind="stable")
+        rank = g.groupby("u").cumcount().to_numpy()
+        g = g[rank < P]
+        rank = rank[rank < P]
+        idx[g["u"].to_numpy(), rank] = Vocab.index_of_row(g["row"].to_numpy())
+        w[g["u"].to_numpy(), rank] = g["w"].to_numpy(np.float32)
+        return idx, w
 
     def encode_history(self, item_ids_recent_first: list[list[str]]) -> np.ndarray:
         """Ragged lists of item ids (most recent first) -> (N, L) indices, 0-padded, truncated."""
@@ -184,6 +231,15 @@ class FeatureSpec:
             if ids:
                 out[i, : len(ids)] = self.item_vocab.encode(ids)
         return out
+
+
+def stored_profiles(states: pd.DataFrame) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(catalog rows, weights) per user from a bundle's users table (``profile``, ``profile_w``; empty
+    for bundles made before profiles existed)."""
+    if "profile" not in states:
+        return [(np.zeros(0, np.int64), np.zeros(0, np.float32))] * len(states)
+    return [(np.asarray(r, np.int64), np.asarray(w, np.float32)) for r, w in zip(states["profile"],
+                                                                                 states["profile_w"], strict=True)]
 
 
 def history_matrix(user_codes: np.ndarray, item_idx: np.ndarray, L: int) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Two-tower retrieval model.
 
-user tower: user id + categorical user features + mean-pooled embeddings of the recent history
-            -> MLP -> L2-normalised (B, D)
+user tower: user id + categorical user features + the long-term profile (whole history, weighted
+            by event type and recency, pooled) + the short-term history (last L items through a
+            sequence encoder: masked mean, GRU or one self-attention block) -> MLP -> L2-normalised (B, D)
 item tower: item id + category + price bucket + projected image embedding (optional)
             -> MLP -> L2-normalised (B, D)
 score(u, i) = <u, i> / temperature, the same inner product FAISS searches.
@@ -32,6 +33,9 @@ class TwoTowerConfig:
     user_feature_sizes: tuple[int, ...] = ()
     image_dim: int = 0  # 0: no image feature
     history_len: int = 20
+    profile_len: int = 0  # 0: no long-term profile (checkpoints from before it load unchanged)
+    sequence_encoder: str = "mean"  # mean | gru | attention over the recent history | none (profile only)
+    user_id_dropout: float | None = None  # None: id_dropout; higher keeps the id from memorising
     emb_dim: int = 64
     hidden: int = 256
     out_dim: int = 64
@@ -80,6 +84,41 @@ class ItemTower(nn.Module):
         return F.normalize(self.mlp(torch.cat(parts, 1)), dim=1)  # (B, D)
 
 
+class GRUEncoder(nn.Module):
+    """A GRU over the recent items, oldest to newest; the state after the newest real item. Written
+    out step by step (L is small) so the ONNX graph is plain matmuls."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.cell = nn.GRUCell(dim, dim)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # (B, L, E), (B, L, 1) newest first
+        h = torch.zeros_like(x[:, 0])  # (B, E)
+        for t in range(x.shape[1] - 1, -1, -1):  # oldest first; padded steps keep the state
+            h = torch.where(mask[:, t] > 0, self.cell(x[:, t], h), h)
+        return h
+
+
+class AttentionEncoder(nn.Module):
+    """One pre-norm self-attention block (single head) with learned positions, then a masked mean."""
+
+    def __init__(self, dim: int, length: int) -> None:
+        super().__init__()
+        self.pos = nn.Parameter(torch.zeros(length, dim))
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.ff = _mlp(dim, 2 * dim, dim)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # (B, L, E), (B, L, 1)
+        x = x + self.pos[None]
+        q, k, v = self.qkv(self.norm1(x)).chunk(3, dim=-1)  # each (B, L, E)
+        att = q @ k.transpose(1, 2) / x.shape[-1] ** 0.5  # (B, L, L)
+        att = att + (mask.transpose(1, 2) - 1) * 1e4  # padded keys out; finite so all-padded rows stay finite
+        x = x + att.softmax(-1) @ v
+        x = x + self.ff(self.norm2(x))
+        return (x * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (B, E)
+
+
 class UserTower(nn.Module):
     def __init__(self, cfg: TwoTowerConfig, item_emb: nn.Embedding) -> None:
         super().__init__()
@@ -87,13 +126,30 @@ class UserTower(nn.Module):
         self.item_emb = item_emb  # shared with the item tower
         self.user_emb = nn.Embedding(cfg.n_users, cfg.emb_dim, sparse=cfg.sparse_ids)
         self.feat_embs = nn.ModuleList(nn.Embedding(n, cfg.emb_dim) for n in cfg.user_feature_sizes)
-        self.mlp = _mlp((2 + len(cfg.user_feature_sizes)) * cfg.emb_dim, cfg.hidden, cfg.out_dim)
+        enc = cfg.sequence_encoder
+        if enc not in ("mean", "gru", "attention", "none"):
+            raise ValueError(f"unknown sequence_encoder {enc!r}; choose mean, gru, attention or none")
+        self.encoder = (GRUEncoder(cfg.emb_dim) if enc == "gru" else
+                        AttentionEncoder(cfg.emb_dim, cfg.history_len) if enc == "attention" else None)
+        n_parts = 1 + (enc != "none") + (1 if cfg.profile_len else 0) + len(cfg.user_feature_sizes)
+        self.mlp = _mlp(n_parts * cfg.emb_dim, cfg.hidden, cfg.out_dim)
 
-    def forward(self, user: torch.Tensor, features: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
-        user = _id_dropout(user, self.cfg.id_dropout, self.training)
-        mask = (history != PAD).unsqueeze(-1).float()  # (B, L, 1)
-        h = (self.item_emb(history) * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (B, E) masked mean
-        parts = [self.user_emb(user), h] + [emb(features[:, j]) for j, emb in enumerate(self.feat_embs)]
+    def forward(self, user: torch.Tensor, features: torch.Tensor, history: torch.Tensor,
+                profile: torch.Tensor | None = None, profile_weight: torch.Tensor | None = None) -> torch.Tensor:
+        p = self.cfg.id_dropout if self.cfg.user_id_dropout is None else self.cfg.user_id_dropout
+        user = _id_dropout(user, p, self.training)
+        parts = [self.user_emb(user)]
+        if self.cfg.sequence_encoder != "none":
+            mask = (history != PAD).unsqueeze(-1).float()  # (B, L, 1)
+            x = self.item_emb(history)  # (B, L, E)
+            parts.append((x * mask).sum(1) / mask.sum(1).clamp(min=1.0) if self.encoder is None
+                         else self.encoder(x, mask))
+        if self.cfg.profile_len:
+            if profile is None:  # a caller with only recent items: they are the whole known history
+                profile, profile_weight = history, (history != PAD).float()
+            w = (profile_weight * (profile != PAD)).unsqueeze(-1)  # (B, P, 1)
+            parts.append((self.item_emb(profile) * w).sum(1) / w.sum(1).clamp(min=1e-6))  # (B, E) weighted mean
+        parts += [emb(features[:, j]) for j, emb in enumerate(self.feat_embs)]
         return F.normalize(self.mlp(torch.cat(parts, 1)), dim=1)  # (B, D)
 
 

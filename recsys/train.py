@@ -25,7 +25,7 @@ from tqdm import tqdm
 from common.torch_runtime import init_distributed, load_recipe, pick_device, save_checkpoint
 from recsys.data import RecData, load_rec_data
 from recsys.evaluate import evaluate_ranking, two_tower_scores
-from recsys.features import OOV, PAD, FeatureSpec, Vocab
+from recsys.features import OOV, PAD, PROFILE_LEN, FeatureSpec, Vocab
 from recsys.model import TwoTower, TwoTowerConfig, sampled_softmax_loss
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ class RecTrainConfig:
     epochs: int = 20
     batch_size: int = 1024
     n_negatives: int = 1024  # uniform catalog negatives per step
+    full_softmax_items: int = 5000  # catalogs up to this size: softmax over every item instead of sampling
     lr: float = 3e-3
     weight_decay: float = 0.0
     sparse_ids: bool = True  # id tables get sparse gradients + SparseAdam (dense under DDP)
@@ -49,7 +50,13 @@ class RecTrainConfig:
     temperature: float = 0.05
     learn_temperature: bool = False
     id_dropout: float = 0.1
+    user_id_dropout: float | None = None  # None: id_dropout
     history_len: int = 20
+    sequence_encoder: str = "mean"  # mean | gru | attention over the recent history
+    # Long-term profile (when this run loads its own data; data passed in brings its FeatureSpec's).
+    profile_len: int = PROFILE_LEN  # 0: no profile
+    half_life_days: float = 0.0
+    profile_dropout: float = 0.2  # share of profile items hidden per training example (denoising)
     patience: int = 3
     eval_users: int | None = 5000  # validation users sampled for early stopping
     init_from: str | None = None  # warm start: a previous two-tower checkpoint (rows matched by id)
@@ -67,6 +74,7 @@ def build_model(cfg: RecTrainConfig, data: RecData, world: int = 1) -> TwoTower:
         n_items=spec.item_vocab.size, n_users=spec.user_vocab.size, n_categories=spec.category_vocab.size,
         n_price=spec.n_price_buckets, user_feature_sizes=tuple(v.size for v in spec.user_features.values()),
         image_dim=0 if data.image is None else data.image.shape[1], history_len=spec.history_len,
+        profile_len=spec.profile_len, sequence_encoder=cfg.sequence_encoder, user_id_dropout=cfg.user_id_dropout,
         emb_dim=cfg.emb_dim, hidden=cfg.hidden, out_dim=cfg.out_dim, temperature=cfg.temperature,
         learn_temperature=cfg.learn_temperature, id_dropout=cfg.id_dropout,
         sparse_ids=cfg.sparse_ids and world == 1)  # sparse all-reduce is not portable (NCCL)
@@ -148,7 +156,8 @@ def train_two_tower(cfg: RecTrainConfig, data: RecData | None = None,
     if data is None:
         data = load_rec_data(Path(cfg.data_dir), split=cfg.split, history_len=cfg.history_len,
                              image_vectors=Path(cfg.image_vectors) if cfg.image_vectors else None,
-                             max_eval_users=cfg.eval_users, seed=cfg.seed)
+                             max_eval_users=cfg.eval_users, seed=cfg.seed, profile_len=cfg.profile_len,
+                             half_life_days=cfg.half_life_days)
     model = build_model(cfg, data, world)
     if cfg.init_from and not (run / "last.pt").exists():  # a resumed run already holds its own weights
         warm_start(model, data.spec, Path(cfg.init_from))
@@ -163,7 +172,10 @@ def train_two_tower(cfg: RecTrainConfig, data: RecData | None = None,
     log_q = torch.from_numpy(np.log(B * p_item + M / n_items)).float().to(device)
     t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
     item_t = {k: t(v) for k, v in data.item_inputs.items()}
+    prof_t, prof_w_t = t(data.train_profile), t(data.train_profile_w)  # (Ut, P) each
     image_t = t(data.image) if data.image is not None else None
+    full = n_items <= cfg.full_softmax_items
+    all_rows = torch.arange(n_items, device=device)
     steps = len(keep) // (B * world)
     if steps == 0:
         raise ValueError(f"{len(keep)} training pairs is less than one global batch ({B * world})")
@@ -197,11 +209,22 @@ def train_two_tower(cfg: RecTrainConfig, data: RecData | None = None,
             idx = order[i * B : (i + 1) * B]
             pos = t(ex.item_row[idx.numpy()])
             neg = torch.randint(0, n_items, (M,), generator=g).to(device)
+            pr = t(ex.profile_row[idx.numpy()])
+            prof = prof_t[pr]  # (B, P)
+            # The positive is hidden from its own profile (else the task is a lookup), and a share of
+            # the rest is dropped so the tower learns from partial histories.
+            keep_w = (prof != Vocab.index_of_row(pos)[:, None]) & (torch.rand(prof.shape, generator=g).to(device)
+                                                                  >= cfg.profile_dropout)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                u = model.user_tower(t(ex.user[idx.numpy()]), t(ex.features[idx.numpy()]), t(ex.history[idx.numpy()]))
-                v = item_vecs(torch.cat([pos, neg]))
-                loss = sampled_softmax_loss(u.float(), v[:B].float(), pos, log_q[pos], v[B:].float(), neg, log_q[neg],
-                                            model.temperature)
+                u = model.user_tower(t(ex.user[idx.numpy()]), t(ex.features[idx.numpy()]), t(ex.history[idx.numpy()]),
+                                     prof, prof_w_t[pr] * keep_w)
+                if full:  # the whole catalog is the candidate set: exact softmax, no sampling correction
+                    logits = u.float() @ item_vecs(all_rows).float().T / model.temperature  # (B, I)
+                    loss = torch.nn.functional.cross_entropy(logits, pos)
+                else:
+                    v = item_vecs(torch.cat([pos, neg]))
+                    loss = sampled_softmax_loss(u.float(), v[:B].float(), pos, log_q[pos], v[B:].float(), neg,
+                                                log_q[neg], model.temperature)
             for o in opts:
                 o.zero_grad(set_to_none=True)
             loss.backward()

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from common.onnx_runtime import make_session, run
-from recsys.features import OOV, FeatureSpec
+from recsys.features import OOV, FeatureSpec, stored_profiles
 from recsys.rank_features import ItemStats, rank_features
 from serving.bundle import BundleError, bundles_dir, current_version, verify_bundle
 from serving.errors import RequestError
@@ -84,6 +84,8 @@ class LoadedBundle:
         self.user_history = [np.asarray(h, np.int64) for h in users["history"]]
         self.user_seen = [np.asarray(h, np.int64) for h in users["seen"]]
         self.user_purchased = [np.asarray(h, np.int64) for h in users["purchased"]]
+        self.user_profile = stored_profiles(users)  # (rows, weights) per user: the long-term profile
+        self.session_weight = float(self.spec.event_weights.get("view", 1.0))  # a click is a view
         idx = self.manifest["indexes"]
         self.items_index = VectorIndex.load(path / "index.faiss", idx["items"], np.load(path / "item_vectors.npy"))
         self.image_index = VectorIndex.load(path / "image_index.faiss", idx["images"],
@@ -133,7 +135,23 @@ class LoadedBundle:
 
     # ------------------------------------------------------------------ models
 
-    def user_vectors(self, user_ids: list[str | None], histories: list[np.ndarray]) -> np.ndarray:
+    def profile(self, u: int | None, session: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The long-term profile (rows, weights) of user row ``u`` (None: nobody) with this session's
+        clicks in front, each weighing one view more."""
+        rows, w = self.user_profile[u] if u is not None else (session[:0], np.zeros(0, np.float32))
+        if not len(session):
+            return rows, w
+        old = np.isin(rows, session)
+        extra = np.zeros(len(session), np.float32)
+        if old.any():  # clicks on items already in the profile keep their earlier weight too
+            pos = {r: i for i, r in enumerate(session.tolist())}
+            for r, x in zip(rows[old].tolist(), w[old].tolist(), strict=True):
+                extra[pos[r]] += x
+        return (np.concatenate([session, rows[~old]]),
+                np.concatenate([extra + self.session_weight, w[~old]]).astype(np.float32))
+
+    def user_vectors(self, user_ids: list[str | None], histories: list[np.ndarray],
+                     profiles: list[tuple[np.ndarray, np.ndarray]] | None = None) -> np.ndarray:
         """(B, D) user-tower outputs in one call; unknown users get the OOV id and OOV features."""
         B = len(user_ids)
         ids = np.full(B, OOV, np.int64)
@@ -142,7 +160,7 @@ class LoadedBundle:
             r = self.user_row.get(u) if u is not None else None
             if r is not None:
                 ids[j], feats[j] = self.user_vocab_index[r], self.user_features[r]
-        return run(self.user_tower, self.spec.user_tower_feed(ids, feats, histories))[0]
+        return run(self.user_tower, self.spec.user_tower_feed(ids, feats, histories, profiles))[0]
 
     def rank_inputs(self, U: np.ndarray, cands: list[np.ndarray], scores: list[np.ndarray],
                     seen: list[np.ndarray], recent: list[np.ndarray]) -> dict[str, np.ndarray]:

@@ -59,6 +59,7 @@ class _Ctx:
     t0: float
     u: int | None
     history: np.ndarray
+    profile: tuple[np.ndarray, np.ndarray]  # long-term profile (rows, weights), session clicks included
     seen: np.ndarray
     allowed: np.ndarray  # the request's filters (shared by requests with the same filters)
     purchased: np.ndarray  # the user's own exclusions on top of ``allowed``
@@ -86,7 +87,7 @@ def _prepare(b: LoadedBundle, req: RecommendationRequest, masks: dict) -> _Ctx:
     if allowed is None:
         allowed = masks[key] = filter_mask(b, req)
     ms = {"user_ms": (time.perf_counter() - t0) * 1e3, "retrieve_ms": 0.0, "rank_ms": 0.0}
-    return _Ctx(req, t0, u, history, seen, allowed, purchased, ms)
+    return _Ctx(req, t0, u, history, b.profile(u, session), seen, allowed, purchased, ms)
 
 
 def _filter_key(req: RecommendationRequest) -> tuple:
@@ -165,7 +166,8 @@ def recommend_many(b: LoadedBundle, reqs: list[RecommendationRequest], candidate
         if not model:
             return out
         t = time.perf_counter()
-        U = b.user_vectors([c.req.user_id for c in model], [c.history for c in model])  # (B, D)
+        U = b.user_vectors([c.req.user_id for c in model], [c.history for c in model],
+                           [c.profile for c in model])  # (B, D)
         per = (time.perf_counter() - t) * 1e3 / len(model)
         groups: dict[tuple, list[int]] = {}
         for j, c in enumerate(model):
