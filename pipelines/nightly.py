@@ -163,11 +163,13 @@ def _night(data: Path, artifacts: Path, cfg: NightlyConfig, steps: Steps, force:
     profile = {k: cfg.two_tower[k] for k in ("profile_len", "half_life_days") if k in cfg.two_tower}
     rec = ts.RecDataCache(data, cfg.split, Path(split["dir"]), vision_dir / "embed" / "image_vectors.npy",
                           cfg.valid_users, profile)
-    tt_key = fp("two_tower", split_key, vision_key, cfg.two_tower, cfg.valid_users)
+    # The last `vitrine recsys tune` search's parameters win over the config's, night after night.
+    two_tower = cfg.two_tower | ts.tuned_two_tower(artifacts)
+    tt_key = fp("two_tower", split_key, vision_key, two_tower, cfg.valid_users)
     # Warm start from CURRENT's two-tower: an initialisation, deliberately not part of the fingerprint
     # (a finished result for the same data and config is reused whatever it started from).
     init = ts.previous_two_tower(artifacts) if cfg.warm_start else None
-    tt = steps.run("two_tower", tt_key, lambda d: ts.two_tower_step(rec, d, cfg.two_tower, init))
+    tt = steps.run("two_tower", tt_key, lambda d: ts.two_tower_step(rec, d, two_tower, init))
     tt_dir = Path(tt["dir"])
     rk_key = fp("ranker", tt_key, cfg.ranker)
     rk = steps.run("ranker", rk_key, lambda d: ts.ranker_step(rec, tt_dir, d, cfg.ranker))

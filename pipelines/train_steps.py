@@ -81,6 +81,18 @@ class RecDataCache:
         return self._data
 
 
+def tuned_path(artifacts: Path) -> Path:
+    """Where `vitrine recsys tune` leaves the two-tower's searched parameters for the nightly job."""
+    return artifacts / "tuning" / "two_tower.json"
+
+
+def tuned_two_tower(artifacts: Path) -> dict:
+    """The last search's winning parameters ({} when no search was run); every night uses them until
+    the next search replaces the file."""
+    p = tuned_path(artifacts)
+    return dict(json.loads(p.read_text())["params"]) if p.is_file() else {}
+
+
 def previous_two_tower(artifacts: Path) -> Path | None:
     """The two-tower checkpoint behind the bundle in CURRENT, for a warm start (None if gone)."""
     cur = current_version(artifacts)

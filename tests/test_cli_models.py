@@ -67,3 +67,30 @@ def _quiet_threads():
     n = torch.get_num_threads()
     yield
     torch.set_num_threads(n)
+
+
+def test_recsys_tune_leaves_parameters_the_nightly_job_uses(tiny_shop: Path, tmp_path: Path) -> None:
+    import json
+
+    import optuna
+
+    from pipelines.train_steps import tuned_path, tuned_two_tower
+    from recsys.tune import suggest
+
+    _ok(["data", "split", str(tiny_shop)])
+    cfg = tmp_path / "base.yaml"
+    cfg.write_text(yaml.safe_dump({"batch_size": 128, "n_negatives": 64, "emb_dim": 16, "hidden": 32, "out_dim": 16,
+                                   "device": "cpu", "profile_len": 16}))
+    art = tmp_path / "art"
+    out = _ok(["recsys", "tune", "--data", str(tiny_shop), "--config", str(cfg), "--artifacts", str(art),
+               "--trials", "3", "--epochs", "2", "--valid-users", "50"])
+    assert "validation NDCG@10" in out
+    r = json.loads(tuned_path(art).read_text())
+    assert len(r["trials"]) == 3
+    assert suggest(optuna.trial.FixedTrial(r["params"])) == r["params"]  # every searched knob, inside the space
+    done = [t["value"] for t in r["trials"] if t["state"] == "COMPLETE"]
+    assert done and r["valid_ndcg@10"] == max(done)
+    assert tuned_two_tower(art) == r["params"] and tuned_two_tower(tmp_path / "none") == {}
+    assert not list((art / "tuning" / "work").glob("trial-*"))  # trial runs are cleaned up
+    bad = runner.invoke(app, ["recsys", "tune", "--data", str(tiny_shop), "--trials", "0"])
+    assert bad.exit_code == 2 and "--trials" in bad.output

@@ -1,6 +1,6 @@
 """Runs inside bench/.venv-recbole: train one RecBole model on Vitrine's split, print JSON.
 
-    python run_model.py MODEL DATA_PATH DATASET_NAME
+    python run_model.py MODEL DATA_PATH DATASET_NAME [SEED]
 """
 
 import functools
@@ -15,23 +15,24 @@ torch.load = functools.partial(torch.load, weights_only=False)  # RecBole reload
 from recbole.quick_start import run_recbole  # noqa: E402
 
 model, data_path, dataset = sys.argv[1], sys.argv[2], sys.argv[3]
+seed = int(sys.argv[4]) if len(sys.argv) > 4 else 2020
 config = {
     "data_path": data_path,
-    "benchmark_filename": ["train", "valid", "test"],  # Vitrine's per-user temporal 80/10/10
+    "benchmark_filename": ["train", "valid", "test"],  # Vitrine's split files, as they are
     "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
     "eval_args": {"order": "TO", "mode": "full", "group_by": "user"},
     "metrics": ["Recall", "NDCG", "MRR", "Hit"],
     "topk": [10, 20],
     "valid_metric": "NDCG@10",
     "embedding_size": 64,
-    "seed": 2020,
+    "seed": seed,
     "reproducibility": True,
     "epochs": 300,
     "stopping_step": 10,
     "train_batch_size": 2048,
     "eval_batch_size": 4096,
     "show_progress": False,
-    "checkpoint_dir": f"/tmp/recbole-saved-{model}",
+    "checkpoint_dir": f"/tmp/recbole-saved-{model}-{seed}",
     "worker": 0,
 }
 t0 = time.perf_counter()

@@ -5,12 +5,23 @@ Torch-side modules are imported inside each command (see ``pipelines/cli/vision.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from pipelines.cli.common import DataDir, ImageVectors, Split, TwoTowerCheckpoint, console, fail, run_or_fail
+from pipelines.cli.common import (
+    Artifacts,
+    DataDir,
+    ImageVectors,
+    Split,
+    TwoTowerCheckpoint,
+    artifacts_dir,
+    console,
+    fail,
+    run_or_fail,
+)
 
 app = typer.Typer(help="Two-tower recommender: train, evaluate (with baselines), export; the ranker.",
                   no_args_is_help=True)
@@ -60,6 +71,40 @@ def evaluate(
     console.print("\ntwo-tower by segment".ljust(34) + "users".rjust(8) + "".join(c.rjust(11) for c in seg_cols))
     for name, m in r["two-tower segments"].items():
         console.print(name.ljust(33) + f"{m['users']:8d}" + "".join(f"{m[c]:11.4f}" for c in seg_cols))
+
+
+@app.command("tune")
+def tune(
+    data: DataDir = Path("data/fashion-shop"),
+    split: Split = "temporal-user",
+    image_vectors: ImageVectors = None,
+    config: Annotated[Path | None, typer.Option(help="YAML with the RecTrainConfig fields the search starts from.")]
+    = None,
+    artifacts: Artifacts = None,
+    trials: Annotated[int, typer.Option(help="Most trials.")] = 20,
+    timeout: Annotated[float, typer.Option(help="Most seconds for the whole search.")] = 1800.0,
+    epochs: Annotated[int, typer.Option(help="Most epochs per trial.")] = 10,
+    valid_users: Annotated[int, typer.Option(help="Validation users each trial is judged on.")] = 5000,
+) -> None:
+    """Search the two-tower's hyperparameters on the validation split (Optuna, pruned), and leave the
+    winner in ARTIFACTS/tuning/two_tower.json, which every nightly run uses until the next search."""
+    from pipelines.train_steps import tuned_path
+    from recsys.data import load_rec_data
+    from recsys.train import RecTrainConfig
+    from recsys.tune import TuneBudget, tune_two_tower
+
+    if trials < 1 or timeout <= 0 or epochs < 1:
+        raise fail("--trials and --epochs must be at least 1, --timeout positive", 2)
+    target = tuned_path(artifacts_dir(artifacts))
+    base = run_or_fail(lambda: RecTrainConfig.from_yaml(config, data_dir=str(data), split=split, eval_users=None),
+                       ValueError, OSError)
+    d = run_or_fail(lambda: load_rec_data(data, split=split, image_vectors=image_vectors, max_eval_users=valid_users,
+                                          profile_len=base.profile_len, half_life_days=base.half_life_days),
+                    FileNotFoundError)
+    r = tune_two_tower(d, base, target.parent / "work", TuneBudget(n_trials=trials, timeout_s=timeout, epochs=epochs))
+    target.write_text(json.dumps(r, indent=2, default=str) + "\n")
+    console.print(f"best of {len(r['trials'])} trials: validation NDCG@10 {r['valid_ndcg@10']:.4f} with "
+                  f"{r['params']} -> {target} (the nightly job uses it from now on)")
 
 
 @app.command("export")
