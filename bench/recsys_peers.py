@@ -94,11 +94,13 @@ def run_vitrine(data: Path, split: str, run: Path, seeds: list[int]) -> tuple[di
     from recsys.baselines import BASELINES
     from recsys.data import load_rec_data
     from recsys.evaluate import evaluate_ranking, two_tower_scores
+    from recsys.features import PROFILE_LEN
     from recsys.train import RecTrainConfig, load_two_tower, train_two_tower
 
     torch.set_num_threads(os.cpu_count() or 1)
     rows: dict[str, list[dict]] = {}
-    d = load_rec_data(data, split=split)
+    recipe = TWO_TOWER[split]
+    d = load_rec_data(data, split=split, profile_len=recipe.get("profile_len", PROFILE_LEN))
     for name, fit in BASELINES.items():
         t0 = time.perf_counter()
         rows[f"Vitrine {name}"] = [evaluate_ranking(fit(d, d.test), d.test, d) | {"wall_s": time.perf_counter() - t0}]
@@ -143,7 +145,20 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--models", default="BPR,LightGCN,ItemKNN,EASE,MultiVAE")
     ap.add_argument("--skip-recbole", action="store_true")
+    ap.add_argument("--sequence-encoder", choices=["none", "mean", "gru", "attention"],
+                    help="Override the protocol's recipe (an ablation).")
+    ap.add_argument("--profile-len", type=int, help="Override the long-term profile length (0: none, an ablation).")
+    ap.add_argument("--old-recipe", action="store_true",
+                    help="The first wave's two-tower: no profile, mean of the last 20 items, sampled softmax, "
+                         "AdamW 3e-3, temperature 0.05.")
     a = ap.parse_args()
+    if a.old_recipe:
+        TWO_TOWER[a.split] = {"epochs": 30, "batch_size": 512, "n_negatives": 512, "lr": 3e-3, "patience": 5,
+                              "profile_len": 0, "sequence_encoder": "mean", "full_softmax_items": 0}
+    if a.sequence_encoder:
+        TWO_TOWER[a.split] = TWO_TOWER[a.split] | {"sequence_encoder": a.sequence_encoder}
+    if a.profile_len is not None:
+        TWO_TOWER[a.split] = TWO_TOWER[a.split] | {"profile_len": a.profile_len}
     ensure_movielens(a.data, a.work / "wheels", a.split)
     seeds = list(range(a.seeds))
     rows, curves = run_vitrine(a.data, a.split, a.work / f"two-tower-ml100k-{a.split}", seeds)
@@ -156,7 +171,7 @@ def main() -> None:
 
     print(f"\n{date.today()}; machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{'GPU' if torch.cuda.is_available() else 'CPU only'}")
-    print(f"command: .venv/bin/python bench/recsys_peers.py --split {a.split} --seeds {a.seeds}")
+    print("command: .venv/bin/python " + " ".join(sys.argv))
     print(f"MovieLens-100K, {a.split} 80/10/10, full ranking, train+valid masked at test; "
           f"mean ± spread (max - min) over {a.seeds} training seeds where trained\n")
     print("| model | runs | NDCG@10 | Recall@20 | MRR@10 | Hit@10 | wall s |")

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from recsys.data import EvalUsers, RecData, load_rec_data
+from recsys.data import EvalUsers, RecData
 from recsys.evaluate import ScoreFn, evaluate_ranking, segment_metrics, two_tower_scores
-from recsys.train import load_two_tower
+from recsys.train import load_with_data
 
 
 def interaction_matrix(data: RecData, eu: EvalUsers) -> sp.csr_matrix:
@@ -113,8 +113,7 @@ def evaluate_with_baselines(checkpoint: Path, data_dir: Path, *, split: str = "t
     """Full-catalog test metrics (train+valid masked) of a two-tower checkpoint, the baselines beside
     it and the two-tower by segment; written to ``test_metrics.json`` beside the checkpoint (where
     `vitrine bundle build` reads them)."""
-    d = load_rec_data(data_dir, split=split, image_vectors=image_vectors)
-    model, _, _ = load_two_tower(checkpoint)
+    model, d = load_with_data(checkpoint, data_dir, split=split, image_vectors=image_vectors)
     scores = two_tower_scores(model, d, d.test)
     rows = {"two-tower": evaluate_ranking(scores, d.test, d)}
     if baselines:

@@ -144,6 +144,15 @@ def load_two_tower(path: Path, map_location: str | torch.device = "cpu") -> tupl
     return model, FeatureSpec.from_json(ck["feature_spec"]), ck
 
 
+def load_with_data(checkpoint: Path, data_dir: Path, **load_kw) -> tuple[TwoTower, RecData]:
+    """A two-tower checkpoint and the dataset encoded the way it was trained (history and profile
+    lengths, event weights, recency from the checkpoint's FeatureSpec); ``load_kw`` go to load_rec_data."""
+    model, spec, _ = load_two_tower(checkpoint)
+    data = load_rec_data(data_dir, history_len=spec.history_len, profile_len=spec.profile_len,
+                         event_weights=spec.event_weights, half_life_days=spec.half_life_days, **load_kw)
+    return model, data
+
+
 def train_two_tower(cfg: RecTrainConfig, data: RecData | None = None,
                     on_epoch_end: Callable[[dict], None] | None = None) -> Path:
     """Train (or resume) into ``cfg.run_dir``; returns ``best.pt``."""

@@ -116,12 +116,10 @@ def export(
 ) -> None:
     """user_tower.onnx + item_tower.onnx (dynamic batch, parity ≤ 1e-4), item_vectors.npy, features.json."""
     from common.torch_runtime import ParityError
-    from recsys.data import load_rec_data
     from recsys.export import export_towers
-    from recsys.train import load_two_tower
+    from recsys.train import load_with_data
 
-    d = load_rec_data(data, image_vectors=image_vectors)
-    model, _, _ = load_two_tower(checkpoint)
+    model, d = load_with_data(checkpoint, data, image_vectors=image_vectors)
     try:
         r = export_towers(model, d, out or checkpoint.parent / "export")
     except ParityError as e:
@@ -142,13 +140,11 @@ def ranker(
     """Train the DCN-v2 ranker on validation-period lists, report its NDCG@10 lift over the tower's order
     on the test period (same candidates), export ranker.onnx with a parity check."""
     from common.torch_runtime import ParityError
-    from recsys.data import load_rec_data
     from recsys.ranker import RankerTrainConfig, train_evaluate_export
-    from recsys.train import load_two_tower
+    from recsys.train import load_with_data
 
     out = out or checkpoint.parent / "ranker"
-    d = load_rec_data(data, split=split, image_vectors=image_vectors, max_eval_users=valid_users)
-    tt, _, _ = load_two_tower(checkpoint)
+    tt, d = load_with_data(checkpoint, data, split=split, image_vectors=image_vectors, max_eval_users=valid_users)
     try:
         lift = train_evaluate_export(tt, d, RankerTrainConfig(candidates=candidates), out)
     except (ValueError, ParityError) as e:
