@@ -151,7 +151,10 @@ def main() -> None:
     ap.add_argument("--old-recipe", action="store_true",
                     help="The first wave's two-tower: no profile, mean of the last 20 items, sampled softmax, "
                          "AdamW 3e-3, temperature 0.05.")
+    ap.add_argument("--tuned", type=Path, help="A `vitrine recsys tune` result: its parameters over the recipe.")
     a = ap.parse_args()
+    if a.tuned:
+        TWO_TOWER[a.split] = TWO_TOWER[a.split] | json.loads(a.tuned.read_text())["params"]
     if a.old_recipe:
         TWO_TOWER[a.split] = {"epochs": 30, "batch_size": 512, "n_negatives": 512, "lr": 3e-3, "patience": 5,
                               "profile_len": 0, "sequence_encoder": "mean", "full_softmax_items": 0}
