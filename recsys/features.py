@@ -201,8 +201,10 @@ class FeatureSpec:
         user's ``profile_len`` most recently touched distinct items as vocabulary indices (U, P),
         0-padded, and their weights (U, P): Σ over the item's events of event weight ·
         0.5^(days before the user's last event / half_life_days). Unknown items are dropped."""
-        P, U = max(self.profile_len, 1), len(user_ids)
+        P, U = self.profile_len, len(user_ids)
         idx, w = np.zeros((U, P), np.int64), np.zeros((U, P), np.float32)
+        if P == 0:  # a model without a profile: nothing to store or feed
+            return idx, w
         u = pd.Index(user_ids).get_indexer(events["user_id"])
         rows = self.item_vocab.encode_rows(events["item_id"])
         keep = (u >= 0) & (rows >= 0)
