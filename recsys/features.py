@@ -70,8 +70,9 @@ class Vocab:
         return out
 
     @staticmethod
-    def index_of_row(rows):  # noqa: ANN001, ANN205 (numpy arrays and torch tensors alike)
-        """Positions in ``values`` (catalog rows, for items) -> vocabulary indices."""
+    def index_of_row(rows: np.ndarray) -> np.ndarray:
+        """Positions in ``values`` (catalog rows, for items) -> vocabulary indices (a torch tensor of
+        rows works alike: training calls it on the device)."""
         return rows + FIRST
 
     @staticmethod
