@@ -40,7 +40,7 @@ def main() -> None:
         rows = [b.user_row[u] for u in us]
         hist = [b.user_history[r] for r in rows]
         t0 = time.perf_counter()
-        uvec = b.user_vectors(us, hist)
+        uvec = b.user_vectors(us, hist, [b.user_profile[r] for r in rows])
         t1 = time.perf_counter()
         D, I = b.items_index.search(uvec, C, allowed=allowed)
         t2 = time.perf_counter()

@@ -37,7 +37,8 @@ def main() -> None:
     x = b.items_index.vectors
     users = [u for u in range(len(b.user_history)) if len(b.user_history[u])]
     users = np.random.default_rng(0).permutation(users)[:2000]
-    q = b.user_vectors([None] * len(users), [b.user_history[u] for u in users]).astype(np.float32)
+    q = b.user_vectors([None] * len(users), [b.user_history[u] for u in users],
+                       [b.user_profile[u] for u in users]).astype(np.float32)
     tune_q, test_q = q[:1000], q[1000:]
     ok = b.in_stock.copy()
     ids = np.flatnonzero(ok)

@@ -180,7 +180,7 @@ class FeatureSpec:
         return np.stack([v.encode(rows[c].to_numpy()) for c, v in self.user_features.items()], axis=1)
 
     def user_tower_feed(self, user: np.ndarray, features: np.ndarray, histories: list[np.ndarray],
-                        profiles: list[tuple[np.ndarray, np.ndarray]] | None = None) -> dict[str, np.ndarray]:
+                        profiles: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
         """The user tower's inputs for B users: vocabulary indices (B,), feature indices (B, F), each
         user's recent catalog rows, most recent first, cut to ``history_len`` and 0-padded -> (B, L),
         and each user's profile (catalog rows, weights) cut to ``profile_len`` -> (B, P), (B, P).
@@ -191,7 +191,7 @@ class FeatureSpec:
             n = min(L, len(rows))
             h[j, :n] = Vocab.index_of_row(rows[:n])
         prof, w = np.zeros((B, P), np.int64), np.zeros((B, P), np.float32)  # (B, P)
-        for j, (rows, wt) in enumerate(profiles or []):
+        for j, (rows, wt) in enumerate(profiles):
             n = min(P, len(rows))
             prof[j, :n], w[j, :n] = Vocab.index_of_row(rows[:n]), wt[:n]
         return {"user": np.asarray(user, np.int64), "features": np.asarray(features, np.int64), "history": h,

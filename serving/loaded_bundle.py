@@ -151,7 +151,7 @@ class LoadedBundle:
                 np.concatenate([extra + self.session_weight, w[~old]]).astype(np.float32))
 
     def user_vectors(self, user_ids: list[str | None], histories: list[np.ndarray],
-                     profiles: list[tuple[np.ndarray, np.ndarray]] | None = None) -> np.ndarray:
+                     profiles: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
         """(B, D) user-tower outputs in one call; unknown users get the OOV id and OOV features."""
         B = len(user_ids)
         ids = np.full(B, OOV, np.int64)

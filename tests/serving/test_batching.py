@@ -63,7 +63,7 @@ def test_ranker_scores_do_not_depend_on_the_batch_or_its_padding(tiny_artifacts:
     """Lists of different lengths share one padded ranker call; each list's scores equal its own call."""
     b = load_current(ServingSettings(artifacts_dir=tiny_artifacts))
     users = [u for u in range(len(b.user_history)) if len(b.user_history[u])][:3]
-    U = b.user_vectors([None] * 3, [b.user_history[u] for u in users])
+    U = b.user_vectors([None] * 3, [b.user_history[u] for u in users], [b.user_profile[u] for u in users])
     D, I = b.items_index.search(U, 20)
     lens = [20, 7, 1]  # the longest list sets the block; the others are padded with their last candidate
     cands, scores = [I[j, :n] for j, n in enumerate(lens)], [D[j, :n] for j, n in enumerate(lens)]
