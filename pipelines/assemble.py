@@ -2,10 +2,11 @@
 
 Everything serving needs that is not a model is derived here, from the whole dataset as of now:
 the catalog in row order, each known user's state (recent items, everything seen, purchases),
-per-item statistics for the ranker, and the two indexes (tower vectors, image embeddings), built
-and tuned to a recall target with the recall and QPS recorded in the manifest. Then
-``serving.bundle.write_bundle`` copies, checksums, verifies, smoke-tests and renames. No torch:
-user vectors for index tuning come from ``user_tower.onnx`` through ONNX Runtime.
+per-item statistics for the ranker, the recall channels' tables (fitted on every event, with the
+configuration the ranker was trained with), and the two indexes (tower vectors, image
+embeddings; none for a catalog without photos), built and tuned to a recall target with the recall
+and QPS recorded in the manifest. Then ``serving.bundle.write_bundle`` copies, checksums, verifies,
+smoke-tests and renames. No torch: user vectors for index tuning come from ``user_tower.onnx`` through ONNX Runtime.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pandas as pd
 
 from common.onnx_runtime import make_session, run
 from pipelines.tables import fingerprint
+from recsys.channels import ChannelConfig, Channels, binary_matrix, fit_channels
 from recsys.features import PAD, FeatureSpec, Vocab, stored_profiles
 from recsys.rank_features import ItemStats
 from serving.bundle import write_bundle
@@ -37,8 +39,8 @@ class TrainedModels:
 
     towers_dir: Path  # user_tower.onnx, item_tower.onnx, item_vectors.npy, features.json
     ranker: Path  # ranker.onnx
-    image_model: Path  # image_model.onnx
-    image_vectors: Path  # (N, E) in items.parquet order (vision embed output)
+    image_model: Path | None  # image_model.onnx; None: a catalog without photos
+    image_vectors: Path | None  # (N, E) in items.parquet order (vision embed output)
     metrics: dict
     configs: dict
 
@@ -118,6 +120,17 @@ def user_tower_vectors(path: Path, spec: FeatureSpec, states: pd.DataFrame, n: i
     return run(make_session(path, device="cpu"), feed)[0]
 
 
+def bundle_channels(ranker: Path, events: pd.DataFrame, spec: FeatureSpec, stats: ItemStats) -> Channels | None:
+    """The recall channels the ranker was trained with (its ``channels`` metadata), fitted on every
+    event as of now; None for a ranker trained on the tower's list alone."""
+    meta = make_session(ranker, device="cpu").get_modelmeta().custom_metadata_map
+    if "channels" not in meta:
+        return None
+    X = binary_matrix(events["user_id"].astype(str).to_numpy(), spec.item_vocab.encode_rows(events["item_id"]),
+                      len(stats.category))
+    return fit_channels(X, stats.category, spec.category_vocab.size, ChannelConfig(**json.loads(meta["channels"])))
+
+
 def build_index(vectors: np.ndarray, queries: np.ndarray, *, target_recall: float = 0.95, k: int = 100,
                 kind: str = "auto", seed: int = 0) -> VectorIndex:
     """The `vitrine index build` step: kind by size, nprobe tuned on ``queries`` against exact search."""
@@ -159,46 +172,55 @@ def bundle_from_runs(artifacts: Path, data_dir: Path, *, towers_dir: Path, ranke
 
 def assemble_bundle(artifacts: Path, data_dir: Path, models: TrainedModels, *, target_recall: float = 0.95,
                     version: str | None = None, smoke=None, seed: int = 0) -> Path:
-    """Write a new bundle version under ``artifacts/bundles`` (not promoted; see serving.bundle.promote)."""
+    """Write a new bundle version under ``artifacts/bundles`` (not promoted; see serving.bundle.promote).
+    ``models.image_model`` None: a catalog without photos (no image model, image index or vectors)."""
     spec = FeatureSpec.load(models.towers_dir / "features.json")
     items = catalog(data_dir)
     events = pd.read_parquet(data_dir / "events.parquet")
     users = pd.read_parquet(data_dir / "users.parquet")
     states = user_states(events, users, spec)
-    order = pd.read_parquet(data_dir / "items.parquet", columns=["item_id"])["item_id"]
-    image = np.load(models.image_vectors)[pd.Index(order).get_indexer(items["item_id"])].astype(np.float32)
     item_vec = np.load(models.towers_dir / "item_vectors.npy").astype(np.float32)
-    if len(item_vec) != len(items) or len(image) != len(items):
-        raise ValueError(f"catalog has {len(items)} items but item vectors {len(item_vec)}, image vectors {len(image)}")
+    image = None
+    if models.image_model is not None:
+        order = pd.read_parquet(data_dir / "items.parquet", columns=["item_id"])["item_id"]
+        image = np.load(models.image_vectors)[pd.Index(order).get_indexer(items["item_id"])].astype(np.float32)
+    if len(item_vec) != len(items) or (image is not None and len(image) != len(items)):
+        raise ValueError(f"catalog has {len(items)} items but item vectors {len(item_vec)}, image vectors "
+                         f"{None if image is None else len(image)}")
     stats = ItemStats.compute(items, spec.encode_items(items)["category"], events,
                               spec.item_vocab.encode_rows(events["item_id"]), image)
+    channels = bundle_channels(models.ranker, events, spec, stats)
     rng = np.random.default_rng(seed)
     user_q = user_tower_vectors(models.towers_dir / "user_tower.onnx", spec, states, 500, seed)
-    item_index = build_index(item_vec, user_q, target_recall=target_recall, seed=seed)
-    image_index = build_index(image, image[rng.choice(len(image), min(500, len(image)), replace=False)],
-                              target_recall=target_recall, seed=seed)
+    indexes = {"items": build_index(item_vec, user_q, target_recall=target_recall, seed=seed)}
+    if image is not None:
+        indexes["images"] = build_index(image, image[rng.choice(len(image), min(500, len(image)), replace=False)],
+                                        target_recall=target_recall, seed=seed)
     with tempfile.TemporaryDirectory(prefix="vitrine-bundle-") as tmp:
         t = Path(tmp)
         items.to_parquet(t / "items.parquet", index=False)
         states.to_parquet(t / "users.parquet", index=False)
-        np.save(t / "image_vectors.npy", image)
         stats.save(t / "item_stats.npz")
-        item_index.save(t / "index.faiss")
-        image_index.save(t / "image_index.faiss")
+        indexes["items"].save(t / "index.faiss")
         files = {"items.parquet": t / "items.parquet", "users.parquet": t / "users.parquet",
-                 "image_vectors.npy": t / "image_vectors.npy", "item_stats.npz": t / "item_stats.npz",
-                 "index.faiss": t / "index.faiss", "image_index.faiss": t / "image_index.faiss",
+                 "item_stats.npz": t / "item_stats.npz", "index.faiss": t / "index.faiss",
                  "item_vectors.npy": models.towers_dir / "item_vectors.npy",
                  "features.json": models.towers_dir / "features.json",
                  "user_tower.onnx": models.towers_dir / "user_tower.onnx",
-                 "item_tower.onnx": models.towers_dir / "item_tower.onnx",
-                 "ranker.onnx": models.ranker, "image_model.onnx": models.image_model}
+                 "item_tower.onnx": models.towers_dir / "item_tower.onnx", "ranker.onnx": models.ranker}
+        if image is not None:
+            np.save(t / "image_vectors.npy", image)
+            indexes["images"].save(t / "image_index.faiss")
+            files |= {"image_vectors.npy": t / "image_vectors.npy", "image_index.faiss": t / "image_index.faiss",
+                      "image_model.onnx": models.image_model}
+        if channels is not None:
+            channels.save(t / "channels.npz")
+            files["channels.npz"] = t / "channels.npz"
         info = {"dataset": {"dir": str(data_dir.resolve()), "fingerprint": fingerprint(data_dir),
                             "items": len(items), "users": len(states), "events": len(events)},
                 "image_root": str(data_dir.resolve()), "metrics": models.metrics, "models": models.configs,
-                "indexes": {"items": item_index.info.to_dict(), "images": image_index.info.to_dict()}}
+                "indexes": {k: v.info.to_dict() for k, v in indexes.items()}}
         path = write_bundle(artifacts, files, json.loads(json.dumps(info, default=str)), version=version, smoke=smoke)
-    log.info("bundle %s: item index %s recall@%d %.3f, image index %s recall@%d %.3f", path.name,
-             item_index.info.kind, item_index.info.k, item_index.info.recall_at_k, image_index.info.kind,
-             image_index.info.k, image_index.info.recall_at_k)
+    log.info("bundle %s: %s", path.name, ", ".join(f"{k} index {v.info.kind} recall@{v.info.k} {v.info.recall_at_k:.3f}"
+                                                  for k, v in indexes.items()))
     return path

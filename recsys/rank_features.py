@@ -4,8 +4,9 @@ features for one request that training computed for thousands of users.
 The ranker sees what the towers cannot: the tower's own score and rank among the candidates, how
 much of the user's history sits in the candidate's category, the candidate's price against the
 user's usual price, item popularity (all-time and recent) and age, and how the candidate's image
-looks next to the images of the user's recent items. The tower vectors and the category id go in
-beside these dense features (see recsys/ranker.py).
+looks next to the images of the user's recent items, and what the other recall channels say about
+it (recsys/channels.py: its rank in each, its item-to-item score). The tower vectors and the
+category id go in beside these dense features (see recsys/ranker.py).
 """
 
 from __future__ import annotations
@@ -16,8 +17,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from recsys.channels import ABSENT
+
 DENSE = ("tower_score", "tower_rank", "cat_share", "cat_seen", "rel_price", "popularity", "recent_popularity",
-         "age", "image_sim_mean", "image_sim_max", "history_len", "same_cat_as_last")
+         "age", "image_sim_mean", "image_sim_max", "history_len", "same_cat_as_last",
+         "i2i_score", "i2i_rank", "catpop_rank")
+CHANNEL_FEATURES = ("tower_rank", "i2i_score", "i2i_rank", "catpop_rank")  # from recsys.channels.Candidates
 RECENT_DAYS = 7
 USERS_PER_PASS = 256
 RANK_SCALE = 200  # tower_rank = log1p(rank) / log1p(RANK_SCALE): same meaning whatever the list length
@@ -81,22 +86,36 @@ def _segments(lists: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return values, np.repeat(np.arange(len(lists)), lens), lens
 
 
+def _rank(r: np.ndarray) -> np.ndarray:
+    return np.log1p(r) / np.log1p(RANK_SCALE)
+
+
 def rank_features(stats: ItemStats, seen: list[np.ndarray], recent: list[np.ndarray], cand: np.ndarray,
-                  score: np.ndarray, n_categories: int) -> np.ndarray:
+                  score: np.ndarray, n_categories: int, channels: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """(U, C, len(DENSE)) float32 features.
 
     seen: per user, catalog rows of everything they interacted with (category share, usual price);
     recent: per user, their most recent rows, most recent first (image similarity, last category);
-    cand, score: (U, C) candidate rows in tower order and their tower scores.
+    cand, score: (U, C) candidate rows and their tower scores (u · v);
+    channels: (U, C) arrays named by CHANNEL_FEATURES (ranks from recsys.channels.Candidates); None:
+    the candidates are the tower's list in its order and no other channel ran.
     """
     U, C = cand.shape
     if U > USERS_PER_PASS:  # training-size inputs: bound the (U, C, E) and (U, C, R) temporaries
-        return np.concatenate([rank_features(stats, seen[i : i + USERS_PER_PASS], recent[i : i + USERS_PER_PASS],
-                                             cand[i : i + USERS_PER_PASS], score[i : i + USERS_PER_PASS], n_categories)
-                               for i in range(0, U, USERS_PER_PASS)])
+        sl = [slice(i, i + USERS_PER_PASS) for i in range(0, U, USERS_PER_PASS)]
+        return np.concatenate([rank_features(stats, seen[s], recent[s], cand[s], score[s], n_categories,
+                                             None if channels is None else {k: v[s] for k, v in channels.items()})
+                               for s in sl])
     out = np.zeros((U, C, len(DENSE)), np.float32)
     out[..., 0] = score
-    out[..., 1] = np.log1p(np.arange(C, dtype=np.float32)) / np.log1p(RANK_SCALE)
+    if channels is None:
+        out[..., 1] = _rank(np.arange(C, dtype=np.float32))
+        out[..., 13:15] = _rank(np.float32(ABSENT))
+    else:
+        out[..., 1] = _rank(channels["tower_rank"])
+        out[..., 12] = channels["i2i_score"]
+        out[..., 13] = _rank(channels["i2i_rank"])
+        out[..., 14] = _rank(channels["catpop_rank"])
     ccat = stats.category[cand]  # (U, C)
     rows = np.arange(U)[:, None]
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from serving.errors import RequestError
 from serving.loaded_bundle import LoadedBundle
 from vision.preprocess import preprocess
 
@@ -56,6 +57,7 @@ def add_item(b: LoadedBundle, item_id: str, title: str, category: str | None, pr
              image_path: Path, pixels: np.ndarray | None = None) -> tuple[int, str]:
     """Classify and embed the image, embed the item with the item tower, insert it. Returns (row, predicted).
     ``pixels``: the photo already preprocessed (the upload route has it); else it is read from ``image_path``."""
+    b.require_images()
     if pixels is None:
         pixels = preprocess(image_path.read_bytes(), b.preprocess_spec)
     probs, emb = b.classify(pixels)
@@ -88,7 +90,7 @@ def replay(b: LoadedBundle, changes: ChangeLog) -> int:
         try:
             apply(b, c)
             n += 1
-        except (KeyError, ValueError, OSError) as e:
+        except (KeyError, ValueError, OSError, RequestError) as e:
             log.warning("live change %s skipped: %s", c, e)
     if n:
         log.info("replayed %d live changes onto bundle %s", n, b.version)

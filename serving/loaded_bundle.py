@@ -19,8 +19,9 @@ import numpy as np
 import pandas as pd
 
 from common.onnx_runtime import make_session, run
+from recsys.channels import Candidates, Channels
 from recsys.features import OOV, FeatureSpec, stored_profiles
-from recsys.rank_features import ItemStats, rank_features
+from recsys.rank_features import DENSE, ItemStats, rank_features
 from serving.bundle import BundleError, bundles_dir, current_version, verify_bundle
 from serving.errors import RequestError
 from serving.index import VectorIndex
@@ -68,8 +69,9 @@ class LoadedBundle:
         self.item_ids = items["item_id"].astype(str).to_numpy(dtype=object)
         self.titles = items["title"].astype(str).to_numpy(dtype=object)
         self.category = items["category"].astype(str).to_numpy(dtype=object)
-        self.price = items["price"].fillna(0).to_numpy(np.float64)
-        self.in_stock = items["in_stock"].fillna(False).to_numpy(bool)
+        # copies: arrow-backed columns can come out read-only, and live patches write into these
+        self.price = items["price"].fillna(0).to_numpy(np.float64, copy=True)
+        self.in_stock = items["in_stock"].fillna(False).to_numpy(bool, copy=True)
         self.created_at = items["created_at"].to_list() if "created_at" in items else [None] * len(items)
         self.image_rel = items["image"].fillna("").astype(str).to_list() if "image" in items else [""] * len(items)
         self.row_of = {iid: r for r, iid in enumerate(self.item_ids)}
@@ -88,20 +90,38 @@ class LoadedBundle:
         self.session_weight = float(self.spec.event_weights.get("view", 1.0))  # a click is a view
         idx = self.manifest["indexes"]
         self.items_index = VectorIndex.load(path / "index.faiss", idx["items"], np.load(path / "item_vectors.npy"))
-        self.image_index = VectorIndex.load(path / "image_index.faiss", idx["images"],
-                                            np.load(path / "image_vectors.npy"))
-        self.user_tower, self.item_tower, self.ranker, self.image_model = (
+        self.user_tower, self.item_tower, self.ranker = (
             make_session(path / f"{name}.onnx", threads=settings.ort_threads, device=settings.device)
-            for name in ("user_tower", "item_tower", "ranker", "image_model"))
-        meta = self.image_model.get_modelmeta().custom_metadata_map
-        self.class_names: list[str] = json.loads(meta["class_names"])
-        self.temperature = float(meta.get("temperature", "1.0"))
-        self.preprocess_spec = PreprocessSpec.from_dict(json.loads(meta["preprocess"]) |
-                                                        {"max_pixels": settings.max_image_pixels})
+            for name in ("user_tower", "item_tower", "ranker"))
+        self.ranker_dense = self._ranker_columns()
+        # the recall channels the ranker was trained with (recsys/channels.py); older bundles have none
+        self.channels = Channels.load(path / "channels.npz") if "channels.npz" in self.manifest["files"] else None
         self.image_root = Path(self.manifest.get("image_root", path))
+        # A catalog without photos (MovieLens) has no image model: the photo routes answer 409.
+        self.image_model = self.image_index = self.preprocess_spec = None
+        self.class_names: list[str] = []
+        if "image_model.onnx" in self.manifest["files"]:
+            self.image_index = VectorIndex.load(path / "image_index.faiss", idx["images"],
+                                                np.load(path / "image_vectors.npy"))
+            self.image_model = make_session(path / "image_model.onnx", threads=settings.ort_threads,
+                                            device=settings.device)
+            meta = self.image_model.get_modelmeta().custom_metadata_map
+            self.class_names = json.loads(meta["class_names"])
+            self.temperature = float(meta.get("temperature", "1.0"))
+            self.preprocess_spec = PreprocessSpec.from_dict(json.loads(meta["preprocess"]) |
+                                                            {"max_pixels": settings.max_image_pixels})
         self._refresh_popular()
         log.info("loaded bundle %s: %d items, %d users, providers %s (%.1f s)", self.version, len(self.item_ids),
                  len(self.user_row), self.user_tower.get_providers(), time.perf_counter() - t0)
+
+    def _ranker_columns(self) -> np.ndarray:
+        """Columns of ``rank_features``' output that this ranker reads, in its order (it declares the
+        feature names it was trained on: a ranker from before a feature was added keeps working)."""
+        names = json.loads(self.ranker.get_modelmeta().custom_metadata_map.get("dense", json.dumps(DENSE)))
+        unknown = [n for n in names if n not in DENSE]
+        if unknown:
+            raise BundleError(f"{self.path}: ranker.onnx wants features {unknown} this service does not compute")
+        return np.array([DENSE.index(n) for n in names], np.int64)
 
     # ------------------------------------------------------------------ catalog helpers
 
@@ -163,19 +183,26 @@ class LoadedBundle:
         return run(self.user_tower, self.spec.user_tower_feed(ids, feats, histories, profiles))[0]
 
     def rank_inputs(self, U: np.ndarray, cands: list[np.ndarray], scores: list[np.ndarray],
-                    seen: list[np.ndarray], recent: list[np.ndarray]) -> dict[str, np.ndarray]:
+                    seen: list[np.ndarray], recent: list[np.ndarray],
+                    channels: list[Candidates] | None = None) -> dict[str, np.ndarray]:
         """The ranker's (B*C, ...) inputs for several requests' candidates in one feature pass (the
         training code's ``rank_features``). U: (B, D) user vectors; cands[j], scores[j]: request j's
-        non-empty candidate rows in tower order. Shorter lists are padded with their last candidate
-        so the batch is one (B, C) block (every feature of a row depends only on its own position
-        and candidate, so padding changes nothing); ``rank_scores`` cuts the padding off again."""
+        non-empty candidate rows and their tower scores; channels[j]: what the recall channels said
+        about them (None: the tower's list in its order). Shorter lists are padded with their last
+        candidate so the batch is one (B, C) block (every feature of a row depends only on its own
+        position and candidate, so padding changes nothing); ``rank_scores`` cuts the padding off."""
         C = max(len(c) for c in cands)
-        cand = np.stack([np.pad(c, (0, C - len(c)), mode="edge") if len(c) < C else c for c in cands])  # (B, C)
-        score = np.stack([np.pad(s, (0, C - len(s)), mode="edge") if len(s) < C else s for s in scores])
+        pad = lambda x: np.pad(x, (0, C - len(x)), mode="edge") if len(x) < C else x  # noqa: E731
+        cand = np.stack([pad(c) for c in cands])  # (B, C)
+        score = np.stack([pad(s) for s in scores])
+        feats = None if channels is None else {
+            k: np.stack([pad(getattr(c, k)) for c in channels]) for k in ("tower_rank", "i2i_rank", "catpop_rank",
+                                                                           "i2i_score")}
         dense = rank_features(self.stats, seen, recent, cand, score.astype(np.float32),
-                              self.spec.category_vocab.size)  # (B, C, F)
+                              self.spec.category_vocab.size, feats)  # (B, C, F)
         flat = cand.ravel()  # (B*C,)
-        return {"dense": dense.reshape(len(flat), -1), "user_vec": np.repeat(U.astype(np.float32), C, 0),
+        return {"dense": dense.reshape(len(flat), -1)[:, self.ranker_dense],
+                "user_vec": np.repeat(U.astype(np.float32), C, 0),
                 "item_vec": self.items_index.vectors[flat], "category": self.stats.category[flat]}
 
     def rank(self, feed: dict[str, np.ndarray]) -> np.ndarray:
@@ -183,10 +210,17 @@ class LoadedBundle:
         return run(self.ranker, feed)[0]
 
     def rank_scores(self, U: np.ndarray, cands: list[np.ndarray], scores: list[np.ndarray],
-                    seen: list[np.ndarray], recent: list[np.ndarray]) -> list[np.ndarray]:
+                    seen: list[np.ndarray], recent: list[np.ndarray],
+                    channels: list[Candidates] | None = None) -> list[np.ndarray]:
         """Ranker scores per candidate list: ``rank_inputs`` then one ``rank`` call, padding removed."""
-        block = self.rank(self.rank_inputs(U, cands, scores, seen, recent)).reshape(len(cands), -1)  # (B, C)
+        block = self.rank(self.rank_inputs(U, cands, scores, seen, recent, channels)).reshape(len(cands), -1)  # (B, C)
         return [block[j, : len(c)] for j, c in enumerate(cands)]
+
+    def require_images(self) -> None:
+        """A RequestError (409) when this bundle was built without photos."""
+        if self.image_model is None:
+            raise RequestError(f"bundle {self.version} has no image model: its catalog was built without photos",
+                               status=409)
 
     def classify(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(1, 1, H, W) normalised pixels -> calibrated class probabilities (K,), unit embedding (E,)."""
@@ -210,7 +244,8 @@ class LoadedBundle:
             if item_id in self.row_of:
                 raise RequestError(f"item {item_id!r} already exists", status=409)
             row = int(self.items_index.add(vec)[0])
-            self.image_index.add(image_embedding)
+            if self.image_index is not None:
+                self.image_index.add(image_embedding)
             self.item_ids = np.append(self.item_ids, np.array([item_id], dtype=object))
             self.titles = np.append(self.titles, np.array([title], dtype=object))
             self.category = np.append(self.category, np.array([category], dtype=object))
@@ -220,6 +255,8 @@ class LoadedBundle:
             self.image_rel.append(image_rel)
             self.stats.append(int(self.spec.category_vocab.encode([category])[0]), float(np.log1p(max(price, 0))),
                               image_embedding)
+            if self.channels is not None:
+                self.channels.append_item()
             self.row_of[item_id] = row
             self.live_rows.add(row)
             if predicted is not None:
@@ -241,13 +278,17 @@ class LoadedBundle:
         with self.lock.write():
             if self.items_index.live[row]:
                 self.items_index.remove(np.array([row]))
-                self.image_index.remove(np.array([row]))
+                if self.image_index is not None:
+                    self.image_index.remove(np.array([row]))
             self.in_stock[row] = False
             self.live_rows.add(row)
 
     def index(self, by: str) -> VectorIndex:
         """The item-tower ("behaviour") or CNN-embedding ("image") index."""
-        return self.items_index if by == "behaviour" else self.image_index
+        if by == "behaviour":
+            return self.items_index
+        self.require_images()
+        return self.image_index
 
     def is_hidden(self, row: int) -> bool:
         return not bool(self.items_index.live[row])

@@ -1,5 +1,6 @@
 """The online path (docs/architecture.md, "One request"): resolve the user -> user tower -> filtered
-FAISS top-N -> ranker -> business rules -> one page of items. Plain functions on a
+FAISS top-N -> union with the item-to-item and popular-in-category channels -> ranker -> business
+rules -> one page of items. Plain functions on a
 :class:`LoadedBundle`; the routers only translate HTTP to these calls."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recsys.channels import Candidates, union
 from serving.errors import RequestError
 from serving.loaded_bundle import LoadedBundle
 from serving.schemas import Filters, RecommendationRequest, RecommendationResponse
@@ -66,6 +68,7 @@ class _Ctx:
     ms: dict[str, float]  # stage -> milliseconds (a plain dict: pydantic attribute writes cost µs each)
     cand: np.ndarray | None = None  # retrieved rows, tower order
     score: np.ndarray | None = None
+    channels: Candidates | None = None  # the recall channels' view of ``cand`` (bundles with channels)
 
 
 _NONE = np.zeros(0, np.int64)
@@ -130,6 +133,18 @@ def _retrieve_group(b: LoadedBundle, ctxs: list[_Ctx], U: np.ndarray, candidates
         c.ms["retrieve_ms"] = per
 
 
+def _add_channels(b: LoadedBundle, c: _Ctx, u: np.ndarray, size: int) -> None:
+    """Replace the tower's list by the channels' union (recsys.channels.union, the lists the ranker
+    was trained on), under the same filters and exclusions; tower scores u · v for every candidate."""
+    allowed = c.allowed
+    if len(c.purchased):
+        allowed = allowed.copy()
+        allowed[c.purchased] = False
+    c.channels = union(b.channels, c.cand, c.seen, allowed, b.stats.category, size)
+    c.cand = c.channels.rows
+    c.score = b.items_index.vectors[c.cand] @ u.astype(np.float32)  # (C,)
+
+
 def _finish(b: LoadedBundle, c: _Ctx, ranked: np.ndarray, scores: np.ndarray | None, fallback: str | None) -> dict:
     req = c.req
     t3 = time.perf_counter()
@@ -173,12 +188,22 @@ def recommend_many(b: LoadedBundle, reqs: list[RecommendationRequest], candidate
         for j, c in enumerate(model):
             c.ms["user_ms"] += per
             groups.setdefault(_filter_key(c.req), []).append(j)
-        for js in groups.values():
-            _retrieve_group(b, [model[j] for j in js], U[js], candidates)
+        extra = b.channels.config.extra if b.channels is not None else 0
+        for js in groups.values():  # the tower fetches the whole union's size: it fills what the channels leave
+            _retrieve_group(b, [model[j] for j in js], U[js], candidates + extra)
+        if b.channels is not None:
+            t = time.perf_counter()
+            for j, c in enumerate(model):
+                _add_channels(b, c, U[j], candidates + extra)
+            per = (time.perf_counter() - t) * 1e3 / len(model)
+            for c in model:
+                c.ms["retrieve_ms"] += per
         ranked = [j for j, c in enumerate(model) if len(c.cand)]
         t = time.perf_counter()
+        chans = [model[j].channels for j in ranked] if b.channels is not None else None
         scores = b.rank_scores(U[ranked], [model[j].cand for j in ranked], [model[j].score for j in ranked],
-                               [model[j].seen for j in ranked], [model[j].history for j in ranked]) if ranked else []
+                               [model[j].seen for j in ranked], [model[j].history for j in ranked],
+                               chans) if ranked else []
         per = (time.perf_counter() - t) * 1e3 / max(len(ranked), 1)
         for j, s in zip(ranked, scores, strict=True):
             c = model[j]

@@ -47,7 +47,7 @@ def install(state: ServiceState, b: LoadedBundle) -> None:
     gc.freeze()
     BUNDLE.info({"version": b.version, "created_at": str(b.manifest.get("created_at"))})
     INDEX_SIZE.labels("items").set(b.items_index.n_live)
-    INDEX_SIZE.labels("images").set(b.image_index.n_live)
+    INDEX_SIZE.labels("images").set(b.image_index.n_live if b.image_index is not None else 0)
 
 
 def reload_current(state: ServiceState) -> tuple[bool, str]:

@@ -18,6 +18,7 @@ Upload = Annotated[UploadFile, File(description="A product photo (PNG/JPEG/WebP)
 
 
 def _classify(bundle, upload: UploadFile, settings):
+    bundle.require_images()
     data = read_upload(upload, settings)
     try:
         pixels = preprocess(data, bundle.preprocess_spec)

@@ -84,6 +84,7 @@ def add(bundle: Bundle, state: State, settings: Settings, _: Admin,
         raise HTTPException(409, f"item {item_id!r} already exists")
     if category is not None and category not in bundle.category_names:
         raise HTTPException(422, f"unknown category {category!r}; known: {bundle.category_names}")
+    bundle.require_images()
     data = read_upload(image, settings)
     try:
         pixels = preprocess(data, bundle.preprocess_spec)  # refuse a bad image before anything is stored

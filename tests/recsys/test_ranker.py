@@ -37,12 +37,18 @@ def test_rank_features_match_a_hand_computed_example() -> None:
 
 
 def _features_one_user_at_a_time(stats: ItemStats, seen: list, recent: list, cand: np.ndarray, score: np.ndarray,
-                                 n_categories: int) -> np.ndarray:
+                                 n_categories: int, channels: dict | None = None) -> np.ndarray:
     """The plain per-user loop the vectorised ``rank_features`` replaced: the oracle it must equal."""
     U, C = cand.shape
     out = np.zeros((U, C, len(DENSE)), np.float32)
     out[..., 0] = score
-    out[..., 1] = np.log1p(np.arange(C, dtype=np.float32)) / np.log1p(200)
+    if channels is None:  # the tower's list in its order, no other channel
+        channels = {"tower_rank": np.tile(np.arange(C, dtype=np.float32), (U, 1)), "i2i_score": np.zeros((U, C)),
+                    "i2i_rank": np.full((U, C), 2000.0), "catpop_rank": np.full((U, C), 2000.0)}
+    col = {n: i for i, n in enumerate(DENSE)}
+    for name in ("tower_rank", "i2i_rank", "catpop_rank"):
+        out[..., col[name]] = np.log1p(channels[name]) / np.log1p(200)
+    out[..., col["i2i_score"]] = channels["i2i_score"]
     ccat = stats.category[cand]
     for u in range(U):
         s, r = seen[u], recent[u]
@@ -75,6 +81,12 @@ def test_batched_features_equal_the_per_user_loop(monkeypatch) -> None:
     cand, score = rng.integers(0, n, (5, 9)), rng.random((5, 9)).astype(np.float32)
     np.testing.assert_allclose(rank_features(st, seen, recent, cand, score, ncat),
                                _features_one_user_at_a_time(st, seen, recent, cand, score, ncat), rtol=1e-5, atol=1e-6)
+    ch = {"tower_rank": rng.integers(0, 300, (5, 9)).astype(np.float32), "i2i_score": rng.random((5, 9)),
+          "i2i_rank": rng.integers(0, 2001, (5, 9)).astype(np.float32),
+          "catpop_rank": rng.integers(0, 2001, (5, 9)).astype(np.float32)}
+    np.testing.assert_allclose(rank_features(st, seen, recent, cand, score, ncat, ch),
+                               _features_one_user_at_a_time(st, seen, recent, cand, score, ncat, ch),
+                               rtol=1e-5, atol=1e-6)
 
 
 def test_item_stats_round_trip_and_live_append(tmp_path: Path) -> None:

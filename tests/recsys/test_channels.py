@@ -1,0 +1,130 @@
+"""Recall channels against hand-computed examples and against the dense computation they replace."""
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from recsys.channels import (ABSENT, ChannelConfig, binary_matrix, category_popular, ease_weights, fit_channels,
+                             item2item_scores, rank_in, union)
+
+
+def _X(seed: int = 0, users: int = 40, items: int = 12) -> sp.csr_matrix:
+    rng = np.random.default_rng(seed)
+    return sp.csr_matrix((rng.random((users, items)) < 0.3).astype(np.float32))
+
+
+def test_binary_matrix_counts_repeats_once_and_drops_unknown_rows() -> None:
+    X = binary_matrix(np.array(["b", "a", "a", "a"]), np.array([1, 0, 0, -1]), 3)
+    np.testing.assert_array_equal(X.toarray(), [[1, 0, 0], [0, 1, 0]])  # users sorted: a, b
+
+
+def test_ease_weights_are_the_closed_form() -> None:
+    X = _X()
+    lam = 5.0
+    G = X.toarray().T @ X.toarray() + lam * np.eye(12)
+    P = np.linalg.inv(G)
+    B = np.eye(12) - P / np.diag(P)[None]  # Steck 2019, eq. 8
+    np.testing.assert_allclose(ease_weights(X, lam, 100).toarray(), B, atol=1e-5)
+    # the 5 most interacted items only: the others neither give nor receive weight
+    W = ease_weights(X, lam, 5).toarray()
+    top = np.sort(np.argsort(-np.asarray(X.sum(0)).ravel(), kind="stable")[:5])
+    rest = np.setdiff1d(np.arange(12), top)
+    assert not W[rest].any() and not W[:, rest].any()
+
+
+@pytest.mark.parametrize("method", ["ease", "itemknn"])
+def test_item2item_scores_equal_the_dense_product_when_every_neighbour_is_kept(method: str) -> None:
+    X = _X(1)
+    ch = fit_channels(X, np.zeros(12, np.int64), 1, ChannelConfig(method=method, neighbours=12, ease_lambda=5.0))
+    W = ease_weights(X, 5.0, 5000).toarray() if method == "ease" else None
+    if W is None:
+        Xd = X.toarray()
+        n = np.sqrt((Xd**2).sum(0)) + 1e-9
+        W = (Xd.T @ Xd) / n[:, None] / n[None]
+        np.fill_diagonal(W, 0)
+    seen = np.array([0, 3, 7])
+    np.testing.assert_allclose(item2item_scores(ch, seen, 12), W[seen].sum(0), atol=1e-5)
+
+
+def test_truncation_keeps_the_largest_magnitudes_negative_ones_included() -> None:
+    W = sp.csr_matrix(np.array([[0, 0.5, -0.9, 0.1], [0, 0, 0, 0], [0.2, 0, 0, 0], [0, 0, 0, 0]], np.float32))
+    from recsys.channels import _top_per_row
+
+    idx, val = _top_per_row(W, 2)
+    np.testing.assert_array_equal(idx[0], [2, 1])
+    np.testing.assert_allclose(val[0], [-0.9, 0.5])
+    np.testing.assert_array_equal(idx[1], [-1, -1])  # no neighbours: padding
+    assert idx[2, 0] == 0 and idx[2, 1] == -1
+
+
+def test_auto_method_switches_to_itemknn_past_the_ease_limit() -> None:
+    X = _X(2)
+    small = fit_channels(X, np.zeros(12, np.int64), 1, ChannelConfig(ease_max_items=12, ease_lambda=1.0))
+    big = fit_channels(X, np.zeros(12, np.int64), 1, ChannelConfig(ease_max_items=11))
+    knn = fit_channels(X, np.zeros(12, np.int64), 1, ChannelConfig(method="itemknn"))
+    np.testing.assert_array_equal(big.neighbours, knn.neighbours)
+    assert (small.weights < 0).any() and not (knn.weights < 0).any()  # EASE has negative weights, cosine none
+    with pytest.raises(ValueError, match="unknown item-to-item method"):
+        fit_channels(X, np.zeros(12, np.int64), 1, ChannelConfig(method="svd"))
+
+
+def test_category_popular_orders_by_history_share_times_popularity() -> None:
+    # items 0-3 in category 0, 4-5 in category 1; popularity = interactions
+    X = sp.csr_matrix(np.array([[1, 1, 0, 1, 1, 1], [1, 0, 0, 1, 1, 0], [1, 0, 0, 0, 0, 0]], np.float32))
+    cat = np.array([0, 0, 0, 0, 1, 1])
+    ch = fit_channels(X, cat, 2, ChannelConfig(per_category=3))
+    np.testing.assert_array_equal(ch.category_top, [[0, 3, 1], [4, 5, -1]])  # by popularity, 3 kept per category
+    allowed = np.ones(6, bool)
+    # a shopper with 3 of 4 items in category 1: item 4 (share .75, pop log1p 2) first, 5, then category 0
+    got = category_popular(ch, cat, np.array([4, 5, 4, 0]), allowed, 4)
+    np.testing.assert_array_equal(got, [4, 5, 0, 3])
+    allowed[5] = False
+    assert 5 not in category_popular(ch, cat, np.array([4]), allowed, 10)
+    assert len(category_popular(ch, cat, np.zeros(0, np.int64), allowed, 10)) == 0
+
+
+def test_union_has_a_fixed_size_the_tower_fills_and_ranks_are_positions() -> None:
+    X = _X(3, users=60, items=30)
+    cat = np.arange(30) % 3
+    ch = fit_channels(X, cat, 3, ChannelConfig(item2item=4, category_popular=3, neighbours=30, method="itemknn"))
+    seen = np.array([0, 1, 2])
+    allowed = np.ones(30, bool)
+    allowed[seen] = False
+    tower = np.array([r for r in np.random.default_rng(0).permutation(30) if r not in seen])[:20]
+    c = union(ch, tower, seen, allowed, cat, 12)
+    assert len(c.rows) == 12 and len(np.unique(c.rows)) == 12 and not np.isin(c.rows, seen).any()
+    scores = item2item_scores(ch, seen, 30)
+    i2i = np.flatnonzero(allowed & (scores > 0))
+    i2i = i2i[np.argsort(-scores[i2i], kind="stable")][:4]
+    assert np.isin(i2i, c.rows).all()  # every channel's list is in
+    for r, tr, ir in zip(c.rows, c.tower_rank, c.i2i_rank, strict=True):
+        assert tr == (np.flatnonzero(tower == r)[0] if r in tower else ABSENT)
+        assert ir == (np.flatnonzero(i2i == r)[0] if r in i2i else ABSENT)
+    np.testing.assert_allclose(c.i2i_score, scores[c.rows])
+    in_tower = c.rows[c.tower_rank < ABSENT]
+    np.testing.assert_array_equal(in_tower, tower[np.isin(tower, c.rows)])  # the tower's part in its order
+    alone = union(None, tower, seen, allowed, cat, 12)  # no channels: the tower's first 12
+    np.testing.assert_array_equal(alone.rows, tower[:12])
+    np.testing.assert_array_equal(alone.tower_rank, np.arange(12))
+
+
+def test_rank_in() -> None:
+    np.testing.assert_array_equal(rank_in(np.array([5, 2, 9]), np.array([9, 5, 7])), [2, 0, ABSENT])
+    np.testing.assert_array_equal(rank_in(np.zeros(0, np.int64), np.array([1])), [ABSENT])
+
+
+def test_channels_round_trip_and_live_append(tmp_path: Path) -> None:
+    ch = fit_channels(_X(4), np.arange(12) % 2, 2, ChannelConfig(neighbours=5))
+    ch.save(tmp_path / "c.npz")
+    from recsys.channels import Channels
+
+    back = Channels.load(tmp_path / "c.npz")
+    assert back.config == ch.config
+    np.testing.assert_array_equal(back.neighbours, ch.neighbours)
+    back.append_item()
+    assert back.neighbours.shape == (13, 5) and (back.neighbours[-1] == -1).all() and back.popularity[-1] == 0
+    assert item2item_scores(back, np.array([12]), 13).sum() == 0  # a new product has no neighbours yet
+    assert replace(ch.config, item2item=0).extra == ch.config.category_popular
