@@ -41,6 +41,7 @@ class ChannelConfig:
     ease_max_items: int = 5000  # EASE inverts an (n, n) matrix: O(n^3) time, 8 n^2 bytes
     ease_lambda: float = 250.0
     per_category: int = 200  # most popular items kept per category
+    recent_items: int = 5  # the item-to-item score from only the shopper's latest items is a feature too
 
     @property
     def extra(self) -> int:
@@ -192,6 +193,7 @@ class Candidates:
     i2i_rank: np.ndarray  # (C,)
     catpop_rank: np.ndarray  # (C,)
     i2i_score: np.ndarray  # (C,) item-to-item score (0 when the shopper has no neighbours of it)
+    i2i_recent_score: np.ndarray  # (C,) the same from the shopper's ``recent_items`` latest items only
 
 
 def rank_in(lst: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -203,16 +205,16 @@ def rank_in(lst: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return np.where(lst[sorter[j]] == rows, sorter[j], ABSENT).astype(np.float32)
 
 
-def union(ch: Channels | None, tower: np.ndarray, seen: np.ndarray, allowed: np.ndarray, category: np.ndarray,
-          size: int) -> Candidates:
+def union(ch: Channels | None, tower: np.ndarray, seen: np.ndarray, recent: np.ndarray, allowed: np.ndarray,
+          category: np.ndarray, size: int) -> Candidates:
     """At most ``size`` candidates: the extra channels' lists (over ``allowed`` rows), then the tower's
-    list (already filtered, in its order) fills the rest. Without channels: the tower's first ``size``."""
+    list (already filtered, in its order) fills the rest. Without channels: the tower's first ``size``.
+    ``seen``: every item of the shopper's; ``recent``: their latest, most recent first."""
     tower = np.asarray(tower, np.int64)
     if ch is None or not len(seen):
         rows = tower[:size]
-        absent = np.full(len(rows), ABSENT, np.float32)
-        return Candidates(rows, np.arange(len(rows), dtype=np.float32), absent, absent.copy(),
-                          np.zeros(len(rows), np.float32))
+        absent, zero = np.full(len(rows), ABSENT, np.float32), np.zeros(len(rows), np.float32)
+        return Candidates(rows, np.arange(len(rows), dtype=np.float32), absent, absent.copy(), zero, zero.copy())
     scores = item2item_scores(ch, seen, len(allowed))
     i2i = _top(scores, allowed, ch.config.item2item) if ch.config.item2item else np.zeros(0, np.int64)
     cat = category_popular(ch, category, seen, allowed, ch.config.category_popular)
@@ -221,7 +223,8 @@ def union(ch: Channels | None, tower: np.ndarray, seen: np.ndarray, allowed: np.
     chosen = np.concatenate([fill, picked])
     in_tower = np.isin(tower, chosen)
     rows = np.concatenate([tower[in_tower], picked[~np.isin(picked, tower)]])[:size]
-    return Candidates(rows, rank_in(tower, rows), rank_in(i2i, rows), rank_in(cat, rows), scores[rows])
+    latest = item2item_scores(ch, recent[: ch.config.recent_items], len(allowed))
+    return Candidates(rows, rank_in(tower, rows), rank_in(i2i, rows), rank_in(cat, rows), scores[rows], latest[rows])
 
 
 def unique_in_order(x: np.ndarray) -> np.ndarray:

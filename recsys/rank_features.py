@@ -21,8 +21,9 @@ from recsys.channels import ABSENT
 
 DENSE = ("tower_score", "tower_rank", "cat_share", "cat_seen", "rel_price", "popularity", "recent_popularity",
          "age", "image_sim_mean", "image_sim_max", "history_len", "same_cat_as_last",
-         "i2i_score", "i2i_rank", "catpop_rank")
-CHANNEL_FEATURES = ("tower_rank", "i2i_score", "i2i_rank", "catpop_rank")  # from recsys.channels.Candidates
+         "i2i_score", "i2i_rank", "catpop_rank", "i2i_recent_score")
+# the fields of recsys.channels.Candidates the features read
+CHANNEL_FEATURES = ("tower_rank", "i2i_score", "i2i_rank", "catpop_rank", "i2i_recent_score")
 RECENT_DAYS = 7
 USERS_PER_PASS = 256
 RANK_SCALE = 200  # tower_rank = log1p(rank) / log1p(RANK_SCALE): same meaning whatever the list length
@@ -116,6 +117,7 @@ def rank_features(stats: ItemStats, seen: list[np.ndarray], recent: list[np.ndar
         out[..., 12] = channels["i2i_score"]
         out[..., 13] = _rank(channels["i2i_rank"])
         out[..., 14] = _rank(channels["catpop_rank"])
+        out[..., 15] = channels["i2i_recent_score"]
     ccat = stats.category[cand]  # (U, C)
     rows = np.arange(U)[:, None]
 

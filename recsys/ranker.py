@@ -35,7 +35,7 @@ from recsys.evaluate import item_vectors, user_vectors
 from recsys.features import Vocab
 from recsys.metrics import ranking_metrics
 from recsys.model import TwoTower
-from recsys.rank_features import DENSE, ItemStats, rank_features
+from recsys.rank_features import CHANNEL_FEATURES, DENSE, ItemStats, rank_features
 
 log = logging.getLogger(__name__)
 
@@ -137,11 +137,12 @@ def channel_candidates(ch: Channels, data: RecData, eu: EvalUsers, tower: np.nda
     """(U, C) candidate rows and channel features per user: the union serving builds (recsys.channels.union),
     each user's seen items excluded from every channel."""
     cat = data.item_inputs["category"]
-    out: dict[str, list] = {"rows": [], "tower_rank": [], "i2i_rank": [], "catpop_rank": [], "i2i_score": []}
+    out: dict[str, list] = {"rows": [], **{k: [] for k in CHANNEL_FEATURES}}
+    recent = recent_rows(eu)
     for u in range(len(tower)):
         allowed = np.ones(data.n_items, bool)
         allowed[eu.exclude[u]] = False
-        c = union(ch, tower[u], eu.exclude[u], allowed, cat, size)
+        c = union(ch, tower[u], eu.exclude[u], recent[u], allowed, cat, size)
         for k in out:
             out[k].append(getattr(c, k))
     n = min(len(r) for r in out["rows"]) if out["rows"] else size

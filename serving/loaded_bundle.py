@@ -21,7 +21,7 @@ import pandas as pd
 from common.onnx_runtime import make_session, run
 from recsys.channels import Candidates, Channels
 from recsys.features import OOV, FeatureSpec, stored_profiles
-from recsys.rank_features import DENSE, ItemStats, rank_features
+from recsys.rank_features import CHANNEL_FEATURES, DENSE, ItemStats, rank_features
 from serving.bundle import BundleError, bundles_dir, current_version, verify_bundle
 from serving.errors import RequestError
 from serving.index import VectorIndex
@@ -196,8 +196,7 @@ class LoadedBundle:
         cand = np.stack([pad(c) for c in cands])  # (B, C)
         score = np.stack([pad(s) for s in scores])
         feats = None if channels is None else {
-            k: np.stack([pad(getattr(c, k)) for c in channels]) for k in ("tower_rank", "i2i_rank", "catpop_rank",
-                                                                           "i2i_score")}
+            k: np.stack([pad(getattr(c, k)) for c in channels]) for k in CHANNEL_FEATURES}
         dense = rank_features(self.stats, seen, recent, cand, score.astype(np.float32),
                               self.spec.category_vocab.size, feats)  # (B, C, F)
         flat = cand.ravel()  # (B*C,)

@@ -140,7 +140,7 @@ def _add_channels(b: LoadedBundle, c: _Ctx, u: np.ndarray, size: int) -> None:
     if len(c.purchased):
         allowed = allowed.copy()
         allowed[c.purchased] = False
-    c.channels = union(b.channels, c.cand, c.seen, allowed, b.stats.category, size)
+    c.channels = union(b.channels, c.cand, c.seen, c.history, allowed, b.stats.category, size)
     c.cand = c.channels.rows
     c.score = b.items_index.vectors[c.cand] @ u.astype(np.float32)  # (C,)
 

@@ -7,11 +7,20 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recsys.channels import (ABSENT, ChannelConfig, binary_matrix, category_popular, ease_weights, fit_channels,
-                             item2item_scores, rank_in, union)
+from recsys.channels import (
+    ABSENT,
+    ChannelConfig,
+    binary_matrix,
+    category_popular,
+    ease_weights,
+    fit_channels,
+    item2item_scores,
+    rank_in,
+    union,
+)
 
 
-def _X(seed: int = 0, users: int = 40, items: int = 12) -> sp.csr_matrix:
+def _matrix(seed: int = 0, users: int = 40, items: int = 12) -> sp.csr_matrix:
     rng = np.random.default_rng(seed)
     return sp.csr_matrix((rng.random((users, items)) < 0.3).astype(np.float32))
 
@@ -22,7 +31,7 @@ def test_binary_matrix_counts_repeats_once_and_drops_unknown_rows() -> None:
 
 
 def test_ease_weights_are_the_closed_form() -> None:
-    X = _X()
+    X = _matrix()
     lam = 5.0
     G = X.toarray().T @ X.toarray() + lam * np.eye(12)
     P = np.linalg.inv(G)
@@ -37,7 +46,7 @@ def test_ease_weights_are_the_closed_form() -> None:
 
 @pytest.mark.parametrize("method", ["ease", "itemknn"])
 def test_item2item_scores_equal_the_dense_product_when_every_neighbour_is_kept(method: str) -> None:
-    X = _X(1)
+    X = _matrix(1)
     ch = fit_channels(X, np.zeros(12, np.int64), 1, ChannelConfig(method=method, neighbours=12, ease_lambda=5.0))
     W = ease_weights(X, 5.0, 5000).toarray() if method == "ease" else None
     if W is None:
@@ -61,7 +70,7 @@ def test_truncation_keeps_the_largest_magnitudes_negative_ones_included() -> Non
 
 
 def test_auto_method_switches_to_itemknn_past_the_ease_limit() -> None:
-    X = _X(2)
+    X = _matrix(2)
     small = fit_channels(X, np.zeros(12, np.int64), 1, ChannelConfig(ease_max_items=12, ease_lambda=1.0))
     big = fit_channels(X, np.zeros(12, np.int64), 1, ChannelConfig(ease_max_items=11))
     knn = fit_channels(X, np.zeros(12, np.int64), 1, ChannelConfig(method="itemknn"))
@@ -87,14 +96,14 @@ def test_category_popular_orders_by_history_share_times_popularity() -> None:
 
 
 def test_union_has_a_fixed_size_the_tower_fills_and_ranks_are_positions() -> None:
-    X = _X(3, users=60, items=30)
+    X = _matrix(3, users=60, items=30)
     cat = np.arange(30) % 3
     ch = fit_channels(X, cat, 3, ChannelConfig(item2item=4, category_popular=3, neighbours=30, method="itemknn"))
     seen = np.array([0, 1, 2])
     allowed = np.ones(30, bool)
     allowed[seen] = False
     tower = np.array([r for r in np.random.default_rng(0).permutation(30) if r not in seen])[:20]
-    c = union(ch, tower, seen, allowed, cat, 12)
+    c = union(ch, tower, seen, seen[::-1], allowed, cat, 12)
     assert len(c.rows) == 12 and len(np.unique(c.rows)) == 12 and not np.isin(c.rows, seen).any()
     scores = item2item_scores(ch, seen, 30)
     i2i = np.flatnonzero(allowed & (scores > 0))
@@ -104,9 +113,10 @@ def test_union_has_a_fixed_size_the_tower_fills_and_ranks_are_positions() -> Non
         assert tr == (np.flatnonzero(tower == r)[0] if r in tower else ABSENT)
         assert ir == (np.flatnonzero(i2i == r)[0] if r in i2i else ABSENT)
     np.testing.assert_allclose(c.i2i_score, scores[c.rows])
+    np.testing.assert_allclose(c.i2i_recent_score, item2item_scores(ch, seen[::-1][:5], 30)[c.rows])
     in_tower = c.rows[c.tower_rank < ABSENT]
     np.testing.assert_array_equal(in_tower, tower[np.isin(tower, c.rows)])  # the tower's part in its order
-    alone = union(None, tower, seen, allowed, cat, 12)  # no channels: the tower's first 12
+    alone = union(None, tower, seen, seen, allowed, cat, 12)  # no channels: the tower's first 12
     np.testing.assert_array_equal(alone.rows, tower[:12])
     np.testing.assert_array_equal(alone.tower_rank, np.arange(12))
 
@@ -117,7 +127,7 @@ def test_rank_in() -> None:
 
 
 def test_channels_round_trip_and_live_append(tmp_path: Path) -> None:
-    ch = fit_channels(_X(4), np.arange(12) % 2, 2, ChannelConfig(neighbours=5))
+    ch = fit_channels(_matrix(4), np.arange(12) % 2, 2, ChannelConfig(neighbours=5))
     ch.save(tmp_path / "c.npz")
     from recsys.channels import Channels
 

@@ -44,11 +44,13 @@ def _features_one_user_at_a_time(stats: ItemStats, seen: list, recent: list, can
     out[..., 0] = score
     if channels is None:  # the tower's list in its order, no other channel
         channels = {"tower_rank": np.tile(np.arange(C, dtype=np.float32), (U, 1)), "i2i_score": np.zeros((U, C)),
-                    "i2i_rank": np.full((U, C), 2000.0), "catpop_rank": np.full((U, C), 2000.0)}
+                    "i2i_rank": np.full((U, C), 2000.0), "catpop_rank": np.full((U, C), 2000.0),
+                    "i2i_recent_score": np.zeros((U, C))}
     col = {n: i for i, n in enumerate(DENSE)}
     for name in ("tower_rank", "i2i_rank", "catpop_rank"):
         out[..., col[name]] = np.log1p(channels[name]) / np.log1p(200)
     out[..., col["i2i_score"]] = channels["i2i_score"]
+    out[..., col["i2i_recent_score"]] = channels["i2i_recent_score"]
     ccat = stats.category[cand]
     for u in range(U):
         s, r = seen[u], recent[u]
@@ -83,7 +85,7 @@ def test_batched_features_equal_the_per_user_loop(monkeypatch) -> None:
                                _features_one_user_at_a_time(st, seen, recent, cand, score, ncat), rtol=1e-5, atol=1e-6)
     ch = {"tower_rank": rng.integers(0, 300, (5, 9)).astype(np.float32), "i2i_score": rng.random((5, 9)),
           "i2i_rank": rng.integers(0, 2001, (5, 9)).astype(np.float32),
-          "catpop_rank": rng.integers(0, 2001, (5, 9)).astype(np.float32)}
+          "catpop_rank": rng.integers(0, 2001, (5, 9)).astype(np.float32), "i2i_recent_score": rng.random((5, 9))}
     np.testing.assert_allclose(rank_features(st, seen, recent, cand, score, ncat, ch),
                                _features_one_user_at_a_time(st, seen, recent, cand, score, ncat, ch),
                                rtol=1e-5, atol=1e-6)
