@@ -88,7 +88,8 @@ def run_recbole(models: list[str], data_path: Path, name: str, seeds: list[int])
     return out
 
 
-def run_vitrine(data: Path, split: str, run: Path, seeds: list[int]) -> tuple[dict[str, list[dict]], list]:
+def run_vitrine(data: Path, split: str, run: Path, seeds: list[int], two_tower: bool = True
+                ) -> tuple[dict[str, list[dict]], list]:
     import torch
 
     from recsys.baselines import BASELINES
@@ -105,7 +106,7 @@ def run_vitrine(data: Path, split: str, run: Path, seeds: list[int]) -> tuple[di
         t0 = time.perf_counter()
         rows[f"Vitrine {name}"] = [evaluate_ranking(fit(d, d.test), d.test, d) | {"wall_s": time.perf_counter() - t0}]
     curves = []
-    for seed in seeds:
+    for seed in seeds if two_tower else []:
         shutil.rmtree(run, ignore_errors=True)
         cfg = RecTrainConfig(data_dir=str(data), run_dir=str(run), split=split, eval_users=None, seed=seed,
                              **TWO_TOWER[split])
@@ -145,6 +146,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--models", default="BPR,LightGCN,ItemKNN,EASE,MultiVAE")
     ap.add_argument("--skip-recbole", action="store_true")
+    ap.add_argument("--skip-two-tower", action="store_true", help="Peers and baselines only (e.g. a slow peer).")
     ap.add_argument("--sequence-encoder", choices=["none", "mean", "gru", "attention"],
                     help="Override the protocol's recipe (an ablation).")
     ap.add_argument("--profile-len", type=int, help="Override the long-term profile length (0: none, an ablation).")
@@ -164,7 +166,7 @@ def main() -> None:
         TWO_TOWER[a.split] = TWO_TOWER[a.split] | {"profile_len": a.profile_len}
     ensure_movielens(a.data, a.work / "wheels", a.split)
     seeds = list(range(a.seeds))
-    rows, curves = run_vitrine(a.data, a.split, a.work / f"two-tower-ml100k-{a.split}", seeds)
+    rows, curves = run_vitrine(a.data, a.split, a.work / f"two-tower-ml100k-{a.split}", seeds, not a.skip_two_tower)
     peers = {}
     if not a.skip_recbole:
         name = f"ml-100k-vitrine-{a.split}"
@@ -186,19 +188,20 @@ def main() -> None:
         cells = " | ".join(f"{s[k][0]:.4f} ± {s[k][1]:.4f}" if len(table[name]) > 1 else f"{s[k][0]:.4f}"
                            for k in METRICS)
         print(f"| {name} | {len(table[name])} | {cells} | {s['wall_s'][0]:.1f} |")
-    tt = stats["Vitrine two-tower"]
+    tt = stats.get("Vitrine two-tower")
     for peer in ("BPR", "LightGCN", "EASE", "MultiVAE"):
-        if peer in peers:
+        if peer in peers and tt is not None:
             p = stats[f"RecBole {peer}"]
             print(f"two-tower / RecBole {peer}: NDCG@10 x{tt['ndcg@10'][0] / p['ndcg@10'][0]:.2f}, "
                   f"Recall@20 x{tt['recall@20'][0] / p['recall@20'][0]:.2f}")
-    if "BPR" in peers:
+    if "BPR" in peers and curves:
         bar = stats["RecBole BPR"]["ndcg@10"][0]
         reached = [next((t for t, v in c if v >= bar), None) for c in curves]
         msg = ", ".join(f"{t:.1f} s" if t is not None else "not reached" for t in reached)
         print(f"time to BPR's mean test NDCG@10 ({bar:.4f}): two-tower {msg} vs RecBole BPR training "
               f"{stats['RecBole BPR']['wall_s'][0]:.1f} s")
-    print("two-tower test NDCG@10 by epoch (seed 0): " + ", ".join(f"{t:.0f}s:{v:.4f}" for t, v in curves[0]))
+    if curves:
+        print("two-tower test NDCG@10 by epoch (seed 0): " + ", ".join(f"{t:.0f}s:{v:.4f}" for t, v in curves[0]))
     print(f"two-tower config: {json.dumps(TWO_TOWER[a.split])}")
 
 

@@ -136,9 +136,12 @@ def ranker(
     out: Annotated[Path | None, typer.Option(help="Default: CHECKPOINT_DIR/ranker.")] = None,
     candidates: int = 200,
     valid_users: Annotated[int, typer.Option(help="Validation-period users to learn from.")] = 20_000,
+    channels: Annotated[bool, typer.Option(help="Add the item-to-item and popular-in-category channels' "
+                                                "candidates (recsys/channels.py) to the tower's.")] = True,
 ) -> None:
-    """Train the DCN-v2 ranker on validation-period lists, report its NDCG@10 lift over the tower's order
-    on the test period (same candidates), export ranker.onnx with a parity check."""
+    """Train the DCN-v2 ranker on validation-period lists (the tower's candidates and the recall channels'),
+    report test NDCG@10 of each channel's own list and of the ranker's order, export ranker.onnx with a
+    parity check."""
     from common.torch_runtime import ParityError
     from recsys.ranker import RankerTrainConfig, train_evaluate_export
     from recsys.train import load_with_data
@@ -146,9 +149,12 @@ def ranker(
     out = out or checkpoint.parent / "ranker"
     tt, d = load_with_data(checkpoint, data, split=split, image_vectors=image_vectors, max_eval_users=valid_users)
     try:
-        lift = train_evaluate_export(tt, d, RankerTrainConfig(candidates=candidates), out)
+        lift = train_evaluate_export(tt, d, RankerTrainConfig(candidates=candidates,
+                                                              channels={} if channels else None), out)
     except (ValueError, ParityError) as e:
         raise fail(str(e)) from e
-    console.print(f"test NDCG@10 on the same {candidates} candidates: tower {lift['tower']['ndcg@10']:.4f} -> "
-                  f"ranker {lift['ranker']['ndcg@10']:.4f} (x{lift['ndcg@10_lift']:.3f}); {out / 'ranker.onnx'} "
+    alone = ", ".join(f"{k} {v['ndcg@10']:.4f}" for k, v in lift["channels"].items() if k != "tower")
+    console.print(f"test NDCG@10: tower's top {candidates} {lift['tower']['ndcg@10']:.4f}"
+                  f"{'; ' + alone if alone else ''} -> ranker over {lift['union_size']} candidates "
+                  f"{lift['ranker']['ndcg@10']:.4f} (x{lift['ndcg@10_lift']:.3f} the tower); {out / 'ranker.onnx'} "
                   f"parity {lift['onnx_parity']:.1e}")
