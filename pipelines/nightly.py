@@ -6,7 +6,7 @@ Unattended operation:
   ``ARTIFACTS/work/<step>-<fingerprint>/`` where the fingerprint hashes the inputs' fingerprints
   and the step's config, and ``done.json`` marks it complete. A re-run skips completed steps and
   re-enters an incomplete one in the same directory, where training resumes from ``last.pt``;
-- a lock file stops two runs at once (a lock left by a dead process is taken over);
+- an OS file lock stops two runs at once (released by the kernel when a run dies);
 - exit codes a scheduler can act on (EXIT_*); one JSON summary per run in ``ARTIFACTS/runs/``;
 - nothing reaches ``bundles/`` half-written (serving.bundle) and ``CURRENT`` only moves after the
   gate.
@@ -14,11 +14,14 @@ Unattended operation:
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
+import math
 import os
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -29,7 +32,7 @@ import yaml
 
 from pipelines import train_steps as ts
 from pipelines.assemble import TrainedModels, bundle_metrics
-from pipelines.errors import EXIT_DATA, EXIT_GATE, EXIT_LOCKED, NightlyError
+from pipelines.errors import EXIT_DATA, EXIT_ERROR, EXIT_GATE, EXIT_LOCKED, NightlyError
 from pipelines.report import write_report
 from pipelines.tables import fingerprint as dataset_fingerprint
 from pipelines.tables import images_fingerprint
@@ -66,34 +69,42 @@ def fp(*parts) -> str:
 
 
 class Lock:
-    """``ARTIFACTS/nightly.lock`` holding the owner's pid; a lock whose process is gone is stale."""
+    """``ARTIFACTS/nightly.lock``, held with an OS file lock (``flock``) for the whole run: the kernel
+    releases it when the process dies, however it dies, so a crashed run never blocks the next one
+    and a recycled pid (PID 1 in every container) never looks like a live holder. The file records
+    the holder's pid for the message a second run prints; a clean exit empties it, so a non-empty
+    file at start means the previous run did not finish."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._f = None
 
     def __enter__(self) -> Lock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-                os.write(fd, str(os.getpid()).encode())
-                os.close(fd)
-                return self
-            except FileExistsError:
-                try:
-                    pid = int(self.path.read_text().strip() or 0)
-                    os.kill(pid, 0)
-                except (ValueError, ProcessLookupError):
-                    log.warning("removing stale lock %s (process gone)", self.path)
-                    self.path.unlink(missing_ok=True)
-                    continue
-                except PermissionError:
-                    pass  # alive, another user's
-                raise NightlyError(f"another nightly run holds {self.path} (pid {pid})", EXIT_LOCKED) from None
-        raise NightlyError(f"could not take {self.path}", EXIT_LOCKED)
+        f = self.path.open("a+")
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "?"
+            f.close()
+            raise NightlyError(f"another nightly run holds {self.path} (pid {holder})", EXIT_LOCKED) from None
+        f.seek(0)
+        if previous := f.read().strip():
+            log.warning("taking over stale lock %s (pid %s did not finish)", self.path, previous)
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        self._f = f
+        return self
 
     def __exit__(self, *exc) -> None:
-        self.path.unlink(missing_ok=True)
+        self._f.seek(0)
+        self._f.truncate()
+        self._f.flush()
+        fcntl.flock(self._f.fileno(), fcntl.LOCK_UN)
+        self._f.close()
 
 
 class Steps:
@@ -194,9 +205,15 @@ def _night(data: Path, artifacts: Path, cfg: NightlyConfig, steps: Steps, force:
             raise NightlyError(f"quality gate refused {version}: {gate['reason']}", EXIT_GATE)
         log.warning("quality gate failed (%s) but --force: publishing %s anyway", gate["reason"], version)
         out["forced"] = True
+    previous = current_version(artifacts)
     promote(artifacts, version)
-    out["deleted_versions"] = retain(artifacts, cfg.keep_bundles)
     out["reload"] = notify_reload(cfg.reload_url)
+    if out["reload"].startswith("refused"):  # the running service would not load it: put CURRENT back
+        if previous is not None:
+            promote(artifacts, previous)
+        raise NightlyError(f"the service refused {version} ({out['reload']}); CURRENT back to {previous}",
+                           EXIT_ERROR)
+    out["deleted_versions"] = retain(artifacts, cfg.keep_bundles)
     out["report"] = str(write_report(artifacts, version, metrics, vision_dir))
     return out
 
@@ -204,8 +221,11 @@ def _night(data: Path, artifacts: Path, cfg: NightlyConfig, steps: Steps, force:
 def quality_gate(artifacts: Path, headline: dict, cfg: NightlyConfig, bundle: dict) -> dict:
     """Refuse a bundle whose headline metric fell more than ``gate_margin`` below CURRENT's, or
     whose indexes missed the recall target (parity failures already stopped the run)."""
+    new = headline[cfg.gate_metric]
+    if not math.isfinite(new):  # NaN compares False with everything: it would pass any floor
+        return {"passed": False, "reason": f"{cfg.gate_metric} is {new}: not a number to publish on", "baseline": None}
     for name, rec in bundle["index_recall"].items():
-        if rec < cfg.target_recall - 0.02:
+        if not rec >= cfg.target_recall - 0.02:
             return {"passed": False, "reason": f"{name} index recall@100 {rec:.3f} < target {cfg.target_recall}"}
     cur = current_version(artifacts)
     if cur is None:
@@ -214,7 +234,8 @@ def quality_gate(artifacts: Path, headline: dict, cfg: NightlyConfig, bundle: di
         base = verify_bundle(bundles_dir(artifacts) / cur)["metrics"]["headline"][cfg.gate_metric]
     except (BundleError, KeyError) as e:
         return {"passed": True, "reason": f"CURRENT {cur} has no comparable metric ({e})", "baseline": None}
-    new = headline[cfg.gate_metric]
+    if not math.isfinite(base):
+        return {"passed": True, "reason": f"CURRENT {cur}'s {cfg.gate_metric} is {base}", "baseline": None}
     floor = base * (1 - cfg.gate_margin)
     verdict = {"metric": cfg.gate_metric, "current": base, "new": new, "floor": floor, "baseline": cur}
     if new < floor:
@@ -224,7 +245,8 @@ def quality_gate(artifacts: Path, headline: dict, cfg: NightlyConfig, bundle: di
 
 
 def notify_reload(url: str | None) -> str:
-    """Ask the running service to load the new CURRENT; a failure is logged, never fatal."""
+    """Ask the running service to load the new CURRENT. Unreachable: logged, not fatal (it can poll
+    CURRENT); ``refused: ...`` when it answered 409 (it could not load the bundle)."""
     if not url:
         return "not configured"
     token = os.environ.get("VITRINE_ADMIN_TOKEN", "")
@@ -233,6 +255,11 @@ def notify_reload(url: str | None) -> str:
     try:
         with urllib.request.urlopen(req, timeout=120) as r:
             return f"{r.status} {r.read().decode()[:200]}"
+    except urllib.error.HTTPError as e:
+        if e.code == 409:  # the service loaded and refused it (serving/routers/admin.py)
+            return f"refused: {e.read().decode()[:300]}"
+        log.warning("could not notify %s: %s", url, e)
+        return f"failed: {e}"
     except OSError as e:
         log.warning("could not notify %s: %s (the service can also poll CURRENT with --watch)", url, e)
         return f"failed: {e}"

@@ -134,6 +134,9 @@ def ranker_step(rec: RecDataCache, tt_dir: Path, out: Path, overrides: dict) -> 
 
 def bundle_step(artifacts: Path, data: Path, models: TrainedModels, target_recall: float) -> dict:
     """Assemble (not promote) the bundle; the version is remembered so a re-run does not rebuild it."""
-    path = assemble_bundle(artifacts, data, models, target_recall=target_recall)
+    from serving.reload import check_servable
+
+    # the service's own load + smoke check before the rename: a bundle it would refuse is never published
+    path = assemble_bundle(artifacts, data, models, target_recall=target_recall, smoke=check_servable)
     m = json.loads((path / "manifest.json").read_text())
     return {"version": path.name, "index_recall": {k: v["recall_at_k"] for k, v in m["indexes"].items()}}

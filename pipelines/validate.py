@@ -258,6 +258,10 @@ def validate(
 
     ``users`` may be ``None``: the users table is then derived from the events' user ids.
     """
+    _require(items, "items", ["item_id", "category", "price"])  # before anything reads them
+    _require(events, "events", ["user_id", "item_id", "event", "ts"])
+    if users is not None:
+        _require(users, "users", ["user_id"])
     if "created_at" not in items:
         items = _with_first_seen(items, events)
     it_df, it_R = clean_items(items, image_root)

@@ -15,8 +15,9 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from serving.errors import install_error_handlers
+from serving.limits import BodyLimit
 from serving.metrics import MetricsMiddleware
-from serving.reload import reload_current, watch_current
+from serving.reload import fall_back, follow_changes, reload_current, watch_current
 from serving.routers import admin, health, images, items, recommendations
 from serving.settings import ServingSettings, get_settings
 from serving.state import ServiceState
@@ -38,6 +39,8 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         # the recommendation batches (the bundle itself loads on a worker thread).
         faiss.omp_set_num_threads(settings.faiss_threads)
         ok, detail = await run_in_threadpool(reload_current, state)
+        if not ok:  # CURRENT refused: the newest older bundle that loads, labelled degraded in /readyz
+            ok, detail = await run_in_threadpool(fall_back, state)
         if not ok:  # keep running: /readyz says why, /admin/reload or a new CURRENT can fix it
             log.error("started without a bundle: %s", detail)
         stop = threading.Event()
@@ -45,6 +48,8 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         if settings.watch_interval_s > 0:
             watcher = threading.Thread(target=watch_current, args=(state, stop), daemon=True, name="watch-current")
             watcher.start()
+        if settings.changes_poll_s > 0:
+            threading.Thread(target=follow_changes, args=(state, stop), daemon=True, name="follow-changes").start()
         yield
         stop.set()
 
@@ -52,6 +57,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
                   description="Recommendations, similar items and search by photo over a versioned model bundle.")
     app.state.service = state
     app.add_middleware(MetricsMiddleware)
+    app.add_middleware(BodyLimit, settings=settings)  # outermost of ours: nothing reads a body past its limit
     for r in (recommendations.router, items.router, images.router, admin.router, health.router):
         app.include_router(r)
     install_error_handlers(app)

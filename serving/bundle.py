@@ -148,10 +148,14 @@ def rollback(artifacts: Path) -> str:
 
 
 def retain(artifacts: Path, keep: int = 5) -> list[str]:
-    """Delete all but the newest ``keep`` versions, never the one ``CURRENT`` names. Returns deleted."""
+    """Delete all but the newest ``keep`` versions, never the one ``CURRENT`` names nor the newest one
+    before it (the rollback target and the service's fallback: nights of refused bundles must not
+    delete the last one that served). Returns deleted."""
     cur = current_version(artifacts)
     versions = list_bundles(artifacts)
-    doomed = [v for v in versions[: max(0, len(versions) - keep)] if v != cur]
+    older = [v for v in versions if cur is not None and v < cur]
+    protect = {cur, older[-1] if older else None}
+    doomed = [v for v in versions[: max(0, len(versions) - keep)] if v not in protect]
     for v in doomed:
         shutil.rmtree(bundles_dir(artifacts) / v)
     return doomed

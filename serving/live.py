@@ -8,6 +8,7 @@ bundle supersedes them (a new version starts with an empty log).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -21,6 +22,16 @@ from vision.preprocess import preprocess
 
 log = logging.getLogger(__name__)
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
 
 class ChangeLog:
     def __init__(self, artifacts: Path, version: str) -> None:
@@ -29,28 +40,58 @@ class ChangeLog:
         self.images = self.root / "images"
 
     def append(self, change: dict) -> None:
+        """Write one change durably *before* it is applied (a failed write — disk full — is the
+        request's 500, with nothing changed). A torn last line from a crash is closed first, so it
+        never swallows this change."""
         self.root.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a") as f:
-            f.write(json.dumps(change, sort_keys=True) + "\n")
+        new = not self.path.exists()
+        with self.path.open("a+b") as f:
+            f.seek(0, os.SEEK_END)
+            torn = False
+            if f.tell():
+                f.seek(-1, os.SEEK_END)
+                torn = f.read(1) != b"\n"
+            f.write((b"\n" if torn else b"") + json.dumps(change, sort_keys=True).encode() + b"\n")
             f.flush()
             os.fsync(f.fileno())
+        if new:
+            _fsync_dir(self.root)
 
     def save_image(self, item_id: str, data: bytes, suffix: str) -> Path:
+        """Store an uploaded photo under a name derived from the item id's hash (an id is free text:
+        ``../x`` must not leave the folder) with an image suffix only (``.html`` must not be served as
+        a page); fsync'ed with its folder, since the change log will point at it."""
         self.images.mkdir(parents=True, exist_ok=True)
-        p = self.images / f"{item_id}{suffix}"
-        p.write_bytes(data)
+        suffix = suffix.lower() if suffix.lower() in IMAGE_SUFFIXES else ".img"
+        p = self.images / f"{hashlib.sha256(item_id.encode()).hexdigest()[:32]}{suffix}"
+        with p.open("wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        _fsync_dir(self.images)
         return p
 
     def entries(self) -> list[dict]:
+        return self.read_from(0)[0]
+
+    def read_from(self, offset: int) -> tuple[list[dict], int]:
+        """Complete changes from byte ``offset`` on, and the offset after the last complete line (a
+        line still being written is left for the next read; an unreadable one is skipped)."""
         if not self.path.is_file():
-            return []
+            return [], 0
+        with self.path.open("rb") as f:
+            f.seek(offset)
+            data = f.read()
+        end = data.rfind(b"\n") + 1
         out = []
-        for n, line in enumerate(self.path.read_text().splitlines(), 1):
+        for n, line in enumerate(data[:end].splitlines(), 1):
+            if not line.strip():
+                continue
             try:
                 out.append(json.loads(line))
-            except json.JSONDecodeError:  # a torn last line from a crash: everything before it stands
-                log.warning("%s line %d: unreadable change, skipped", self.path, n)
-        return out
+            except json.JSONDecodeError:  # a torn line from a crash: everything around it stands
+                log.warning("%s: unreadable change %d after byte %d, skipped", self.path, n, offset)
+        return out, offset + end
 
 
 def add_item(b: LoadedBundle, item_id: str, title: str, category: str | None, price: float, in_stock: bool,
@@ -69,6 +110,8 @@ def add_item(b: LoadedBundle, item_id: str, title: str, category: str | None, pr
 def apply(b: LoadedBundle, change: dict) -> None:
     op = change["op"]
     if op == "add":
+        if change["item_id"] in b.row_of:  # already here (this process added it, or a replay)
+            return
         add_item(b, change["item_id"], change["title"], change.get("category"), change["price"],
                  change["in_stock"], Path(change["image_path"]))
     elif op in ("patch", "hide"):
@@ -84,14 +127,30 @@ def apply(b: LoadedBundle, change: dict) -> None:
 
 
 def replay(b: LoadedBundle, changes: ChangeLog) -> int:
-    """Apply the version's logged changes in order; a change that no longer applies is logged and skipped."""
+    """Apply the version's logged changes in order; a change that no longer applies is logged and
+    skipped. Remembers how far the log was read (``b.changes_offset``) for :func:`catch_up`."""
+    entries, b.changes_offset = changes.read_from(0)
+    n = _apply_all(b, entries)
+    if n:
+        log.info("replayed %d live changes onto bundle %s", n, b.version)
+    return n
+
+
+def catch_up(b: LoadedBundle, changes: ChangeLog) -> int:
+    """Apply the changes other processes logged since the last read: every worker and replica on one
+    artifacts directory converges on the same catalog within one poll (``changes_poll_s``). A change
+    this process made itself comes back too; re-applying it is a no-op (a duplicate add is skipped)."""
+    entries, offset = changes.read_from(b.changes_offset)
+    b.changes_offset = offset
+    return _apply_all(b, entries)
+
+
+def _apply_all(b: LoadedBundle, entries: list[dict]) -> int:
     n = 0
-    for c in changes.entries():
+    for c in entries:
         try:
             apply(b, c)
             n += 1
         except (KeyError, ValueError, OSError, RequestError) as e:
-            log.warning("live change %s skipped: %s", c, e)
-    if n:
-        log.info("replayed %d live changes onto bundle %s", n, b.version)
+            log.debug("live change %s not applied: %s", c.get("op"), e)
     return n

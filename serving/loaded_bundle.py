@@ -76,6 +76,7 @@ class LoadedBundle:
         self.image_rel = items["image"].fillna("").astype(str).to_list() if "image" in items else [""] * len(items)
         self.row_of = {iid: r for r, iid in enumerate(self.item_ids)}
         self.live_rows: set[int] = set()  # rows added or changed through the admin API
+        self.changes_offset = 0  # bytes of this version's change log applied (serving/live.py)
         self.predicted: dict[int, str] = {}
         self.stats = ItemStats.load(path / "item_stats.npz")
         self.category_names = list(self.spec.category_vocab.values)

@@ -5,15 +5,17 @@ from __future__ import annotations
 import gc
 import logging
 import threading
+from pathlib import Path
 
 import numpy as np
 
-from serving.bundle import BundleError, current_version
-from serving.live import ChangeLog, replay
+from serving.bundle import BundleError, bundles_dir, current_version, list_bundles
+from serving.live import ChangeLog, catch_up, replay
 from serving.loaded_bundle import LoadedBundle, load_current
 from serving.metrics import BUNDLE, INDEX_SIZE, RELOADS
 from serving.recommend import recommend
 from serving.schemas import RecommendationRequest
+from serving.settings import ServingSettings
 from serving.state import ServiceState
 
 log = logging.getLogger(__name__)
@@ -25,22 +27,47 @@ def smoke(b: LoadedBundle) -> None:
     if user is not None:
         r = recommend(b, RecommendationRequest(user_id=user, k=5, in_stock_only=False), b.settings.candidates)
         if r.fallback is not None or not r.items:
-            raise BundleError(f"smoke query for user {user} returned no model answer")
+            raise BundleError("smoke query for a known shopper returned no model answer")  # no id: /readyz is public
         if not all(np.isfinite(i.score) for i in r.items):
             raise BundleError("smoke query produced non-finite scores")
     if not recommend(b, RecommendationRequest(k=5, in_stock_only=False), b.settings.candidates).items:
         raise BundleError("smoke query for popular items returned nothing")
 
 
-def load_for_service(state: ServiceState) -> LoadedBundle:
-    b = load_current(state.settings)
-    replay(b, ChangeLog(state.settings.artifacts_dir, b.version))
+def load_for_service(state: ServiceState, version: str | None = None) -> LoadedBundle:
+    """CURRENT's bundle (or ``version``), its live changes replayed, smoke-tested."""
+    s = state.settings
+    b = load_current(s) if version is None else LoadedBundle(bundles_dir(s.artifacts_dir) / version, s)
+    replay(b, ChangeLog(s.artifacts_dir, b.version))
     smoke(b)
     return b
 
 
+def check_servable(path: Path, settings: ServingSettings | None = None) -> None:
+    """What the service does with a bundle before serving it — load every file, smoke queries — run by
+    the publisher (``write_bundle(smoke=...)``), so nothing the service would refuse is published."""
+    smoke(LoadedBundle(path, settings or ServingSettings(artifacts_dir=path.parent.parent)))
+
+
+def fall_back(state: ServiceState) -> tuple[bool, str]:
+    """CURRENT was refused: serve the newest older bundle that loads, and say so (``/readyz``)."""
+    want = current_version(state.settings.artifacts_dir)
+    refused = state.last_error
+    for v in reversed([v for v in list_bundles(state.settings.artifacts_dir) if want is None or v < want]):
+        try:
+            b = load_for_service(state, v)
+        except Exception as e:  # any load failure means: try the next older one
+            log.warning("fallback candidate %s refused: %s", v, e)
+            continue
+        install(state, b)
+        state.degraded = f"serving {v} because {refused}"
+        log.error("degraded: %s", state.degraded)
+        return True, state.degraded
+    return False, refused or "no bundle to serve"
+
+
 def install(state: ServiceState, b: LoadedBundle) -> None:
-    state.bundle, state.last_error = b, None  # one reference assignment: requests see old or new, never half
+    state.bundle, state.last_error, state.degraded = b, None, None  # requests see old or new, never half
     # A bundle is many long-lived Python objects (id maps, per-user arrays): move them out of the
     # cyclic GC's reach, or every full collection walks them all and stalls requests for tens of ms.
     gc.collect()
@@ -58,9 +85,9 @@ def reload_current(state: ServiceState) -> tuple[bool, str]:
             return True, f"already serving {want}"
         try:
             b = load_for_service(state)
-        except (BundleError, OSError, ValueError, KeyError, RuntimeError) as e:
+        except Exception as e:  # ONNX Runtime's load errors (InvalidProtobuf, Fail) are types of their own
             RELOADS.labels("refused").inc()
-            state.last_error = f"bundle {want} refused: {e}"
+            state.last_error = f"bundle {want} refused: {type(e).__name__}: {e}"
             log.error("%s; still serving %s", state.last_error, state.bundle.version if state.bundle else None)
             return False, state.last_error
         old = state.bundle.version if state.bundle else None
@@ -68,6 +95,21 @@ def reload_current(state: ServiceState) -> tuple[bool, str]:
         RELOADS.labels("ok").inc()
         log.info("now serving %s (was %s)", b.version, old)
         return True, f"swapped {old} -> {b.version}"
+
+
+def follow_changes(state: ServiceState, stop: threading.Event) -> None:
+    """Background loop: apply the admin changes other processes logged for the served version."""
+    while not stop.wait(state.settings.changes_poll_s):
+        b = state.bundle
+        if b is None:
+            continue
+        try:
+            n = catch_up(b, ChangeLog(state.settings.artifacts_dir, b.version))
+        except Exception:  # the loop must outlive any one bad read
+            log.exception("following the change log of %s failed", b.version)
+            continue
+        if n:
+            INDEX_SIZE.labels("items").set(b.items_index.n_live)
 
 
 def watch_current(state: ServiceState, stop: threading.Event) -> None:

@@ -17,8 +17,8 @@ class Filters(BaseModel):
 
     categories: list[str] | None = Field(None, description="Only these categories (names as in the catalog).",
                                          max_length=100)
-    price_min: float | None = Field(None, ge=0)
-    price_max: float | None = Field(None, ge=0)
+    price_min: float | None = Field(None, ge=0, allow_inf_nan=False)
+    price_max: float | None = Field(None, ge=0, allow_inf_nan=False)
     in_stock_only: bool = True
     exclude_item_ids: list[ItemId] = Field(default_factory=list, max_length=1000)
 
@@ -100,7 +100,7 @@ class ItemPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     in_stock: bool | None = None
-    price: float | None = Field(None, ge=0)
+    price: float | None = Field(None, ge=0, allow_inf_nan=False)
 
 
 class ItemDetail(Item):

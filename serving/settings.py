@@ -13,12 +13,16 @@ class ServingSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VITRINE_", env_file=".env", extra="ignore")
 
     artifacts_dir: Path = Path("artifacts")
-    admin_token: str | None = Field(None, description="Bearer token for admin endpoints; unset = admin disabled.")
+    admin_token: str | None = Field(None, min_length=16, description="Bearer token for admin endpoints (at least "
+                                    "16 characters); unset = admin disabled.")
     candidates: int = Field(100, ge=10, le=2000, description="Retrieved per request before the ranker.")
     max_k: int = Field(100, ge=1, le=1000)
     max_offset: int = Field(500, ge=0)
     max_history: int = Field(50, ge=1, description="Most recent_item_ids / exclude ids accepted per request.")
     max_upload_bytes: int = Field(5 << 20, ge=1024)
+    max_body_bytes: int = Field(1 << 20, ge=1024, description="Largest non-upload request body (413 past it).")
+    max_concurrent_decodes: int = Field(4, ge=1, description="Photos decoded at once per process.")
+    decode_wait_s: float = Field(2.0, gt=0, description="Longest wait for a decode slot before a 503.")
     max_image_pixels: int = Field(25_000_000, ge=1024, description="Decompression-bomb guard for uploads.")
     ort_threads: int = Field(1, ge=0, description="intra-op threads per ONNX Runtime session (0 = ORT default).")
     faiss_threads: int = Field(1, ge=1, description="OpenMP threads per FAISS search (requests run in parallel).")
@@ -27,6 +31,8 @@ class ServingSettings(BaseSettings):
                                  "still reading their bodies to join its batch (serving/batcher.py).")
     gil_switch_interval_s: float = Field(0.0002, gt=0, description="sys.setswitchinterval for the server process.")
     watch_interval_s: float = Field(0.0, ge=0, description="Poll CURRENT and reload on change; 0 = off.")
+    changes_poll_s: float = Field(1.0, ge=0, description="Apply admin changes other workers logged, this "
+                                  "often; 0 = off (one worker).")
     device: str = Field("auto", description="auto | cpu | cuda (ONNX Runtime provider choice).")
 
 

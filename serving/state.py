@@ -21,6 +21,7 @@ class ServiceState:
         self.bundle: LoadedBundle | None = None
         self.reload_lock = threading.Lock()
         self.last_error: str | None = None
+        self.degraded: str | None = None  # serving an older bundle than CURRENT names, and why
         self.batcher = Batcher(self._recommend_batch, max_batch=settings.max_batch,
                                max_wait_s=settings.batch_wait_ms / 1e3)
 

@@ -19,6 +19,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 # Decompression-bomb guard: Pillow raises past 2x this; we refuse anything above it before decoding.
 MAX_PIXELS = 40_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+MAX_SIDE = 12_000  # a photo wider or taller than this is refused before decoding
+MAX_ASPECT = 20.0  # and one whose sides differ more than this (a 30,000 x 1 PNG is 110 bytes)
+SHRINK_ABOVE = 1024  # larger photos are shrunk (aspect kept) before padding to a square
 
 
 class ImageError(ValueError):
@@ -50,6 +53,10 @@ def decode(data: bytes | Path | str, spec: PreprocessSpec = PreprocessSpec()) ->
             raise ImageError(f"image is {w}x{h} = {w * h:,} pixels; the limit is {spec.max_pixels:,}")
         if w == 0 or h == 0:
             raise ImageError("image has no pixels")
+        if max(w, h) > MAX_SIDE:
+            raise ImageError(f"image is {w}x{h}; the longest side may be {MAX_SIDE:,} pixels")
+        if max(w, h) / min(w, h) > MAX_ASPECT:
+            raise ImageError(f"image is {w}x{h}; its sides may differ at most {MAX_ASPECT:g}x")
         img.load()
     except Image.DecompressionBombError as e:  # Pillow's own guard fired first (far past MAX_PIXELS)
         raise ImageError(f"image has too many pixels; the limit is {spec.max_pixels:,} ({e})") from e
@@ -60,6 +67,12 @@ def decode(data: bytes | Path | str, spec: PreprocessSpec = PreprocessSpec()) ->
 
 def to_pixels(img: Image.Image, spec: PreprocessSpec = PreprocessSpec()) -> np.ndarray:
     """Decoded image -> (size, size) uint8, product light on dark, centred and padded to square."""
+    if max(img.size) > SHRINK_ABOVE:  # shrink first: padding a large thin image to a square costs its side²
+        scale = SHRINK_ABOVE / max(img.size)
+        if img.mode not in ("L", "LA", "RGB", "RGBA"):  # palette, 1-bit, 16-bit: resample in a plain mode
+            img = img.convert("RGBA" if img.mode in ("P", "PA") else "L")
+        img = img.resize((max(1, round(img.size[0] * scale)), max(1, round(img.size[1] * scale))),
+                         Image.Resampling.BILINEAR)
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

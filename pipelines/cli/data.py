@@ -30,8 +30,9 @@ def _ingest(items: pd.DataFrame, users: pd.DataFrame | None, events: pd.DataFram
     """:func:`pipelines.custom.ingest`, then a summary (or one error line naming the rejects file)."""
     try:
         v = ingest(items, users, events, out, image_root, bad_share(max_bad_share), copy=copy)
-    except DataValidationError as e:
-        raise fail(f"{e}\n  rejected rows with reasons: {out / 'rejected.csv'}") from e
+    except DataValidationError as e:  # the rejects file exists when rows were checked (too many bad)
+        rejects = out / "rejected.csv"
+        raise fail(f"{e}" + (f" (rejected rows with reasons: {rejects})" if rejects.is_file() else "")) from e
     for r in v.reports.values():
         extra = f" — rejected {r.n_bad}: {r.reasons}" if r.n_bad else ""
         console.print(f"  {r.table:<7} {r.n_rows - r.n_bad:>10,} rows{extra}")

@@ -19,12 +19,14 @@ def healthz() -> Health:
 
 @router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
 def readyz(state: State, response: Response) -> Health:
-    """A bundle is loaded and its smoke query passed at load time."""
+    """A bundle is loaded and its smoke query passed at load time. ``degraded: ...`` (still 200): the
+    bundle CURRENT names was refused and an older one serves."""
     b = state.bundle
     if b is None:
         response.status_code = 503
         return Health(status=f"not ready: {state.last_error or 'loading'}")
-    return Health(status="ready", bundle_version=b.version, items=b.items_index.n_live)
+    status = f"degraded: {state.degraded}" if state.degraded else "ready"
+    return Health(status=status, bundle_version=b.version, items=b.items_index.n_live)
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, HTTPException, Query, UploadFile
 
 from serving.deps import Bundle, Settings
+from serving.limits import decode_slot
 from serving.parsing import check_k
 from serving.recommend import nearest
 from serving.schemas import ERRORS, CategoryProbability, ClassifyResponse, Filters, ImageSearchResponse
@@ -21,7 +22,8 @@ def _classify(bundle, upload: UploadFile, settings):
     bundle.require_images()
     data = read_upload(upload, settings)
     try:
-        pixels = preprocess(data, bundle.preprocess_spec)
+        with decode_slot(settings):
+            pixels = preprocess(data, bundle.preprocess_spec)
     except ImageError as e:
         raise HTTPException(422, str(e)) from e
     return bundle.classify(pixels)

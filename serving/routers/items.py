@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mimetypes
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -10,6 +11,7 @@ from fastapi.responses import FileResponse
 from pydantic import ValidationError
 
 from serving.deps import Admin, Bundle, Settings, State
+from serving.limits import decode_slot
 from serving.live import ChangeLog, add_item
 from serving.metrics import INDEX_SIZE
 from serving.parsing import check_k
@@ -61,20 +63,25 @@ def similar_items(item_id: str, bundle: Bundle, settings: Settings,
 
 
 @router.get("/images/{item_id}", response_class=FileResponse, responses={200: {"content": {"image/png": {}}}})
-def image(item_id: str, bundle: Bundle) -> FileResponse:
+def image(item_id: str, bundle: Bundle, settings: Settings) -> FileResponse:
+    """The product photo: only files inside the dataset's folder or the live uploads folder are served
+    (a catalog row naming ``../../etc/passwd`` gets a 404), with an image media type."""
     row = _row(bundle, item_id)
     rel = bundle.image_rel[row]
-    path = (bundle.image_root / rel) if rel else None
-    if path is None or not path.is_file():
+    path = (bundle.image_root / rel).resolve() if rel else None
+    roots = (bundle.image_root.resolve(), (settings.artifacts_dir / "live").resolve())
+    if path is None or not any(path.is_relative_to(r) for r in roots) or not path.is_file():
         raise HTTPException(404, f"item {item_id!r} has no image")
-    return FileResponse(path)
+    media = mimetypes.guess_type(path.name)[0]
+    return FileResponse(path, media_type=media if media and media.startswith("image/") else
+                        "application/octet-stream")
 
 
 @router.post("/v1/items", response_model=ItemDetail, status_code=201)
 def add(bundle: Bundle, state: State, settings: Settings, _: Admin,
         item_id: Annotated[str, Form(min_length=1, max_length=200)],
         title: Annotated[str, Form(max_length=500)],
-        price: Annotated[float, Form(ge=0)],
+        price: Annotated[float, Form(ge=0, allow_inf_nan=False)],
         image: Annotated[UploadFile, File(description="Product photo (PNG/JPEG/WebP).")],
         category: Annotated[str | None, Form(description="Omit to use the CNN's prediction.")] = None,
         in_stock: Annotated[bool, Form()] = True) -> ItemDetail:
@@ -87,14 +94,15 @@ def add(bundle: Bundle, state: State, settings: Settings, _: Admin,
     bundle.require_images()
     data = read_upload(image, settings)
     try:
-        pixels = preprocess(data, bundle.preprocess_spec)  # refuse a bad image before anything is stored
+        with decode_slot(settings):
+            pixels = preprocess(data, bundle.preprocess_spec)  # refuse a bad image before anything is stored
     except ImageError as e:
         raise HTTPException(422, str(e)) from e
     log = ChangeLog(settings.artifacts_dir, bundle.version)
     path = log.save_image(item_id, data, Path(image.filename or "").suffix.lower()[:5] or ".img")
-    row, _ = add_item(bundle, item_id, title, category, price, in_stock, path, pixels)  # a duplicate: 409
     log.append({"op": "add", "item_id": item_id, "title": title, "category": category, "price": price,
-                "in_stock": in_stock, "image_path": str(path)})
+                "in_stock": in_stock, "image_path": str(path)})  # logged first: a live change is a durable one
+    row, _ = add_item(bundle, item_id, title, category, price, in_stock, path, pixels)  # a duplicate: 409
     INDEX_SIZE.labels("items").set(bundle.items_index.n_live)
     return _detail(bundle, row)
 
@@ -103,9 +111,9 @@ def add(bundle: Bundle, state: State, settings: Settings, _: Admin,
 def patch(item_id: str, change: ItemPatch, bundle: Bundle, settings: Settings, _: Admin) -> ItemDetail:
     """Stock and price changes, effective for the next request."""
     row = _row(bundle, item_id)
-    bundle.patch_item(row, in_stock=change.in_stock, price=change.price)
     ChangeLog(settings.artifacts_dir, bundle.version).append({"op": "patch", "item_id": item_id,
                                                               **change.model_dump(exclude_none=True)})
+    bundle.patch_item(row, in_stock=change.in_stock, price=change.price)
     return _detail(bundle, row)
 
 
@@ -113,7 +121,7 @@ def patch(item_id: str, change: ItemPatch, bundle: Bundle, settings: Settings, _
 def hide(item_id: str, bundle: Bundle, settings: Settings, _: Admin) -> ItemDetail:
     """Hide a product: out of both indexes, so never recommended or shown as similar."""
     row = _row(bundle, item_id)
-    bundle.hide_item(row)
     ChangeLog(settings.artifacts_dir, bundle.version).append({"op": "hide", "item_id": item_id})
+    bundle.hide_item(row)
     INDEX_SIZE.labels("items").set(bundle.items_index.n_live)
     return _detail(bundle, row)

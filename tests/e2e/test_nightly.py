@@ -93,7 +93,7 @@ def test_a_killed_run_resumes_and_publishes_one_complete_bundle(fake_fmnist, tmp
     os.killpg(p.pid, signal.SIGKILL)  # mid-training, no chance to clean up
     p.wait()
     assert current_version(art) is None and list_bundles(art) == []
-    assert (art / "nightly.lock").is_file()  # left behind by the dead process
+    assert (art / "nightly.lock").read_text().strip()  # the dead run's pid, never cleared
     r = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     assert "stale lock" in r.stderr and "resuming" in r.stderr

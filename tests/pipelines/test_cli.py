@@ -99,6 +99,25 @@ def test_import_missing_file_is_named(tmp_path: Path) -> None:
     assert r.exit_code == 1 and "nope.csv" in r.output
 
 
+@pytest.mark.parametrize("table", ["items", "events", "users"])
+def test_import_with_a_missing_column_is_one_line_naming_table_and_column(tmp_path: Path, table: str) -> None:
+    cols = {"items": "sku,title,category,price\nA1,Shirt,Shirt,10\n",
+            "events": "user_id,item_id,kind,ts\nu1,A1,view,2026-01-01\n",
+            "users": "customer\nu1\n"}
+    good = {"items": "item_id,title,category,price\nA1,Shirt,Shirt,10\n",
+            "events": "user_id,item_id,event,ts\nu1,A1,view,2026-01-01\n", "users": "user_id\nu1\n"}
+    paths = {}
+    for t in ("items", "events", "users"):
+        paths[t] = tmp_path / f"{t}.csv"
+        paths[t].write_text(cols[t] if t == table else good[t])
+    r = runner.invoke(app, ["data", "import", "--items", str(paths["items"]), "--events", str(paths["events"]),
+                            "--users", str(paths["users"]), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 1
+    lines = [x for x in r.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].lower().startswith(f"error: {table}: missing required column"), r.output
+    assert "Traceback" not in r.output
+
+
 def test_movielens_command(tmp_path: Path) -> None:
     src = write_classic(tmp_path / "ml")
     r = runner.invoke(app, ["data", "movielens", "--source", str(src), "--out", str(tmp_path / "out")])
