@@ -53,7 +53,8 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         yield
         stop.set()
 
-    app = FastAPI(title="Vitrine", version="1", lifespan=lifespan,
+    docs = {} if settings.public_docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
+    app = FastAPI(title="Vitrine", version="1", lifespan=lifespan, **docs,
                   description="Recommendations, similar items and search by photo over a versioned model bundle.")
     app.state.service = state
     app.add_middleware(MetricsMiddleware)

@@ -31,6 +31,8 @@ class ServingSettings(BaseSettings):
                                  "still reading their bodies to join its batch (serving/batcher.py).")
     gil_switch_interval_s: float = Field(0.0002, gt=0, description="sys.setswitchinterval for the server process.")
     watch_interval_s: float = Field(0.0, ge=0, description="Poll CURRENT and reload on change; 0 = off.")
+    public_docs: bool = Field(True, description="Serve /docs, /redoc and /openapi.json; false = not at all.")
+    public_metrics: bool = Field(True, description="Serve /metrics to anyone; false = only with the admin token.")
     changes_poll_s: float = Field(1.0, ge=0, description="Apply admin changes other workers logged, this "
                                   "often; 0 = off (one worker).")
     device: str = Field("auto", description="auto | cpu | cuda (ONNX Runtime provider choice).")

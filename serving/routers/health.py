@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from serving.deps import State
+from serving.deps import State, require_admin
 from serving.schemas import Health
 
 router = APIRouter(tags=["health"])
@@ -30,7 +32,10 @@ def readyz(state: State, response: Response) -> Health:
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics() -> Response:
+async def metrics(request: Request, authorization: Annotated[str | None, Header()] = None) -> Response:
+    """Prometheus text; with ``public_metrics`` off, only for the admin token's bearer."""
+    if not request.app.state.service.settings.public_metrics:
+        await require_admin(request, authorization)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 

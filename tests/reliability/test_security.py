@@ -85,3 +85,25 @@ def test_the_quality_gate_refuses_a_nan_metric(tmp_path: Path) -> None:
     cfg = NightlyConfig()
     v = quality_gate(tmp_path, {cfg.gate_metric: float("nan")}, cfg, {"index_recall": {}})
     assert v["passed"] is False and "nan" in v["reason"]
+
+
+def test_docs_and_metrics_can_be_closed(tiny_artifacts: Path) -> None:
+    with make_client(tiny_artifacts, public_docs=False, public_metrics=False) as c:
+        assert c.get("/docs").status_code == 404 and c.get("/openapi.json").status_code == 404
+        assert c.get("/metrics").status_code == 401
+        assert c.get("/metrics", headers=AUTH).status_code == 200
+    with make_client(tiny_artifacts) as c:  # the defaults: open
+        assert c.get("/openapi.json").status_code == 200 and c.get("/metrics").status_code == 200
+
+
+def test_logs_carry_no_shopper_ids_or_bodies_at_info(tiny_artifacts: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    with caplog.at_level(logging.INFO), make_client(tiny_artifacts) as c:
+        b = c.app.state.service.bundle
+        user = next(u for u, r in b.user_row.items() if len(b.user_history[r]))
+        secret = "session-secret-item"
+        c.post("/v1/recommendations", json={"user_id": user, "k": 3, "recent_item_ids": [secret]})
+        c.post("/v1/recommendations", json={"user_id": user, "k": "not a number"})
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert user not in text and secret not in text
