@@ -207,7 +207,7 @@ def main() -> None:
     print(f"\n{date.today()}; machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{'GPU' if torch.cuda.is_available() else 'CPU only'}")
     print("command: .venv/bin/python " + " ".join(sys.argv))
-    print(f"MovieLens-100K, {a.split} 80/10/10, {len(d.test.user_ids)} test users, train+valid masked at test; "
+    print(f"{a.data.name}, {a.split} 80/10/10, {len(d.test.user_ids)} test users, train+valid masked at test; "
           f"seed {a.seed}; tower candidates {a.candidates}, union {lift['union_size']}\n")
     print("| path | NDCG@10 | Recall@20 |")
     print("| --- | --- | --- |")

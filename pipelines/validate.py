@@ -18,6 +18,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from pipelines.tables import SCHEMAS, TS_DTYPE, write_table
+from vision.preprocess import load_pixels
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +189,12 @@ def clean_items(raw: pd.DataFrame, image_root: Path | None = None) -> tuple[pd.D
             missing = rel[~escapes].map(lambda p: not (image_root / p).is_file())
             R.add(missing.reindex(df.index, fill_value=False),
                   "missing image file (" + df["image"].astype(str) + ")")
+            present = rel[~escapes][~missing]  # decoded once, with the service's code, in parallel
+            _, errors = load_pixels([image_root / p for p in present], progress=len(present) > 5_000)
+            bad = pd.Series([e is not None for e in errors], index=present.index, dtype=bool)
+            why = pd.Series([f"unreadable image {p} ({e})" for p, e in zip(present, errors, strict=True)],
+                            index=present.index, dtype=object)
+            R.add(bad.reindex(df.index, fill_value=False), why.reindex(df.index, fill_value=""))
     return df, R
 
 

@@ -30,26 +30,37 @@ class ImageSet:
         return self.pixels[m], self.labels[m]
 
 
-def catalog_pixels(data_dir: Path, items: pd.DataFrame, spec: PreprocessSpec) -> np.ndarray:
-    """Decode every item image once (same code as serving) and cache the uint8 array on disk.
+def catalog_pixels(data_dir: Path, items: pd.DataFrame, spec: PreprocessSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Decode every item image once (same code as serving) and cache the uint8 array on disk; also
+    (N,) bool: which photos decoded. A photo that went bad or missing after import is logged with its
+    file and reason and left out by the callers — one bad file never stops a run.
 
     The cache is content-addressed (image names, their bytes and the preprocessing spec), so a photo
     replaced under the same name is decoded again; it is the one thing written under ``data_dir``."""
     h = hashlib.sha256(repr(spec).encode())
     for rel in items["image"].astype(str):
         h.update(rel.encode() + b"\0")
-        h.update(hashlib.sha256((data_dir / rel).read_bytes()).digest())
+        f = data_dir / rel
+        h.update(hashlib.sha256(f.read_bytes()).digest() if f.is_file() else b"missing")
     key = h.hexdigest()[:16]
-    cache = data_dir / "cache" / f"pixels-{spec.size}-{key}.npy"
+    cache = data_dir / "cache" / f"pixels-{spec.size}-{key}.npz"
     if cache.exists():
-        return np.load(cache)
+        with np.load(cache) as z:
+            return z["pixels"], z["ok"]
     log.info("decoding %d catalog images (cached in %s)", len(items), cache)
-    pixels = load_pixels([data_dir / p for p in items["image"]], spec)
+    pixels, errors = load_pixels([data_dir / p for p in items["image"]], spec, progress=True)
+    ok = np.array([e is None for e in errors])
+    for rel, e in zip(items["image"], errors, strict=True):
+        if e is not None:
+            log.warning("photo %s left out: %s", data_dir / rel, e)
+    if not ok.all():
+        log.warning("%d of %d photos could not be decoded (listed above); their items go on without one",
+                    (~ok).sum(), len(ok))
     cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(cache.stem + ".tmp.npy")
-    np.save(tmp, pixels)
+    tmp = cache.with_name(cache.stem + ".tmp.npz")
+    np.savez(tmp, pixels=pixels, ok=ok)
     tmp.replace(cache)
-    return pixels
+    return pixels, ok
 
 
 def load_image_set(data_dir: Path, spec: PreprocessSpec, *, valid_share: float = 1 / 12, seed: int = 0,
@@ -74,7 +85,8 @@ def load_image_set(data_dir: Path, spec: PreprocessSpec, *, valid_share: float =
     rng = np.random.default_rng(seed)
     is_valid = ~is_test & (rng.random(len(items)) < valid_share)
     split = np.where(is_test, "test", np.where(is_valid, "valid", "train"))
-    return ImageSet(catalog_pixels(data_dir, items, spec), labels, items["item_id"].to_numpy(), split, classes)
+    pixels, ok = catalog_pixels(data_dir, items, spec)
+    return ImageSet(pixels[ok], labels[ok], items["item_id"].to_numpy()[ok], split[ok], classes)
 
 
 def to_tensor(pixels: np.ndarray, spec: PreprocessSpec) -> torch.Tensor:

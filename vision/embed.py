@@ -30,7 +30,9 @@ def embed_catalog(checkpoint: Path, data_dir: Path, out_dir: Path, *, temperatur
     names = list(ck["model_config"]["class_names"])
     items = pd.read_parquet(data_dir / "items.parquet", columns=["item_id", "category", "image"])
     has = items["image"].notna().to_numpy()
-    logits, emb = predict(model, to_tensor(catalog_pixels(data_dir, items[has], spec), spec), device, batch)
+    pixels, ok = catalog_pixels(data_dir, items[has], spec)
+    has[np.flatnonzero(has)[~ok]] = False  # a photo that no longer decodes: the item goes on without one
+    logits, emb = predict(model, to_tensor(pixels[ok], spec), device, batch)
     probs = softmax(logits.numpy(), temperature)
     vectors = np.zeros((len(items), emb.shape[1]), np.float32)
     vectors[has] = emb.numpy()

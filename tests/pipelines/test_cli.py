@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
 from pipelines.cli import app
@@ -56,7 +57,7 @@ def _custom(tmp_path: Path, n_bad_items: int) -> tuple[Path, Path, Path]:
     imgs.mkdir()
     rows = []
     for i in range(20):
-        (imgs / f"p{i}.png").write_bytes(b"fake")
+        Image.new("L", (8, 8), 10 * i).save(imgs / f"p{i}.png")
         rows.append({"item_id": f"sku-{i}", "title": f"thing {i}", "category": "hats",
                      "price": -1 if i < n_bad_items else 9.5, "in_stock": "yes",
                      "image": f"p{i}.png", "created_at": "2024-03-01T12:00:00Z"})
@@ -77,7 +78,8 @@ def test_import_custom_csv_copies_images_and_reports_bad_rows(tmp_path: Path) ->
     assert r.exit_code == 0, r.output
     t = read_dataset(out)
     assert len(t["items"]) == 19 and len(t["events"]) == 3
-    assert (out / t["items"]["image"].iloc[0]).read_bytes() == b"fake"
+    first = t["items"]["image"].iloc[0]
+    assert (out / first).read_bytes() == (imgs / Path(first).name).read_bytes()
     rej = pd.read_csv(out / "rejected.csv")
     assert rej[["table", "row"]].values.tolist() == [["items", 1]]
     assert "negative price" in rej["reason"].iloc[0]

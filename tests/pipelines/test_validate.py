@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from PIL import Image
 
 from pipelines.tables import EVENTS, ITEMS, read_table
 from pipelines.validate import DataValidationError, validate, write_validated
@@ -10,7 +11,7 @@ from pipelines.validate import DataValidationError, validate, write_validated
 def _items(image_root: Path) -> pd.DataFrame:
     (image_root / "img").mkdir(parents=True, exist_ok=True)
     for i in range(1, 5):
-        (image_root / "img" / f"{i}.png").write_bytes(b"png")
+        Image.new("L", (8, 8), 40 * i).save(image_root / "img" / f"{i}.png")
     return pd.DataFrame({
         "item_id": [1, 2, 3, 4],
         "title": ["a", "b", "c", "d"],
