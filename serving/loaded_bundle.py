@@ -96,7 +96,8 @@ class LoadedBundle:
             for name in ("user_tower", "item_tower", "ranker"))
         self.ranker_dense = self._ranker_columns()
         # the recall channels the ranker was trained with (recsys/channels.py); older bundles have none
-        self.channels = Channels.load(path / "channels.npz") if "channels.npz" in self.manifest["files"] else None
+        self.channels = (Channels.load(path / "channels.npz") if "channels.npz" in self.manifest["files"]
+                         and settings.channels else None)
         self.image_root = Path(self.manifest.get("image_root", path))
         # A catalog without photos (MovieLens) has no image model: the photo routes answer 409.
         self.image_model = self.image_index = self.preprocess_spec = None

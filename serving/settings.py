@@ -16,6 +16,8 @@ class ServingSettings(BaseSettings):
     admin_token: str | None = Field(None, min_length=16, description="Bearer token for admin endpoints (at least "
                                     "16 characters); unset = admin disabled.")
     candidates: int = Field(100, ge=10, le=2000, description="Retrieved per request before the ranker.")
+    channels: bool = Field(True, description="Add the bundle's item-to-item and popular-in-category candidates "
+                           "(recsys/channels.py); false = the tower's list only, a latency switch that costs quality.")
     max_k: int = Field(100, ge=1, le=1000)
     max_offset: int = Field(500, ge=0)
     max_history: int = Field(50, ge=1, description="Most recent_item_ids / exclude ids accepted per request.")
