@@ -148,13 +148,19 @@ def rollback(artifacts: Path) -> str:
 
 
 def retain(artifacts: Path, keep: int = 5) -> list[str]:
-    """Delete all but the newest ``keep`` versions, never the one ``CURRENT`` names nor the newest one
-    before it (the rollback target and the service's fallback: nights of refused bundles must not
-    delete the last one that served). Returns deleted."""
+    """Delete all but the newest ``keep`` versions, never the one ``CURRENT`` names nor the newest
+    verified one before it (the rollback target and the service's fallback: nights of refused
+    bundles must not delete the last one that served). Returns deleted."""
     cur = current_version(artifacts)
     versions = list_bundles(artifacts)
-    older = [v for v in versions if cur is not None and v < cur]
-    protect = {cur, older[-1] if older else None}
+    protect = {cur}
+    for v in reversed([v for v in versions if cur is not None and v < cur]):  # the newest one that verifies
+        try:
+            verify_bundle(bundles_dir(artifacts) / v)
+        except BundleError:
+            continue
+        protect.add(v)
+        break
     doomed = [v for v in versions[: max(0, len(versions) - keep)] if v not in protect]
     for v in doomed:
         shutil.rmtree(bundles_dir(artifacts) / v)

@@ -29,7 +29,7 @@ def embed_catalog(checkpoint: Path, data_dir: Path, out_dir: Path, *, temperatur
     spec = PreprocessSpec.from_dict(ck["preprocess"])
     names = list(ck["model_config"]["class_names"])
     items = pd.read_parquet(data_dir / "items.parquet", columns=["item_id", "category", "image"])
-    has = items["image"].notna().to_numpy()
+    has = items["image"].notna().to_numpy(copy=True)  # written below; arrow-backed columns can be read-only
     pixels, ok = catalog_pixels(data_dir, items[has], spec)
     has[np.flatnonzero(has)[~ok]] = False  # a photo that no longer decodes: the item goes on without one
     logits, emb = predict(model, to_tensor(pixels[ok], spec), device, batch)

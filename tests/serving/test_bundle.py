@@ -88,8 +88,8 @@ def test_promote_rollback_round_trip_and_retention(art: Path, tmp_path: Path) ->
     (b.bundles_dir(art) / "v2" / "items.parquet").write_bytes(b"tampered")
     assert b.rollback(art) == "v1"
     b.promote(art, "v3")
-    assert b.retain(art, keep=1) == ["v1", "v2"]
-    assert b.list_bundles(art) == ["v3"]
+    assert b.retain(art, keep=1) == ["v2"]  # v1, the newest older bundle that verifies, is the rollback target
+    assert b.list_bundles(art) == ["v1", "v3"]
     b.promote(art, "v3")
     assert json.loads((b.bundles_dir(art) / "v3" / "manifest.json").read_text())["version"] == "v3"
 
