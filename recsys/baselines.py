@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from recsys.channels import binary_matrix
 from recsys.data import EvalUsers, RecData
 from recsys.evaluate import ScoreFn, evaluate_ranking, segment_metrics, two_tower_scores
 from recsys.train import load_with_data
@@ -31,15 +32,8 @@ def interaction_matrix(data: RecData, eu: EvalUsers) -> sp.csr_matrix:
 
 
 def train_matrix(data: RecData) -> sp.csr_matrix:
-    """(users, I) binary training matrix over all training users."""
-    ex = data.train
-    ok = ex.item_row >= 0
-    users, u = np.unique(ex.user[ok], return_inverse=True)
-    X = sp.csr_matrix((np.ones(ok.sum(), np.float32), (u, ex.item_row[ok])), shape=(len(users), data.n_items))
-    X.data[:] = 1.0  # repeated interactions count once
-    X.sum_duplicates()
-    X.data[:] = 1.0
-    return X
+    """(users, I) binary training matrix over all training users (repeated interactions count once)."""
+    return binary_matrix(data.train.user, data.train.item_row, data.n_items)
 
 
 def popularity(data: RecData, eu: EvalUsers) -> ScoreFn:

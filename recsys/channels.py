@@ -200,17 +200,9 @@ class Candidates:
     i2i_recent_score: np.ndarray  # (C,) the same from the shopper's ``recent_items`` latest items only
 
 
-def rank_in(lst: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Position of each of ``rows`` in ``lst`` (float32), ABSENT where absent."""
-    if not len(lst):
-        return np.full(len(rows), ABSENT, np.float32)
-    sorter = np.argsort(lst, kind="stable")
-    j = np.minimum(np.searchsorted(lst, rows, sorter=sorter), len(lst) - 1)
-    return np.where(lst[sorter[j]] == rows, sorter[j], ABSENT).astype(np.float32)
-
-
 def _positions(lst: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
-    """``rank_in`` through catalog-sized scratch arrays: O(len) work instead of sorting (the request path)."""
+    """Position of each of ``rows`` in ``lst`` (float32), ABSENT where absent; through catalog-sized
+    scratch arrays: O(len) work instead of sorting (the request path)."""
     member = np.zeros(n, bool)
     member[lst] = True
     pos = np.empty(n, np.int32)  # only the entries of ``lst`` are read back
@@ -263,9 +255,3 @@ def _scores_at(ch: Channels, seen: np.ndarray, rows: np.ndarray, n: int) -> np.n
     pos = np.empty(n, np.int32)
     pos[rows] = np.arange(len(rows), dtype=np.int32)
     return np.bincount(pos[nb[ok]], weights=w[ok], minlength=len(rows)).astype(np.float32)
-
-
-def unique_in_order(x: np.ndarray) -> np.ndarray:
-    """Distinct values in first-seen order."""
-    _, first = np.unique(x, return_index=True)
-    return x[np.sort(first)]

@@ -15,7 +15,6 @@ from recsys.channels import (
     ease_weights,
     fit_channels,
     item2item_scores,
-    rank_in,
     union,
 )
 
@@ -121,9 +120,11 @@ def test_union_has_a_fixed_size_the_tower_fills_and_ranks_are_positions() -> Non
     np.testing.assert_array_equal(alone.tower_rank, np.arange(12))
 
 
-def test_rank_in() -> None:
-    np.testing.assert_array_equal(rank_in(np.array([5, 2, 9]), np.array([9, 5, 7])), [2, 0, ABSENT])
-    np.testing.assert_array_equal(rank_in(np.zeros(0, np.int64), np.array([1])), [ABSENT])
+def test_positions() -> None:
+    from recsys.channels import _positions
+
+    np.testing.assert_array_equal(_positions(np.array([5, 2, 9]), np.array([9, 5, 7]), 10), [2, 0, ABSENT])
+    np.testing.assert_array_equal(_positions(np.zeros(0, np.int64), np.array([1]), 10), [ABSENT])
 
 
 def test_channels_round_trip_and_live_append(tmp_path: Path) -> None:
