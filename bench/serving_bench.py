@@ -108,8 +108,10 @@ def main() -> None:
             ping_lua.write_text(LUA.split("request =")[0].replace("bodies = {%s}", "") +
                                 "done =" + LUA.split("done =")[1].replace("%%", "%"))
             wrk(host, a.clients, 5, lua)  # warm-up
+            rss0 = rss_mb(server.pid)
             ping = wrk(host + "/v1/ping", a.clients, a.seconds, ping_lua)
             rec = wrk(host, a.clients, a.seconds, lua)
+            rss1 = rss_mb(server.pid)
             with urllib.request.urlopen(host + "/metrics", timeout=5) as r:
                 m = dict(re.findall(r"^vitrine_batch_requests_(sum|count) (\S+)$", r.read().decode(), re.M))
             batch = float(m["sum"]) / max(float(m["count"]), 1.0)
@@ -125,6 +127,17 @@ def main() -> None:
     print(f"recommendations reach {rec['rps'] / ping['rps']:.0%} of the trivial endpoint's requests/s "
           f"(target >= 35 %); p99 {rec['p99']:.1f} ms (target <= 50 ms); {batch:.1f} requests per model batch "
           "on average (warm-up included)")
+    if a.workers == 1:
+        print(f"server RSS after warm-up {rss0:.0f} MB, after both loads {rss1:.0f} MB ({rss1 - rss0:+.0f} MB over "
+              f"{(rec['rps'] + ping['rps']) * a.seconds:,.0f} requests)")
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of the server process (one worker: the uvicorn process itself serves)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 if __name__ == "__main__":
