@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from serving.errors import install_error_handlers
 from serving.limits import BodyLimit
 from serving.metrics import MetricsMiddleware
+from serving.openapi import install_openapi
 from serving.reload import fall_back, follow_changes, reload_current, watch_current
 from serving.routers import admin, health, images, items, recommendations
 from serving.settings import ServingSettings, get_settings
@@ -62,4 +63,5 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     for r in (recommendations.router, items.router, images.router, admin.router, health.router):
         app.include_router(r)
     install_error_handlers(app)
+    install_openapi(app, settings)
     return app

@@ -12,7 +12,11 @@ import re
 import uuid
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 log = logging.getLogger(__name__)
 REQUEST_ID = "X-Request-ID"
@@ -33,7 +37,22 @@ def request_id(request: Request) -> str:
     return given if _SAFE_ID.fullmatch(given) else uuid.uuid4().hex
 
 
+def _allowed_methods(app: FastAPI, scope: dict) -> list[str]:
+    """Every method some route serves on this path (Starlette names only the first matching route's)."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        if isinstance(route, APIRoute) and route.matches(scope)[0] != Match.NONE:
+            methods |= route.methods
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 405:
+            exc.headers = (exc.headers or {}) | {"Allow": ", ".join(_allowed_methods(app, request.scope))}
+        return await http_exception_handler(request, exc)
+
     @app.exception_handler(RequestError)
     async def _request_error(request: Request, exc: RequestError) -> JSONResponse:
         return JSONResponse(status_code=exc.status, content={"detail": exc.detail})

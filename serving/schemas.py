@@ -13,7 +13,7 @@ ItemId = str
 class Filters(BaseModel):
     """Which items may be returned. Applied inside the index search, so results are refilled to k."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # JSON types as the schema says: no 0 for false
 
     categories: list[str] | None = Field(None, description="Only these categories (names as in the catalog).",
                                          max_length=100)
@@ -97,7 +97,7 @@ class ImageSearchResponse(BaseModel):
 
 
 class ItemPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # JSON types as the schema says: no 0 for false
 
     in_stock: bool | None = None
     price: float | None = Field(None, ge=0, allow_inf_nan=False)

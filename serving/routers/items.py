@@ -80,7 +80,7 @@ def image(item_id: str, bundle: Bundle, settings: Settings) -> FileResponse:
 @router.post("/v1/items", response_model=ItemDetail, status_code=201)
 def add(bundle: Bundle, state: State, settings: Settings, _: Admin,
         item_id: Annotated[str, Form(min_length=1, max_length=200)],
-        title: Annotated[str, Form(max_length=500)],
+        title: Annotated[str, Form(min_length=1, max_length=500)],
         price: Annotated[float, Form(ge=0, allow_inf_nan=False)],
         image: Annotated[UploadFile, File(description="Product photo (PNG/JPEG/WebP).")],
         category: Annotated[str | None, Form(description="Omit to use the CNN's prediction.")] = None,
