@@ -78,3 +78,16 @@ def test_notify_reload_reports_a_refusal(monkeypatch: pytest.MonkeyPatch) -> Non
         srv.shutdown()
     assert out.startswith("refused") and "InvalidProtobuf" in out
     assert notify_reload(None) == "not configured"
+
+
+def test_no_cuda_provider_serves_on_the_cpu_and_says_so(tiny_artifacts: Path, caplog: pytest.LogCaptureFixture,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import logging
+
+    import common.onnx_runtime as rt
+
+    monkeypatch.setattr(rt.ort, "get_available_providers", lambda: ["CPUExecutionProvider"])  # a host without CUDA
+    with caplog.at_level(logging.WARNING), make_client(tiny_artifacts, device="cuda") as c:
+        assert c.get("/readyz").json()["status"] == "ready"
+        assert c.post("/v1/recommendations", json={"k": 3}).status_code == 200
+    assert "CUDA requested but ONNX Runtime has no CUDA provider" in caplog.text
