@@ -91,3 +91,31 @@ def test_no_cuda_provider_serves_on_the_cpu_and_says_so(tiny_artifacts: Path, ca
         assert c.get("/readyz").json()["status"] == "ready"
         assert c.post("/v1/recommendations", json={"k": 3}).status_code == 200
     assert "CUDA requested but ONNX Runtime has no CUDA provider" in caplog.text
+
+
+def test_a_disk_full_while_publishing_leaves_nothing_half_written(artifacts: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import shutil
+
+    import serving.bundle as sb
+
+    before, current = list_bundles(artifacts), current_version(artifacts)
+    src = bundles_dir(artifacts) / current
+    files = {f: src / f for f in json.loads((src / "manifest.json").read_text())["files"]}
+    copied = []
+
+    def full_after_two(a, b, *args, **kw):
+        if len(copied) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        copied.append(b)
+        return shutil.copyfile(a, b)
+
+    monkeypatch.setattr(sb.shutil, "copyfile", full_after_two)
+    with pytest.raises(OSError, match="No space left"):
+        write_bundle(artifacts, files, version="20990202T000000Z")
+    monkeypatch.undo()
+    assert list_bundles(artifacts) == before and current_version(artifacts) == current
+    assert not [p for p in bundles_dir(artifacts).iterdir() if p.name.startswith(".tmp-")]
+    with make_client(artifacts) as c:  # and the service carries on with what it had
+        assert c.get("/readyz").json()["bundle_version"] == current
