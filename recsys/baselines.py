@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from recsys.channels import binary_matrix
+from recsys.channels import binary_matrix, ease_dense, itemknn_weights
 from recsys.data import EvalUsers, RecData
 from recsys.evaluate import ScoreFn, evaluate_ranking, segment_metrics, two_tower_scores
 from recsys.train import load_with_data
@@ -54,11 +54,7 @@ def popularity_per_category(data: RecData, eu: EvalUsers, smoothing: float = 1.0
 
 
 def item_knn(data: RecData, eu: EvalUsers, k: int = 100) -> ScoreFn:
-    X = train_matrix(data).tocsc()
-    norms = np.sqrt(np.asarray(X.multiply(X).sum(0)).ravel()) + 1e-9
-    S = (X.T @ X).tocsr().astype(np.float32)  # (I, I) co-occurrence
-    S = sp.diags(1 / norms) @ S @ sp.diags(1 / norms)
-    S.setdiag(0)
+    S = itemknn_weights(train_matrix(data))  # (I, I) cosine, diagonal zeroed
     S.eliminate_zeros()
     S = _keep_top_k(S.tocsr(), k)
     seen = interaction_matrix(data, eu)
@@ -82,11 +78,7 @@ def _keep_top_k(S: sp.csr_matrix, k: int) -> sp.csr_matrix:
 def ease(data: RecData, eu: EvalUsers, lam: float = 250.0, max_items: int = 5_000) -> ScoreFn:
     X = train_matrix(data)
     keep = np.argsort(-data.item_counts, kind="stable")[: min(max_items, data.n_items)]
-    Xk = X[:, keep].toarray().astype(np.float64)
-    G = Xk.T @ Xk + lam * np.eye(len(keep))
-    P = np.linalg.inv(G)
-    Bm = (-P / np.diag(P)[None]).astype(np.float32)
-    np.fill_diagonal(Bm, 0.0)
+    Bm = ease_dense(X[:, keep].toarray(), lam)
     seen = interaction_matrix(data, eu)[:, keep]
     n = data.n_items
 

@@ -61,7 +61,7 @@ class Channels:
 
     def save(self, path: Path) -> None:
         np.savez_compressed(path, neighbours=self.neighbours, weights=self.weights, category_top=self.category_top,
-                 popularity=self.popularity, config=np.array(json.dumps(asdict(self.config))))
+                            popularity=self.popularity, config=np.array(json.dumps(asdict(self.config))))
 
     @classmethod
     def load(cls, path: Path) -> Channels:
@@ -108,16 +108,22 @@ def _top_per_row(S: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
     return idx, val
 
 
+def ease_dense(Xk: np.ndarray, lam: float) -> np.ndarray:
+    """(k, k) float32 EASE weights (Steck 2019) of a dense (users, k) binary matrix: B = I - P·diag(1/diag P),
+    P = (XᵀX + λI)⁻¹, so B_ij = -P_ij / P_jj off the diagonal and 0 on it. O(k³): callers bound k."""
+    Xk = np.asarray(Xk, np.float64)
+    P = np.linalg.inv(Xk.T @ Xk + lam * np.eye(Xk.shape[1]))
+    B = -P / np.diag(P)[None]
+    np.fill_diagonal(B, 0.0)
+    return B.astype(np.float32)
+
+
 def ease_weights(X: sp.csr_matrix, lam: float, max_items: int) -> sp.csr_matrix:
     """(I, I) EASE item-item weights B (source row, target column) over the ``max_items`` most
     interacted items; the rest have none."""
     counts = np.asarray(X.sum(0)).ravel()
     keep = np.sort(np.argsort(-counts, kind="stable")[: min(max_items, X.shape[1])])
-    Xk = X[:, keep].toarray().astype(np.float64)
-    P = np.linalg.inv(Xk.T @ Xk + lam * np.eye(len(keep)))
-    B = -P / np.diag(P)[None]  # B_ij = -P_ij / P_jj
-    np.fill_diagonal(B, 0.0)
-    B = sp.coo_matrix(B.astype(np.float32))
+    B = sp.coo_matrix(ease_dense(X[:, keep].toarray(), lam))
     return sp.csr_matrix((B.data, (keep[B.row], keep[B.col])), shape=(X.shape[1], X.shape[1]))
 
 
@@ -155,12 +161,18 @@ def fit_channels(X: sp.csr_matrix, category: np.ndarray, n_categories: int, cfg:
 # ---------------------------------------------------------------------- candidates (offline and online)
 
 
-def item2item_scores(ch: Channels, seen: np.ndarray, n_items: int) -> np.ndarray:
-    """(I,) sum of the neighbour weights from the shopper's items to every item."""
+def _neighbours_of(ch: Channels, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (target row, weight) pairs of the shopper's items' neighbours (items added live have none)."""
     seen = seen[seen < len(ch.neighbours)]
     nb, w = ch.neighbours[seen].ravel(), ch.weights[seen].ravel()
     ok = nb >= 0
-    return np.bincount(nb[ok], weights=w[ok], minlength=n_items).astype(np.float32)
+    return nb[ok], w[ok]
+
+
+def item2item_scores(ch: Channels, seen: np.ndarray, n_items: int) -> np.ndarray:
+    """(I,) sum of the neighbour weights from the shopper's items to every item."""
+    nb, w = _neighbours_of(ch, seen)
+    return np.bincount(nb, weights=w, minlength=n_items).astype(np.float32)
 
 
 def _top(scores: np.ndarray, allowed: np.ndarray, n: int) -> np.ndarray:
@@ -246,12 +258,10 @@ def union(ch: Channels | None, tower: np.ndarray, seen: np.ndarray, recent: np.n
 
 def _scores_at(ch: Channels, seen: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
     """``item2item_scores(ch, seen, n)[rows]`` without a catalog-sized sum (for a handful of items)."""
-    seen = seen[seen < len(ch.neighbours)]
-    nb, w = ch.neighbours[seen].ravel(), ch.weights[seen].ravel()
+    nb, w = _neighbours_of(ch, seen)
     member = np.zeros(n, bool)
     member[rows] = True
-    ok = nb >= 0
-    ok[ok] = member[nb[ok]]
+    ok = member[nb]
     pos = np.empty(n, np.int32)
     pos[rows] = np.arange(len(rows), dtype=np.int32)
     return np.bincount(pos[nb[ok]], weights=w[ok], minlength=len(rows)).astype(np.float32)

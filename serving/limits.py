@@ -4,13 +4,16 @@ is read or spooled, whatever route or credentials it targets) and concurrent ima
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import HTTPException
 
 from serving.settings import ServingSettings
+
+if TYPE_CHECKING:
+    from serving.state import ServiceState
 
 MULTIPART_OVERHEAD = 64 * 1024  # form fields and part headers beside the photo
 
@@ -67,21 +70,14 @@ async def _refuse(send, limit: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-_decodes: threading.BoundedSemaphore | None = None
-_decodes_lock = threading.Lock()
-
-
 @contextmanager
-def decode_slot(settings: ServingSettings) -> Iterator[None]:
-    """At most ``max_concurrent_decodes`` photos decoded at once per process; a request that waits
-    longer than ``decode_wait_s`` for a slot is answered 503 (retry), not queued without bound."""
-    global _decodes
-    with _decodes_lock:
-        if _decodes is None:
-            _decodes = threading.BoundedSemaphore(settings.max_concurrent_decodes)
-    if not _decodes.acquire(timeout=settings.decode_wait_s):
+def decode_slot(state: ServiceState) -> Iterator[None]:
+    """At most ``max_concurrent_decodes`` photos decoded at once per service (``state.decodes``); a
+    request that waits longer than ``decode_wait_s`` for a slot is answered 503 (retry), not queued
+    without bound."""
+    if not state.decodes.acquire(timeout=state.settings.decode_wait_s):
         raise HTTPException(503, "busy decoding other images; retry shortly", headers={"Retry-After": "1"})
     try:
         yield
     finally:
-        _decodes.release()
+        state.decodes.release()

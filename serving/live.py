@@ -129,8 +129,8 @@ def apply(b: LoadedBundle, change: dict) -> None:
 def replay(b: LoadedBundle, changes: ChangeLog) -> int:
     """Apply the version's logged changes in order; a change that no longer applies is logged and
     skipped. Remembers how far the log was read (``b.changes_offset``) for :func:`catch_up`."""
-    entries, b.changes_offset = changes.read_from(0)
-    n = _apply_all(b, entries)
+    b.changes_offset = 0
+    n = catch_up(b, changes)
     if n:
         log.info("replayed %d live changes onto bundle %s", n, b.version)
     return n

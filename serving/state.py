@@ -22,6 +22,7 @@ class ServiceState:
         self.reload_lock = threading.Lock()
         self.last_error: str | None = None
         self.degraded: str | None = None  # serving an older bundle than CURRENT names, and why
+        self.decodes = threading.BoundedSemaphore(settings.max_concurrent_decodes)  # serving/limits.py
         self.batcher = Batcher(self._recommend_batch, max_batch=settings.max_batch,
                                max_wait_s=settings.batch_wait_ms / 1e3)
 

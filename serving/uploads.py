@@ -1,10 +1,16 @@
-"""Reading an uploaded file with a size limit (a 413 with the limit, never a 500)."""
+"""Reading an uploaded file with a size limit (a 413 with the limit, never a 500), and an uploaded
+photo decoded into the image model's input (a 422 with the reason)."""
 
 from __future__ import annotations
 
+import numpy as np
 from fastapi import HTTPException, UploadFile
 
+from serving.limits import decode_slot
+from serving.loaded_bundle import LoadedBundle
 from serving.settings import ServingSettings
+from serving.state import ServiceState
+from vision.preprocess import ImageError, preprocess
 
 
 def read_upload(upload: UploadFile, settings: ServingSettings) -> bytes:
@@ -14,3 +20,15 @@ def read_upload(upload: UploadFile, settings: ServingSettings) -> bytes:
     if not data:
         raise HTTPException(422, "the uploaded file is empty")
     return data
+
+
+def read_photo(upload: UploadFile, bundle: LoadedBundle, state: ServiceState) -> tuple[bytes, np.ndarray]:
+    """The upload's bytes and its (1, 1, H, W) model input, decoded in one of the bounded decode slots;
+    409 for a bundle without photos, 413 / 422 for a file too large, empty or not an image."""
+    bundle.require_images()
+    data = read_upload(upload, state.settings)
+    try:
+        with decode_slot(state):
+            return data, preprocess(data, bundle.preprocess_spec)
+    except ImageError as e:
+        raise HTTPException(422, str(e)) from e

@@ -4,35 +4,26 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, HTTPException, Query, UploadFile
+from fastapi import APIRouter, File, Query, UploadFile
 
-from serving.deps import Bundle, Settings
-from serving.limits import decode_slot
+from serving.deps import Bundle, State
 from serving.parsing import check_k
 from serving.recommend import nearest
 from serving.schemas import ERRORS, CategoryProbability, ClassifyResponse, Filters, ImageSearchResponse
-from serving.uploads import read_upload
-from vision.preprocess import ImageError, preprocess
+from serving.uploads import read_photo
 
 router = APIRouter(prefix="/v1/images", tags=["images"], responses=ERRORS)
 Upload = Annotated[UploadFile, File(description="A product photo (PNG/JPEG/WebP).")]
 
 
-def _classify(bundle, upload: UploadFile, settings):
-    bundle.require_images()
-    data = read_upload(upload, settings)
-    try:
-        with decode_slot(settings):
-            pixels = preprocess(data, bundle.preprocess_spec)
-    except ImageError as e:
-        raise HTTPException(422, str(e)) from e
-    return bundle.classify(pixels)
+def _classify(bundle, upload: UploadFile, state):
+    return bundle.classify(read_photo(upload, bundle, state)[1])
 
 
 @router.post("/classify", response_model=ClassifyResponse)
-def classify(image: Upload, bundle: Bundle, settings: Settings) -> ClassifyResponse:
+def classify(image: Upload, bundle: Bundle, state: State) -> ClassifyResponse:
     """Category probabilities (temperature-calibrated) from the image model."""
-    probs, _ = _classify(bundle, image, settings)
+    probs, _ = _classify(bundle, image, state)
     order = probs.argsort()[::-1]
     return ClassifyResponse(predicted=bundle.class_names[order[0]], bundle_version=bundle.version,
                             probabilities=[CategoryProbability(category=bundle.class_names[i],
@@ -40,11 +31,11 @@ def classify(image: Upload, bundle: Bundle, settings: Settings) -> ClassifyRespo
 
 
 @router.post("/search", response_model=ImageSearchResponse)
-def search(image: Upload, bundle: Bundle, settings: Settings, k: Annotated[int, Query(ge=1)] = 10,
+def search(image: Upload, bundle: Bundle, state: State, k: Annotated[int, Query(ge=1)] = 10,
            categories: Annotated[list[str] | None, Query()] = None, in_stock_only: bool = True) -> ImageSearchResponse:
     """Catalog items whose CNN embedding is closest to the uploaded photo's."""
-    check_k(k, settings)
-    probs, emb = _classify(bundle, image, settings)
+    check_k(k, state.settings)
+    probs, emb = _classify(bundle, image, state)
     items = nearest(bundle, "image", emb, k, Filters(categories=categories, in_stock_only=in_stock_only))
     return ImageSearchResponse(predicted=bundle.class_names[int(probs.argmax())], items=items,
                                bundle_version=bundle.version)

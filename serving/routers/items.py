@@ -11,14 +11,12 @@ from fastapi.responses import FileResponse
 from pydantic import ValidationError
 
 from serving.deps import Admin, Bundle, Settings, State
-from serving.limits import decode_slot
 from serving.live import ChangeLog, add_item
 from serving.metrics import INDEX_SIZE
 from serving.parsing import check_k
 from serving.recommend import items_out, similar
 from serving.schemas import ERRORS, Filters, ItemDetail, ItemPatch, SimilarResponse
-from serving.uploads import read_upload
-from vision.preprocess import ImageError, preprocess
+from serving.uploads import read_photo
 
 router = APIRouter(tags=["items"], responses=ERRORS)
 
@@ -91,13 +89,7 @@ def add(bundle: Bundle, state: State, settings: Settings, _: Admin,
         raise HTTPException(409, f"item {item_id!r} already exists")
     if category is not None and category not in bundle.category_names:
         raise HTTPException(422, f"unknown category {category!r}; known: {bundle.category_names}")
-    bundle.require_images()
-    data = read_upload(image, settings)
-    try:
-        with decode_slot(settings):
-            pixels = preprocess(data, bundle.preprocess_spec)  # refuse a bad image before anything is stored
-    except ImageError as e:
-        raise HTTPException(422, str(e)) from e
+    data, pixels = read_photo(image, bundle, state)  # refuse a bad image before anything is stored
     log = ChangeLog(settings.artifacts_dir, bundle.version)
     path = log.save_image(item_id, data, Path(image.filename or "").suffix.lower()[:5] or ".img")
     log.append({"op": "add", "item_id": item_id, "title": title, "category": category, "price": price,

@@ -54,13 +54,10 @@ def test_an_oversized_body_is_refused_before_it_is_read_whatever_the_route(tiny_
         assert c.post("/v1/recommendations", json={"k": 2}).status_code == 200  # normal bodies unaffected
 
 
-def test_concurrent_decodes_are_bounded(tiny_artifacts: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(limits, "_decodes", None)
+def test_concurrent_decodes_are_bounded(tiny_artifacts: Path) -> None:
     with make_client(tiny_artifacts, max_concurrent_decodes=1, decode_wait_s=0.05) as c:
-        s = c.app.state.service.settings
-        with limits.decode_slot(s):  # another request is decoding
+        with limits.decode_slot(c.app.state.service):  # another request is decoding
             r = c.post("/v1/images/classify", files={"image": ("x.png", _png(28, 28), "image/png")})
             assert r.status_code == 503 and r.headers["retry-after"] == "1"
         r = c.post("/v1/images/classify", files={"image": ("x.png", _png(28, 28), "image/png")})
         assert r.status_code == 200
-    monkeypatch.setattr(limits, "_decodes", None)
