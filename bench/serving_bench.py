@@ -127,17 +127,20 @@ def main() -> None:
     print(f"recommendations reach {rec['rps'] / ping['rps']:.0%} of the trivial endpoint's requests/s "
           f"(target >= 35 %); p99 {rec['p99']:.1f} ms (target <= 50 ms); {batch:.1f} requests per model batch "
           "on average (warm-up included)")
-    if a.workers == 1:
-        print(f"server RSS after warm-up {rss0:.0f} MB, after both loads {rss1:.0f} MB ({rss1 - rss0:+.0f} MB over "
-              f"{(rec['rps'] + ping['rps']) * a.seconds:,.0f} requests)")
+    print(f"server RSS ({a.workers} worker(s) and their parent) after warm-up {rss0:.0f} MB, after both loads "
+          f"{rss1:.0f} MB ({rss1 - rss0:+.0f} MB over {(rec['rps'] + ping['rps']) * a.seconds:,.0f} requests)")
 
 
 def rss_mb(pid: int) -> float:
-    """Resident memory of the server process (one worker: the uvicorn process itself serves)."""
+    """Resident memory of the server: the uvicorn process and, with several workers, its children."""
+    total = 0.0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+            total += int(line.split()[1]) / 1024
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            total += rss_mb(int(child))
+    return total
 
 
 if __name__ == "__main__":

@@ -36,7 +36,16 @@ from pipelines.errors import EXIT_DATA, EXIT_ERROR, EXIT_GATE, EXIT_LOCKED, Nigh
 from pipelines.report import write_report
 from pipelines.tables import fingerprint as dataset_fingerprint
 from pipelines.tables import images_fingerprint
-from serving.bundle import BundleError, bundles_dir, current_version, promote, retain, sha256_file, verify_bundle
+from serving.bundle import (
+    BundleError,
+    bundles_dir,
+    current_version,
+    promote,
+    retain,
+    sha256_file,
+    sweep_partial,
+    verify_bundle,
+)
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +169,7 @@ def run_nightly(data: Path, artifacts: Path, cfg: NightlyConfig, *, force: bool 
 def _night(data: Path, artifacts: Path, cfg: NightlyConfig, steps: Steps, force: bool) -> dict:
     if not (data / "events.parquet").is_file():
         raise NightlyError(f"{data}: no dataset (events.parquet missing)", EXIT_DATA)
+    sweep_partial(artifacts)  # a run killed while writing a bundle left its temporary directory
     # Each key hashes everything its step's output depends on: the data it reads (directly or
     # through an upstream step's key) and its config. Each step writes only into its own directory
     # and the next step is handed that path.

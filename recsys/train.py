@@ -62,6 +62,7 @@ class RecTrainConfig:
     init_from: str | None = None  # warm start: a previous two-tower checkpoint (rows matched by id)
     seed: int = 0
     device: str = "auto"
+    max_steps: int | None = None  # cap on steps per epoch (benchmarks, smoke runs); None: the whole epoch
 
     @classmethod
     def from_yaml(cls, path: Path | None, **overrides) -> RecTrainConfig:
@@ -181,11 +182,14 @@ def train_two_tower(cfg: RecTrainConfig, data: RecData | None = None,
     log_q = torch.from_numpy(np.log(B * p_item + M / n_items)).float().to(device)
     t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
     item_t = {k: t(v) for k, v in data.item_inputs.items()}
+    # Every training example lives on the device for the whole run: a step gathers its batch there
+    # (no host arrays indexed and copied per step, no host sync inside an epoch).
+    ex_t = {k: t(getattr(ex, k)) for k in ("item_row", "profile_row", "user", "features", "history")}
     prof_t, prof_w_t = t(data.train_profile), t(data.train_profile_w)  # (Ut, P) each
     image_t = t(data.image) if data.image is not None else None
     full = n_items <= cfg.full_softmax_items
     all_rows = torch.arange(n_items, device=device)
-    steps = len(keep) // (B * world)
+    steps = min(len(keep) // (B * world), cfg.max_steps or len(keep))
     if steps == 0:
         raise ValueError(f"{len(keep)} training pairs is less than one global batch ({B * world})")
 
@@ -208,24 +212,25 @@ def train_two_tower(cfg: RecTrainConfig, data: RecData | None = None,
     # gradients ourselves after backward (same seed on every rank -> same initial weights).
 
     for epoch in range(start, cfg.epochs):
-        g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        g = torch.Generator(device=device).manual_seed(cfg.seed * 100_003 + epoch)  # same draws on resume
         torch.manual_seed(cfg.seed * 100_003 + epoch)  # id dropout draws: same on resume
-        order = torch.from_numpy(keep)[torch.randperm(len(keep), generator=g)][rank::world]
+        keep_t = t(keep)
+        order = keep_t[torch.randperm(len(keep), generator=g, device=device)][rank::world]
         model.train()
-        t0, loss_sum = time.perf_counter(), 0.0
-        bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not main, leave=False, mininterval=5)
-        for i in bar:
-            idx = order[i * B : (i + 1) * B]
-            pos = t(ex.item_row[idx.numpy()])
-            neg = torch.randint(0, n_items, (M,), generator=g).to(device)
-            pr = t(ex.profile_row[idx.numpy()])
+        t0, loss_sum = time.perf_counter(), torch.zeros((), device=device)
+        for i in tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not main, leave=False,
+                      mininterval=5):
+            idx = order[i * B : (i + 1) * B]  # (B,) example rows, on the device
+            pos = ex_t["item_row"][idx]
+            neg = torch.randint(0, n_items, (M,), generator=g, device=device)
+            pr = ex_t["profile_row"][idx]
             prof = prof_t[pr]  # (B, P)
             # The positive is hidden from its own profile (else the task is a lookup), and a share of
             # the rest is dropped so the tower learns from partial histories.
-            keep_w = (prof != Vocab.index_of_row(pos)[:, None]) & (torch.rand(prof.shape, generator=g).to(device)
-                                                                  >= cfg.profile_dropout)
+            keep_w = (prof != Vocab.index_of_row(pos)[:, None]) & (
+                torch.rand(prof.shape, generator=g, device=device) >= cfg.profile_dropout)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                u = model.user_tower(t(ex.user[idx.numpy()]), t(ex.features[idx.numpy()]), t(ex.history[idx.numpy()]),
+                u = model.user_tower(ex_t["user"][idx], ex_t["features"][idx], ex_t["history"][idx],
                                      prof, prof_w_t[pr] * keep_w)
                 if full:  # the whole catalog is the candidate set: exact softmax, no sampling correction
                     logits = u.float() @ item_vecs(all_rows).float().T / model.temperature  # (B, I)
@@ -244,10 +249,8 @@ def train_two_tower(cfg: RecTrainConfig, data: RecData | None = None,
                         p.grad /= world
             for o in opts:
                 o.step()
-            loss_sum += loss.item()
-            if main and i % 50 == 0:
-                bar.set_postfix(loss=f"{loss_sum / (i + 1):.3f}",
-                                pairs_s=f"{(i + 1) * B * world / (time.perf_counter() - t0):.0f}")
+            loss_sum += loss.detach()
+        loss_sum = loss_sum.item()  # waits for the epoch's last step
         train_s = time.perf_counter() - t0
         if main:
             scores = two_tower_scores(model, data, data.valid, device=device)

@@ -111,6 +111,17 @@ def write_bundle(artifacts: Path, files: dict[str, Path], info: dict | None = No
     return final
 
 
+def sweep_partial(artifacts: Path) -> list[str]:
+    """Delete the ``.tmp-`` directories a killed publisher left behind; returns their names. Only a
+    caller that holds the nightly lock may call it (another publisher's directory is not partial)."""
+    root = bundles_dir(artifacts)
+    gone = sorted(p.name for p in root.glob(".tmp-*") if p.is_dir()) if root.is_dir() else []
+    for name in gone:
+        shutil.rmtree(root / name, ignore_errors=True)
+        log.warning("removed %s, a half-written bundle left by a killed run", name)
+    return gone
+
+
 def current_version(artifacts: Path) -> str | None:
     p = artifacts / "CURRENT"
     return p.read_text().strip() or None if p.is_file() else None

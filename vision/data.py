@@ -101,30 +101,31 @@ def augment(x: torch.Tensor, g: torch.Generator, *, pad: int = 2, flip: bool = T
     x: (B, C, H, W) normalised; ``fill`` is the normalised background value. Returns a new tensor.
     """
     B, C, H, W = x.shape
-    dev = x.device
+    dev = x.device  # every draw is made where the batch lives, from ``g`` (on the same device): no copies
+    kw = {"generator": g, "device": dev}
     if pad:
         xp = F.pad(x, (pad, pad, pad, pad), value=fill)  # (B, C, H+2p, W+2p)
-        di = torch.randint(0, 2 * pad + 1, (B,), generator=g).to(dev)
-        dj = torch.randint(0, 2 * pad + 1, (B,), generator=g).to(dev)
+        di = torch.randint(0, 2 * pad + 1, (B,), **kw)
+        dj = torch.randint(0, 2 * pad + 1, (B,), **kw)
         rows = (di[:, None] + torch.arange(H, device=dev))[:, None, :, None]  # (B, 1, H, 1)
         cols = (dj[:, None] + torch.arange(W, device=dev))[:, None, None, :]  # (B, 1, 1, W)
         x = xp[torch.arange(B, device=dev)[:, None, None, None], torch.arange(C, device=dev)[None, :, None, None],
                rows, cols]
     if flip:
-        m = (torch.rand(B, generator=g) < 0.5).to(dev)[:, None, None, None]
+        m = (torch.rand(B, **kw) < 0.5)[:, None, None, None]
         x = torch.where(m, x.flip(3), x)
     if erase_p > 0:
         # One rectangle of 2-25 % of the area, aspect ratio 0.3-3.3, in a share erase_p of images.
-        area = torch.empty(B).uniform_(0.02, 0.25, generator=g) * H * W
-        ratio = torch.exp(torch.empty(B).uniform_(np.log(0.3), np.log(3.3), generator=g))
+        area = torch.empty(B, device=dev).uniform_(0.02, 0.25, generator=g) * H * W
+        ratio = torch.exp(torch.empty(B, device=dev).uniform_(np.log(0.3), np.log(3.3), generator=g))
         eh = (area * ratio).sqrt().clamp(1, H).long()
         ew = (area / ratio).sqrt().clamp(1, W).long()
-        top = (torch.rand(B, generator=g) * (H - eh + 1)).long()
-        left = (torch.rand(B, generator=g) * (W - ew + 1)).long()
-        on = torch.rand(B, generator=g) < erase_p
-        r = torch.arange(H)[None, :, None]
-        c = torch.arange(W)[None, None, :]
+        top = (torch.rand(B, **kw) * (H - eh + 1)).long()
+        left = (torch.rand(B, **kw) * (W - ew + 1)).long()
+        on = torch.rand(B, **kw) < erase_p
+        r = torch.arange(H, device=dev)[None, :, None]
+        c = torch.arange(W, device=dev)[None, None, :]
         box = ((r >= top[:, None, None]) & (r < (top + eh)[:, None, None]) &
                (c >= left[:, None, None]) & (c < (left + ew)[:, None, None]) & on[:, None, None])
-        x = x.masked_fill(box[:, None].to(dev), fill)
+        x = x.masked_fill(box[:, None], fill)
     return x

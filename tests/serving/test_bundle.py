@@ -119,3 +119,14 @@ def test_bundle_cli(art: Path, tmp_path: Path) -> None:
     r = runner.invoke(app, ["bundle", "rollback", "--artifacts", str(art)])
     assert r.exit_code == 1 and "no verified bundle" in r.output
     assert b.current_version(art) == "v2"
+
+
+def test_sweep_partial_removes_what_a_killed_publisher_left_and_nothing_published(tmp_path: Path) -> None:
+    art = tmp_path / "art"
+    b.write_bundle(art, _files(tmp_path), version="v1")
+    half = b.bundles_dir(art) / ".tmp-v2"  # SIGKILL while copying: no cleanup ran
+    half.mkdir()
+    (half / "towers.onnx").write_bytes(b"half")
+    assert b.sweep_partial(art) == [".tmp-v2"]
+    assert not half.exists() and b.list_bundles(art) == ["v1"]
+    b.verify_bundle(b.bundles_dir(art) / "v1")
