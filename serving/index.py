@@ -28,6 +28,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from serving import gpu_index
+
 log = logging.getLogger(__name__)
 
 FLAT_MAX = 50_000  # exact search is fast enough below this many items
@@ -94,6 +96,20 @@ class VectorIndex:
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)  # (N, D)
         self.live = np.ones(len(vectors), bool) if live is None else live
         self.n_live = int(self.live.sum())
+        self.accel: faiss.Index | None = None  # the GPU copy searches go to (serving/gpu_index.py)
+        self._accel_args: tuple | None = None
+
+    def use_gpu(self, ngpu: int | None = None, *, stand_in: bool = False) -> str:
+        """Serve searches from a copy on the GPUs (``stand_in``: the same search path on the CPU, for
+        tests). Returns what now serves, for the log."""
+        self._accel_args = (ngpu, stand_in)
+        make = gpu_index.cpu_stand_in if stand_in else gpu_index.to_gpu
+        self.accel = make(self.index, self.info.kind, self.vectors, **({} if stand_in else {"ngpu": ngpu}))
+        if self.info.kind == "ivfflat":  # the tuned nprobe; other kinds are exact there
+            space = faiss.ParameterSpace() if stand_in else faiss.GpuParameterSpace()
+            space.set_index_parameter(self.accel, "nprobe", min(self.info.nprobe, gpu_index.GPU_MAX_K))
+        where = "the CPU (GPU stand-in)" if stand_in else f"{ngpu or gpu_index.gpu_count()} GPU(s)"
+        return f"{self.info.kind} on {where}"
 
     @classmethod
     def build(cls, vectors: np.ndarray, kind: str = "auto", *, nlist: int | None = None,
@@ -151,6 +167,8 @@ class VectorIndex:
         the allowed live rows, so every row of the answer has min(k, #allowed) results.
         """
         q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        if self.accel is not None:
+            return self._search_accel(q, k, self.live if allowed is None else np.asarray(allowed, bool) & self.live)
         if allowed is None:
             ok, sel, want = self.live, None, min(k, self.n_live)
         else:
@@ -164,6 +182,15 @@ class VectorIndex:
                 break
             probe = min(probe * 2, self.info.nlist)
         if short.any() and self.info.kind != "ivfpq":
+            ids = np.flatnonzero(ok)
+            d2, i2 = exact_search(self.vectors[ids], q[short], k)
+            D[short], I[short] = d2, np.where(i2 >= 0, ids[np.maximum(i2, 0)], -1)
+        return D, I
+
+    def _search_accel(self, q: np.ndarray, k: int, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The GPU copy takes no selector: over-fetch and refill, exact on the CPU for what stays short."""
+        D, I, short = gpu_index.overfetch_search(lambda x, depth: self.accel.search(x, depth), q, k, ok)
+        if short.any():
             ids = np.flatnonzero(ok)
             d2, i2 = exact_search(self.vectors[ids], q[short], k)
             D[short], I[short] = d2, np.where(i2 >= 0, ids[np.maximum(i2, 0)], -1)
@@ -237,6 +264,8 @@ class VectorIndex:
         self.vectors = np.concatenate([self.vectors, v])
         self.live = np.concatenate([self.live, np.ones(len(v), bool)])
         self.n_live += len(v)
+        if self._accel_args is not None:  # admin additions are rare: copy the grown index again
+            self.use_gpu(self._accel_args[0], stand_in=self._accel_args[1])
         return ids
 
     def remove(self, ids: np.ndarray) -> int:

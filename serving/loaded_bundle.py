@@ -24,6 +24,7 @@ from recsys.features import OOV, FeatureSpec, stored_profiles
 from recsys.rank_features import CHANNEL_FEATURES, DENSE, ItemStats, rank_features
 from serving.bundle import BundleError, bundles_dir, current_version, verify_bundle
 from serving.errors import RequestError
+from serving.gpu_index import gpu_count
 from serving.index import VectorIndex
 from serving.settings import ServingSettings
 from vision.preprocess import PreprocessSpec
@@ -91,6 +92,7 @@ class LoadedBundle:
         self.session_weight = float(self.spec.event_weights.get("view", 1.0))  # a click is a view
         idx = self.manifest["indexes"]
         self.items_index = VectorIndex.load(path / "index.faiss", idx["items"], np.load(path / "item_vectors.npy"))
+        self._place(self.items_index)
         self.user_tower, self.item_tower, self.ranker = (
             make_session(path / f"{name}.onnx", threads=settings.ort_threads, device=settings.device)
             for name in ("user_tower", "item_tower", "ranker"))
@@ -105,6 +107,7 @@ class LoadedBundle:
         if "image_model.onnx" in self.manifest["files"]:
             self.image_index = VectorIndex.load(path / "image_index.faiss", idx["images"],
                                                 np.load(path / "image_vectors.npy"))
+            self._place(self.image_index)
             self.image_model = make_session(path / "image_model.onnx", threads=settings.ort_threads,
                                             device=settings.device)
             meta = self.image_model.get_modelmeta().custom_metadata_map
@@ -283,6 +286,15 @@ class LoadedBundle:
                     self.image_index.remove(np.array([row]))
             self.in_stock[row] = False
             self.live_rows.add(row)
+
+    def _place(self, index: VectorIndex) -> None:
+        """On the GPUs when FAISS sees any and the device setting allows; else the CPU (said once)."""
+        if self.settings.device == "cpu":
+            return
+        if gpu_count() > 0:
+            log.info("index: %s", index.use_gpu())
+        elif self.settings.device == "cuda":
+            log.warning("VITRINE_DEVICE=cuda but FAISS sees no GPU (faiss-cpu installed?): index on the CPU")
 
     def index(self, by: str) -> VectorIndex:
         """The item-tower ("behaviour") or CNN-embedding ("image") index."""

@@ -37,7 +37,8 @@ class ServingSettings(BaseSettings):
     public_metrics: bool = Field(True, description="Serve /metrics to anyone; false = only with the admin token.")
     changes_poll_s: float = Field(1.0, ge=0, description="Apply admin changes other workers logged, this "
                                   "often; 0 = off (one worker).")
-    device: str = Field("auto", description="auto | cpu | cuda (ONNX Runtime provider choice).")
+    device: str = Field("auto", description="auto | cpu | cuda: ONNX Runtime's provider and where FAISS indexes live "
+                        "(GPUs when FAISS sees any, unless cpu).")
 
 
 @lru_cache

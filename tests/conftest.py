@@ -10,22 +10,6 @@ import pytest
 from pipelines.fashion_mnist import write_idx
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not any("gpu" in item.keywords for item in items):
-        return
-    try:
-        import torch
-
-        has_cuda = torch.cuda.is_available()
-    except ImportError:
-        has_cuda = False
-    if not has_cuda:
-        skip = pytest.mark.skip(reason="needs CUDA")
-        for item in items:
-            if "gpu" in item.keywords:
-                item.add_marker(skip)
-
-
 def synthetic_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(n, 28, 28) uint8 images: the class sets a stripe pattern and a bright patch's position,
     a random 'style' sets a blob (so k-means finds styles within a class)."""
