@@ -101,7 +101,8 @@ def cnn(images, device: str, out: Path, smoke: bool, **over) -> dict:
     best, wall = timed(train, cfg, data=images)
     hist = yaml.safe_load((run / "history.yaml").read_text())
     steady = [h["img_per_s"] for h in hist[1:]] or [hist[0]["img_per_s"]]  # epoch 1 pays the warm-up
-    model, _ = load_model(best, device)
+    model, _ = load_model(best)
+    model = model.to(device)
     xte, yte = images.subset("test")
     x = torch.from_numpy(normalize(xte, PreprocessSpec()))
     acc = (predict(model, x, torch.device(device))[0].argmax(1).numpy() == yte).mean()
@@ -169,6 +170,8 @@ def run(a: argparse.Namespace) -> None:
     if a.compile and not a.smoke:
         phases.insert(1, ("cnn_gpu_compiled", lambda: cnn(images, gpu, work, a.smoke, compile=True)))
     for name, fn in phases:
+        if name in a.skip:
+            continue
         try:
             res[name] = fn()
         except Exception:  # one phase failing must not cost the others' figures
@@ -186,6 +189,8 @@ def run(a: argparse.Namespace) -> None:
         print(f"tt_gpu_{b}", json.dumps(res[f"tt_gpu_{b}"]), flush=True)
         save()
     try:
+        if "tt_cpu" in a.skip:
+            raise RuntimeError("skipped (--skip tt_cpu)")
         res["tt_cpu_1024"] = two_tower(data, "cpu", work, batches[0], 1, a.smoke, max_steps=3 if a.smoke else 60)
     except Exception:
         res["tt_cpu_1024"] = {"error": traceback.format_exc()[-2000:]}
@@ -237,6 +242,7 @@ def main() -> None:
     r.add_argument("--batches", type=int, nargs="+", default=[1024, 8192, 32768])
     r.add_argument("--tt-epochs", type=int, default=4)
     r.add_argument("--compile", action="store_true", help="also time the CNN recipe under torch.compile")
+    r.add_argument("--skip", nargs="*", default=[], help="phases to leave out: cnn_gpu cnn_cpu tt_cpu")
     r.add_argument("--smoke", action="store_true", help="tiny settings: the same code in seconds (tests, CPU)")
     a = ap.parse_args()
     pack(a.data, a.out) if a.cmd == "pack" else run(a)

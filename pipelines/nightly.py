@@ -46,6 +46,7 @@ from serving.bundle import (
     sweep_partial,
     verify_bundle,
 )
+from serving.bundle_store import push, set_store_current
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class NightlyConfig:
     gate_margin: float = 0.05  # refuse when the metric drops by more than this share of CURRENT's
     keep_bundles: int = 5
     reload_url: str | None = None  # e.g. http://127.0.0.1:8000 (token from VITRINE_ADMIN_TOKEN)
+    bundle_store: str | None = None  # fsspec URL the replicas pull from (serving/bundle_store.py)
 
     @classmethod
     def from_yaml(cls, path: Path | None, **overrides) -> NightlyConfig:
@@ -217,10 +219,14 @@ def _night(data: Path, artifacts: Path, cfg: NightlyConfig, steps: Steps, force:
         out["forced"] = True
     previous = current_version(artifacts)
     promote(artifacts, version)
+    if cfg.bundle_store:  # the bundle's files, then the store's CURRENT: replicas pull it from there
+        push(artifacts, version, cfg.bundle_store)
     out["reload"] = notify_reload(cfg.reload_url)
     if out["reload"].startswith("refused"):  # the running service would not load it: put CURRENT back
         if previous is not None:
             promote(artifacts, previous)
+            if cfg.bundle_store:
+                set_store_current(cfg.bundle_store, previous)
         raise NightlyError(f"the service refused {version} ({out['reload']}); CURRENT back to {previous}",
                            EXIT_ERROR)
     out["deleted_versions"] = retain(artifacts, cfg.keep_bundles)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from serving.bundle import BundleError, bundles_dir, current_version, list_bundles
+from serving.bundle_store import pull_current
 from serving.live import ChangeLog, catch_up, replay
 from serving.loaded_bundle import LoadedBundle, load_current
 from serving.metrics import BUNDLE, INDEX_SIZE, RELOADS
@@ -77,9 +78,20 @@ def install(state: ServiceState, b: LoadedBundle) -> None:
     INDEX_SIZE.labels("images").set(b.image_index.n_live if b.image_index is not None else 0)
 
 
+def sync_store(settings: ServingSettings) -> None:
+    """With a bundle store configured: bring its CURRENT here first. A store that cannot be read is
+    logged; the local CURRENT keeps serving."""
+    if settings.bundle_store:
+        try:
+            pull_current(settings.bundle_store, settings.artifacts_dir)
+        except Exception:
+            log.exception("could not pull CURRENT from %s; serving what is local", settings.bundle_store)
+
+
 def reload_current(state: ServiceState) -> tuple[bool, str]:
     """Load what CURRENT names (if it differs from what is served) and swap it in. (ok, detail)."""
     with state.reload_lock:
+        sync_store(state.settings)
         want = current_version(state.settings.artifacts_dir)
         if state.bundle is not None and want == state.bundle.version:
             return True, f"already serving {want}"
@@ -115,6 +127,7 @@ def follow_changes(state: ServiceState, stop: threading.Event) -> None:
 def watch_current(state: ServiceState, stop: threading.Event) -> None:
     """Background loop: reload whenever CURRENT names a different version."""
     while not stop.wait(state.settings.watch_interval_s):
+        sync_store(state.settings)
         want = current_version(state.settings.artifacts_dir)
         if want is not None and (state.bundle is None or want != state.bundle.version):
             if state.last_error and want in state.last_error:

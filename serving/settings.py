@@ -37,6 +37,9 @@ class ServingSettings(BaseSettings):
     public_metrics: bool = Field(True, description="Serve /metrics to anyone; false = only with the admin token.")
     changes_poll_s: float = Field(1.0, ge=0, description="Apply admin changes other workers logged, this "
                                   "often; 0 = off (one worker).")
+    bundle_store: str | None = Field(None, description="fsspec URL of a bundle store (s3://bucket/prefix, "
+                                     "file:///shared/vitrine): its CURRENT and that bundle are pulled into "
+                                     "artifacts_dir before each load (serving/bundle_store.py).")
     device: str = Field("auto", description="auto | cpu | cuda: ONNX Runtime's provider and where FAISS indexes live "
                         "(GPUs when FAISS sees any, unless cpu).")
 

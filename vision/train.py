@@ -123,7 +123,7 @@ def train(cfg: TrainConfig, on_epoch_end: Callable[[dict], None] | None = None, 
         data = load_image_set(Path(cfg.data_dir), spec, seed=cfg.seed, max_items=cfg.max_items)
     on = lambda a: torch.from_numpy(a).to(device)  # noqa: E731
     xtr, ytr = on(normalize(data.subset("train")[0], spec)), on(data.subset("train")[1])  # (N, 1, H, W), (N,)
-    xva, yva = on(normalize(data.subset("valid")[0], spec)), on(data.subset("valid")[1])
+    xva, yva = on(normalize(data.subset("valid")[0], spec)), torch.from_numpy(data.subset("valid")[1])  # predict: CPU
     fill = float((0 - spec.mean) / spec.std)  # the normalised black background
     mcfg = model_config(cfg.model, num_classes=len(data.class_names), class_names=data.class_names,
                         input_size=spec.size, **cfg.model_overrides)

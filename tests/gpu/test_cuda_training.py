@@ -24,7 +24,7 @@ def test_the_cnn_trains_on_cuda_and_agrees_with_the_cpu(tmp_path) -> None:
     hist = yaml.safe_load((tmp_path / "history.yaml").read_text())
     assert cfg["device"].startswith("cuda") and hist[-1]["train_loss"] < hist[0]["train_loss"]
     xt = torch.from_numpy(normalize(x[2700:], PreprocessSpec()))
-    gpu_model, _ = load_model(best, "cuda")
+    gpu_model = load_model(best)[0].cuda()
     cpu_model, _ = load_model(best, "cpu")
     lg = predict(gpu_model, xt, torch.device("cuda"))[0]  # bf16 autocast on the GPU
     lc = predict(cpu_model, xt, torch.device("cpu"))[0]
