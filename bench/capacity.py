@@ -6,8 +6,9 @@ to catalogs of 100k, 1M, 10M and 100M items.
 Measured here: (1) the service's resident memory per catalog item, loading a real bundle
 (``LoadedBundle``: item arrays, vectors, index, channel neighbour lists, ONNX sessions; the fixed
 part is what a bundle's models weigh); (2) the index's bytes per item and single-query latency at
-recall@100 ≥ 0.95 for the kind ``choose_kind`` picks, on a 2,000-cluster Gaussian mixture of 64-d
-vectors at two sizes (100k and 400k). Carried over, not measured: memory linearly; the IVF query cost
+recall@100 ≥ 0.95 for the kind ``choose_kind`` picks past 250k items (IVF fast-scan + re-rank), on
+a 2,000-cluster Gaussian mixture of 64-d vectors at two sizes (200k and 800k). Carried over, not
+measured: memory linearly; the IVF query cost
 as a·n^b fitted through the two sizes (IVF with 4·√n lists scans ~√n vectors per query at a fixed
 recall, so b ≈ 0.5 is expected and printed).
 """
@@ -28,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from serving.index import VectorIndex, choose_kind  # noqa: E402
+from serving.index import IVFFLAT_MAX, VectorIndex, choose_kind  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -38,8 +39,9 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def bundle_memory(bundle: Path) -> tuple[float, float, int]:
-    """(MB fixed, bytes per item, items): RSS of loading a bundle, split by the models' file sizes."""
+def bundle_memory(bundle: Path) -> tuple[float, float, int, int]:
+    """(MB of models, bytes per item, items, shoppers): RSS of loading a bundle, less its models' file
+    sizes, per item (its shoppers' histories included, at this catalog's ratio of shoppers to items)."""
     from serving.loaded_bundle import LoadedBundle
     from serving.settings import ServingSettings
 
@@ -48,9 +50,9 @@ def bundle_memory(bundle: Path) -> tuple[float, float, int]:
     b = LoadedBundle(bundle, ServingSettings(artifacts_dir=bundle.parent.parent))
     total = rss_mb() - before
     models = sum(p.stat().st_size for p in bundle.glob("*.onnx")) / 2**20
-    n = len(b.item_ids)
+    n, users = len(b.item_ids), len(b.user_row)
     del b
-    return models, (total - models) * 2**20 / n, n
+    return models, (total - models) * 2**20 / n, n, users
 
 
 def mixture(n: int, rng: np.random.Generator, d: int = 64) -> np.ndarray:
@@ -60,10 +62,11 @@ def mixture(n: int, rng: np.random.Generator, d: int = 64) -> np.ndarray:
 
 
 def index_cost(n: int, seed: int = 0) -> dict:
+    """The kind every catalog past IVFFLAT_MAX gets (IVF fast-scan codes + exact re-rank), at size n."""
     rng = np.random.default_rng(seed)
     x = mixture(n + 700, rng)
     base, tune_q, test_q = x[:n], x[n:n + 500], x[n + 500:]
-    kind = choose_kind(n, 64)
+    kind = choose_kind(10 * IVFFLAT_MAX, 64)
     index = VectorIndex.build(base, kind)
     index.tune(tune_q, target_recall=0.95, k=100)
     with tempfile.TemporaryDirectory() as tmp:
@@ -80,15 +83,15 @@ def index_cost(n: int, seed: int = 0) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--bundle", type=Path, required=True)
-    ap.add_argument("--sizes", type=int, nargs=2, default=[100_000, 400_000])
+    ap.add_argument("--sizes", type=int, nargs=2, default=[200_000, 800_000])
     a = ap.parse_args()
-    fixed_mb, per_item, n_items = bundle_memory(a.bundle)
+    fixed_mb, per_item, n_items, n_users = bundle_memory(a.bundle)
     small, large = (index_cost(n) for n in a.sizes)
     b = np.log(large["ms"] / small["ms"]) / np.log(large["n"] / small["n"])
     print(f"{datetime.now(UTC):%Y-%m-%d}, {platform.machine()}, {os.cpu_count()} cores, CPU only; "
           f"`{' '.join(sys.argv)}`")
     print(f"service memory: {fixed_mb:.0f} MB of models + {per_item:,.0f} bytes per item (RSS of loading "
-          f"{a.bundle.name}, {n_items:,} items)")
+          f"{a.bundle.name}, {n_items:,} items and {n_users:,} shoppers, whose histories are counted per item)")
     for c in (small, large):
         print(f"index at {c['n']:,}: {c['kind']}, {c['bytes_per_item']:.0f} bytes/item (codes + raw vectors), "
               f"nprobe {c['nprobe']}, recall@100 {c['recall']:.3f}, {c['ms']:.3f} ms per single query")
@@ -98,7 +101,7 @@ def main() -> None:
     for n in (100_000, 1_000_000, 10_000_000, 100_000_000):
         ms = large["ms"] * (n / large["n"]) ** b
         mem = fixed_mb / 1024 + n * per_item / 2**30
-        tag = "measured" if n == small["n"] else "carried over"
+        tag = "measured" if n in (small["n"], large["n"]) else "carried over"
         print(f"| {n:,} | {mem:,.1f} GB | {ms:.2f} ms ({tag}) | {1e3 / ms:,.0f} |")
 
 

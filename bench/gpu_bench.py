@@ -178,9 +178,11 @@ def run(a: argparse.Namespace) -> None:
             res[name] = {"error": traceback.format_exc()[-2000:]}
         print(name, json.dumps(res[name]), flush=True)
         save()
-    data = load_rec_data(a.pack / "shop", split="temporal-user", max_eval_users=5000, profile_len=0)
+    skip_tt = {"tt_gpu", "tt_cpu"} <= set(a.skip)
+    data = None if skip_tt else load_rec_data(a.pack / "shop", split="temporal-user", max_eval_users=5000,
+                                              profile_len=0)
     epochs = 1 if a.smoke else a.tt_epochs
-    batches = [64, 256] if a.smoke else a.batches
+    batches = [] if "tt_gpu" in a.skip else [64, 256] if a.smoke else a.batches
     for b in batches:
         try:
             res[f"tt_gpu_{b}"] = two_tower(data, gpu, work, b, epochs, a.smoke, max_steps=steps)
@@ -191,7 +193,7 @@ def run(a: argparse.Namespace) -> None:
     try:
         if "tt_cpu" in a.skip:
             raise RuntimeError("skipped (--skip tt_cpu)")
-        res["tt_cpu_1024"] = two_tower(data, "cpu", work, batches[0], 1, a.smoke, max_steps=3 if a.smoke else 60)
+        res["tt_cpu_1024"] = two_tower(data, "cpu", work, 1024, 1, a.smoke, max_steps=3 if a.smoke else 60)
     except Exception:
         res["tt_cpu_1024"] = {"error": traceback.format_exc()[-2000:]}
     save()
@@ -242,7 +244,7 @@ def main() -> None:
     r.add_argument("--batches", type=int, nargs="+", default=[1024, 8192, 32768])
     r.add_argument("--tt-epochs", type=int, default=4)
     r.add_argument("--compile", action="store_true", help="also time the CNN recipe under torch.compile")
-    r.add_argument("--skip", nargs="*", default=[], help="phases to leave out: cnn_gpu cnn_cpu tt_cpu")
+    r.add_argument("--skip", nargs="*", default=[], help="phases to leave out: cnn_gpu cnn_cpu tt_gpu tt_cpu")
     r.add_argument("--smoke", action="store_true", help="tiny settings: the same code in seconds (tests, CPU)")
     a = ap.parse_args()
     pack(a.data, a.out) if a.cmd == "pack" else run(a)

@@ -63,17 +63,24 @@ def main() -> None:
     ap.add_argument("--shop", type=Path, default=Path("data/fashion-shop"))
     ap.add_argument("--movielens", type=Path, default=Path("data/movielens-100k"))
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--only", choices=["cnn", "two_tower"], default=None)
     a = ap.parse_args()
     threads = os.cpu_count() or 1
     res: dict[tuple[str, str], list[float]] = {}
     for _ in range(a.rounds):
         for which, data in (("cnn", a.shop), ("two_tower", a.movielens)):
+            if a.only not in (None, which):
+                continue
             for name, repo in (("old", a.old), ("new", a.new)):
                 res.setdefault((which, name), []).append(measure(repo.resolve(), which, data, threads))
     print(f"{datetime.now(UTC):%Y-%m-%d}, {platform.machine()}, {threads} cores, CPU only; "
           f"`{' '.join(sys.argv)}`; median of {a.rounds} alternating rounds")
     print("| loop | old | new | new / old |\n| --- | --- | --- | --- |")
     for which, unit in (("cnn", "images/s"), ("two_tower", "pairs/s")):
+        if (which, "old") not in res:
+            continue
+        rounds = {k: [round(v) for v in res[(which, k)]] for k in ("old", "new")}
+        print(f"{which} rounds: old {rounds['old']}, new {rounds['new']}")
         old, new = np.median(res[(which, "old")]), np.median(res[(which, "new")])
         print(f"| {which} ({unit}) | {old:,.0f} | {new:,.0f} | {new / old:.2f} |")
 

@@ -190,6 +190,7 @@ def train_two_tower(cfg: RecTrainConfig, data: RecData | None = None,
     # Every training example lives on the device for the whole run: a step gathers its batch there
     # (no host arrays indexed and copied per step, no host sync inside an epoch).
     ex_t = {k: t(getattr(ex, k)) for k in ("item_row", "profile_row", "user", "features", "history")}
+    keep_t = t(keep)  # (pairs,) example rows with a positive in the catalog
     prof_t, prof_w_t = t(data.train_profile), t(data.train_profile_w)  # (Ut, P) each
     image_t = t(data.image) if data.image is not None else None
     full = n_items <= cfg.full_softmax_items
@@ -219,7 +220,6 @@ def train_two_tower(cfg: RecTrainConfig, data: RecData | None = None,
     for epoch in range(start, cfg.epochs):
         g = torch.Generator(device=device).manual_seed(cfg.seed * 100_003 + epoch)  # same draws on resume
         torch.manual_seed(cfg.seed * 100_003 + epoch)  # id dropout draws: same on resume
-        keep_t = t(keep)
         order = keep_t[torch.randperm(len(keep), generator=g, device=device)][rank::world]
         model.train()
         t0, loss_sum = time.perf_counter(), torch.zeros((), device=device)
