@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import gzip
 import logging
 import shutil
 from pathlib import Path
@@ -26,15 +28,26 @@ def ingest(items: pd.DataFrame, users: pd.DataFrame | None, events: pd.DataFrame
 
 
 def read_any(path: Path) -> pd.DataFrame:
-    """CSV (any delimiter sniffed from ',', ';', tab) or Parquet, by extension."""
+    """CSV (delimiter sniffed among ',', ';', tab, '|'; every value read as text) or Parquet, by extension."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     suffix = "".join(path.suffixes).lower()
     if suffix.endswith(".parquet") or suffix.endswith(".pq"):
         return pd.read_parquet(path)
     if suffix.endswith((".csv", ".tsv", ".txt", ".csv.gz")):
-        return pd.read_csv(path, sep=None, engine="python", dtype=str, keep_default_na=True)
+        return pd.read_csv(path, sep=_delimiter(path), dtype=str, keep_default_na=True)
     raise ValueError(f"{path}: unsupported file type {suffix!r} (use .csv, .tsv or .parquet)")
+
+
+def _delimiter(path: Path) -> str:
+    """',', ';', tab or '|', sniffed from the first lines (a one-column file: ',')."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as f:
+        sample = f.read(64 * 1024)
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+    except csv.Error:
+        return ","
 
 
 def copy_images(items: pd.DataFrame, image_root: Path, out: Path) -> pd.DataFrame:

@@ -260,10 +260,14 @@ def validate(
     events: pd.DataFrame,
     *,
     image_root: Path | None = None,
+    known_items: pd.Series | None = None,
+    known_users: pd.Series | None = None,
 ) -> Validated:
     """Coerce and check the three tables; the threshold is applied by :func:`write_validated`.
 
     ``users`` may be ``None``: the users table is then derived from the events' user ids.
+    ``known_items`` / ``known_users``: ids already in the dataset (``--append``): events may name
+    them, and a derived users table leaves them out.
     """
     _require(items, "items", ["item_id", "category", "price"])  # before anything reads them
     _require(events, "events", ["user_id", "item_id", "event", "ts"])
@@ -274,10 +278,18 @@ def validate(
     it_df, it_R = clean_items(items, image_root)
     items_ok, rej_i, rep_i = _finish("items", items, it_df, it_R, "item_id")
     if users is None:
-        users = pd.DataFrame({"user_id": pd.unique(events["user_id"].dropna())})
+        ids = pd.Series(pd.unique(events["user_id"].dropna()))
+        if known_users is not None:
+            ids = ids[~_ids(ids, "user_id", _Reasons(ids.index)).isin(known_users)]
+        users = pd.DataFrame({"user_id": ids.to_numpy()})
     us_df, us_R = clean_users(users)
     users_ok, rej_u, rep_u = _finish("users", users, us_df, us_R, "user_id")
-    ev_df, ev_R = clean_events(events, items_ok["item_id"], users_ok["user_id"])
+    item_ids, user_ids = items_ok["item_id"], users_ok["user_id"]
+    if known_items is not None:
+        item_ids = pd.concat([item_ids, known_items], ignore_index=True)
+    if known_users is not None:
+        user_ids = pd.concat([user_ids, known_users], ignore_index=True)
+    ev_df, ev_R = clean_events(events, item_ids, user_ids)
     events_ok, rej_e, rep_e = _finish("events", events, ev_df, ev_R, None)
     events_ok = events_ok.sort_values(["ts", "user_id", "item_id"], kind="stable").reset_index(drop=True)
     for name, df in (("items", items_ok), ("users", users_ok), ("events", events_ok)):

@@ -11,7 +11,8 @@ import pandas as pd
 import typer
 
 from pipelines.cli.common import FmnistDir, MaxBad, bad_share, console, fail
-from pipelines.custom import ingest, read_any
+from pipelines.cli.shop_import import import_shop
+from pipelines.custom import ingest
 from pipelines.fashion_mnist import FILES, FashionMNISTError, load_fashion_mnist
 from pipelines.fashion_shop import append_days as append
 from pipelines.fashion_shop import generate
@@ -92,23 +93,7 @@ def movielens(
                                                  indent=2) + "\n")
 
 
-@app.command("import")
-def import_custom(
-    items: Annotated[Path, typer.Option(help="Items CSV/Parquet.")],
-    events: Annotated[Path, typer.Option(help="Events CSV/Parquet.")],
-    out: Annotated[Path, typer.Option(help="Dataset directory to write.")],
-    users: Annotated[Path | None, typer.Option(help="Users CSV/Parquet (default: from events).")] = None,
-    images: Annotated[Path | None, typer.Option(help="Folder the items' image paths are relative to.")] = None,
-    max_bad_share: MaxBad = None,
-) -> None:
-    """Import your own catalog through the same validation as the built-in datasets."""
-    try:
-        frames = [read_any(p) if p is not None else None for p in (items, users, events)]
-    except (FileNotFoundError, ValueError) as e:
-        raise fail(str(e)) from e
-    _ingest(*frames, out, images, max_bad_share, copy=True)
-    (out / "dataset.json").write_text(json.dumps({"dataset": "custom", "items": str(items),
-                                                 "events": str(events)}, indent=2) + "\n")
+app.command("import")(import_shop)
 
 
 @app.command("validate")
