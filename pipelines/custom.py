@@ -20,7 +20,7 @@ def ingest(items: pd.DataFrame, users: pd.DataFrame | None, events: pd.DataFrame
     """The one ingest path of every importer: validate raw frames, (optionally) copy the images that
     live outside ``out`` under it, write the canonical tables and ``rejected.csv``. Raises
     ``DataValidationError`` (nothing written but the rejects) when a table's bad share is too high."""
-    v = validate(items, users, events, image_root=image_root)
+    v = validate(items, users, events, image_root=image_root, pixel_cache=out / "cache")
     if copy and image_root is not None:
         v.items = copy_images(v.items, image_root, out)
     write_validated(v, out, max_bad_share)

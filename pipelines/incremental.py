@@ -22,7 +22,7 @@ import pandas as pd
 
 from pipelines.custom import copy_images
 from pipelines.tables import read_dataset, write_table
-from pipelines.validate import Validated, _bools, _Reasons, check_threshold, validate
+from pipelines.validate import Validated, _bools, _Reasons, check_threshold, validate, write_report
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def append_export(out: Path, items: pd.DataFrame | None, users: pd.DataFrame | N
         fill = pd.to_datetime(events["ts"], errors="coerce", utc=True).min() if len(events) else pd.Timestamp.now("UTC")
         items["created_at"] = items["created_at"].fillna(fill)
     v = validate(items, users, events, image_root=image_root, known_items=cur["items"]["item_id"],
-                 known_users=cur["users"]["user_id"])
+                 known_users=cur["users"]["user_id"], pixel_cache=out / "cache")
     check_threshold(v, max_bad_share)
     if image_root is not None and image_root.resolve() != out.resolve():
         v.items = copy_images(v.items, image_root, out)
@@ -94,12 +94,14 @@ def append_export(out: Path, items: pd.DataFrame | None, users: pd.DataFrame | N
     new_users = v.users[~v.users["user_id"].isin(cur["users"]["user_id"])]
     merged_users = pd.concat([cur["users"], new_users], ignore_index=True)
     rep.users_added = len(new_users)
-    ev = pd.concat([cur["events"], v.events], ignore_index=True)
-    dup = ev.duplicated(EVENT_KEY, keep="first")
-    rep.events_already_there = int(dup.sum())
-    rep.events_added = len(v.events) - rep.events_already_there
-    ev = ev[~dup].sort_values(["ts", "user_id", "item_id"], kind="stable").reset_index(drop=True)
-    v.rejected.to_csv(out / "rejected.csv", index=False)
+    # An event already in the dataset (same key) is skipped; the export's own repeats are kept, as a
+    # first import keeps them. Keys compared by their 64-bit hashes: 1.5M events in well under a second.
+    key = lambda df: pd.util.hash_pandas_object(df[EVENT_KEY], index=False).to_numpy()  # noqa: E731
+    there = pd.Series(key(v.events)).isin(key(cur["events"])).to_numpy()
+    rep.events_already_there, rep.events_added = int(there.sum()), int((~there).sum())
+    ev = pd.concat([cur["events"], v.events[~there]], ignore_index=True)
+    ev = ev.sort_values(["ts", "user_id", "item_id"], kind="stable").reset_index(drop=True)
+    write_report(v, out)
     write_table(merged_items, out / "items.parquet")
     write_table(merged_users, out / "users.parquet")
     write_table(ev, out / "events.parquet")

@@ -27,6 +27,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -158,7 +159,10 @@ def parse_times(s: pd.Series, ts: dict[str, str]) -> pd.Series:
         except AttributeError:
             naive = True
         if naive:
-            parsed = parsed.dt.tz_localize(zone, ambiguous="NaT", nonexistent="shift_forward")
+            # The hour repeated when clocks go back reads as its first pass (summer time); a time the
+            # spring-forward gap skipped moves forward: nothing valid is rejected for the clock's sake.
+            first_pass = np.ones(len(parsed), bool)
+            parsed = parsed.dt.tz_localize(zone, ambiguous=first_pass, nonexistent="shift_forward")
     parsed = parsed.dt.tz_convert("UTC") if parsed.dt.tz is not None else parsed.dt.tz_localize("UTC")
     return parsed.astype(object).where(parsed.notna(), s)
 

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 def validate_step(data: Path, out: Path) -> dict:
     """Re-validate the canonical tables (a nightly job must not train on a broken export)."""
     tables = read_dataset(data)
-    v = validate(tables["items"], tables["users"], tables["events"], image_root=data)
+    v = validate(tables["items"], tables["users"], tables["events"], image_root=data, pixel_cache=data / "cache")
     counts = {r.table: {"rows": r.n_rows, "bad": r.n_bad} for r in v.reports.values()}
     try:
         check_threshold(v, get_settings().max_bad_share)

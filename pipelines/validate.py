@@ -18,7 +18,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from pipelines.tables import SCHEMAS, TS_DTYPE, write_table
-from vision.preprocess import load_pixels
+from vision.pixel_cache import decode_cached
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,8 @@ def _duplicates(ids: pd.Series, name: str, R: _Reasons) -> None:
     R.add(dup, f"duplicate {name} (" + ids.astype(str) + ")")
 
 
-def clean_items(raw: pd.DataFrame, image_root: Path | None = None) -> tuple[pd.DataFrame, _Reasons]:
+def clean_items(raw: pd.DataFrame, image_root: Path | None = None, pixel_cache: Path | None = None
+                ) -> tuple[pd.DataFrame, _Reasons]:
     _require(raw, "items", ["item_id", "category", "price"])
     df = raw.reset_index(drop=True).copy()
     R = _Reasons(df.index)
@@ -190,7 +191,7 @@ def clean_items(raw: pd.DataFrame, image_root: Path | None = None) -> tuple[pd.D
             R.add(missing.reindex(df.index, fill_value=False),
                   "missing image file (" + df["image"].astype(str) + ")")
             present = rel[~escapes][~missing]  # decoded once, with the service's code, in parallel
-            _, errors = load_pixels([image_root / p for p in present], progress=len(present) > 5_000)
+            _, errors = decode_cached([image_root / p for p in present], pixel_cache, progress=len(present) > 5_000)
             bad = pd.Series([e is not None for e in errors], index=present.index, dtype=bool)
             why = pd.Series([f"unreadable image {p} ({e})" for p, e in zip(present, errors, strict=True)],
                             index=present.index, dtype=object)
@@ -262,12 +263,14 @@ def validate(
     image_root: Path | None = None,
     known_items: pd.Series | None = None,
     known_users: pd.Series | None = None,
+    pixel_cache: Path | None = None,
 ) -> Validated:
     """Coerce and check the three tables; the threshold is applied by :func:`write_validated`.
 
     ``users`` may be ``None``: the users table is then derived from the events' user ids.
     ``known_items`` / ``known_users``: ids already in the dataset (``--append``): events may name
-    them, and a derived users table leaves them out.
+    them, and a derived users table leaves them out. ``pixel_cache``: where the photos decoded to check
+    them are kept for training (``vision/pixel_cache.py``; the dataset's ``cache/``).
     """
     _require(items, "items", ["item_id", "category", "price"])  # before anything reads them
     _require(events, "events", ["user_id", "item_id", "event", "ts"])
@@ -275,7 +278,7 @@ def validate(
         _require(users, "users", ["user_id"])
     if "created_at" not in items:
         items = _with_first_seen(items, events)
-    it_df, it_R = clean_items(items, image_root)
+    it_df, it_R = clean_items(items, image_root, pixel_cache)
     items_ok, rej_i, rep_i = _finish("items", items, it_df, it_R, "item_id")
     if users is None:
         ids = pd.Series(pd.unique(events["user_id"].dropna()))
@@ -308,12 +311,18 @@ def check_threshold(v: Validated, max_bad_share: float) -> None:
         raise DataValidationError(f"too many bad rows (max share {max_bad_share:.1%}): {detail}")
 
 
-def write_validated(v: Validated, out: Path, max_bad_share: float = 0.01) -> None:
-    """Write the rejection report always; the tables only when the threshold holds."""
+def write_report(v: Validated, out: Path) -> None:
+    """``rejected.csv`` (every bad row, its reasons and raw record) and ``validation.json`` (counts by
+    reason) of the latest import into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     v.rejected.to_csv(out / "rejected.csv", index=False)
     summary = {t: {"rows": r.n_rows, "rejected": r.n_bad, "reasons": r.reasons} for t, r in v.reports.items()}
     (out / "validation.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+
+
+def write_validated(v: Validated, out: Path, max_bad_share: float = 0.01) -> None:
+    """Write the rejection report always; the tables only when the threshold holds."""
+    write_report(v, out)
     check_threshold(v, max_bad_share)
     write_table(v.items, out / "items.parquet")
     write_table(v.users, out / "users.parquet")

@@ -12,7 +12,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from vision.preprocess import PreprocessSpec, load_pixels, normalize
+from vision.pixel_cache import decode_cached
+from vision.preprocess import PreprocessSpec, normalize
 
 log = logging.getLogger(__name__)
 
@@ -35,31 +36,18 @@ def catalog_pixels(data_dir: Path, items: pd.DataFrame, spec: PreprocessSpec) ->
     (N,) bool: which photos decoded. A photo that went bad or missing after import is logged with its
     file and reason and left out by the callers — one bad file never stops a run.
 
-    The cache is content-addressed (image names, their bytes and the preprocessing spec), so a photo
-    replaced under the same name is decoded again; it is the one thing written under ``data_dir``."""
-    h = hashlib.sha256(repr(spec).encode())
-    for rel in items["image"].astype(str):
-        h.update(rel.encode() + b"\0")
-        f = data_dir / rel
-        h.update(hashlib.sha256(f.read_bytes()).digest() if f.is_file() else b"missing")
-    key = h.hexdigest()[:16]
-    cache = data_dir / "cache" / f"pixels-{spec.size}-{key}.npz"
-    if cache.exists():
-        with np.load(cache) as z:
-            return z["pixels"], z["ok"]
-    log.info("decoding %d catalog images (cached in %s)", len(items), cache)
-    pixels, errors = load_pixels([data_dir / p for p in items["image"]], spec, progress=True)
-    ok = np.array([e is None for e in errors])
-    for rel, e in zip(items["image"], errors, strict=True):
+    The cache (``vision/pixel_cache.py``, filled at import) is keyed by each photo's bytes and the
+    preprocessing spec, so a photo replaced under the same name is decoded again; it is the one thing
+    written under ``data_dir``."""
+    paths = [data_dir / p for p in items["image"].astype(str)]
+    pixels, errors = decode_cached(paths, data_dir / "cache", spec, progress=True)
+    ok = np.array([e is None for e in errors], dtype=bool)
+    for path, e in zip(paths, errors, strict=True):
         if e is not None:
-            log.warning("photo %s left out: %s", data_dir / rel, e)
+            log.warning("photo %s left out: %s", path, e)
     if not ok.all():
         log.warning("%d of %d photos could not be decoded (listed above); their items go on without one",
                     (~ok).sum(), len(ok))
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(cache.stem + ".tmp.npz")
-    np.savez(tmp, pixels=pixels, ok=ok)
-    tmp.replace(cache)
     return pixels, ok
 
 

@@ -106,7 +106,7 @@ def validate_dir(
         t = read_dataset(root)
     except FileNotFoundError as e:
         raise fail(str(e)) from e
-    v = validate(t["items"], t["users"], t["events"], image_root=root)
+    v = validate(t["items"], t["users"], t["events"], image_root=root, pixel_cache=root / "cache")
     for r in v.reports.values():
         console.print(f"  {r.table:<7} {r.n_rows:>10,} rows, bad {r.n_bad} {r.reasons or ''}")
     try:
