@@ -27,6 +27,7 @@ from recsys.features import PAD, FeatureSpec, Vocab, stored_profiles
 from recsys.rank_features import ItemStats
 from serving.bundle import write_bundle
 from serving.index import VectorIndex
+from serving.index_tuner import tune_kinds
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +133,11 @@ def bundle_channels(ranker: Path, events: pd.DataFrame, spec: FeatureSpec, stats
 
 
 def build_index(vectors: np.ndarray, queries: np.ndarray, *, target_recall: float = 0.95, k: int = 100,
-                kind: str = "auto", seed: int = 0) -> VectorIndex:
-    """The `vitrine index build` step: kind by size, nprobe tuned on ``queries`` against exact search."""
+                kind: str = "auto", seed: int = 0, budget_s: float = 600.0) -> VectorIndex:
+    """The `vitrine index build` step: ``auto`` measures the candidate kinds on ``queries`` and keeps the
+    fastest at the recall target (``serving/index_tuner.py``); a named kind is only tuned."""
+    if kind == "auto":
+        return tune_kinds(vectors, queries, target_recall=target_recall, k=k, seed=seed, budget_s=budget_s)
     vi = VectorIndex.build(vectors, kind, seed=seed)
     vi.tune(queries, target_recall=target_recall, k=min(k, len(vectors)))
     return vi

@@ -13,6 +13,11 @@ Kinds (``choose_kind``):
   instead of 256-byte floats is what lets it beat exact search ~30x+ at recall@100 0.95 on 1M x 64;
   plain IVF-Flat is memory-bound at ~24x there (docs/benchmarks.md).
 - ``ivfpq``: the same codes without the raw vectors, when those do not fit the memory budget.
+- ``hnsw``: an HNSW32 graph over the raw vectors (``nprobe`` is its efSearch); it cannot delete, so a
+  removed row is filtered by the live mask.
+
+``choose_kind`` is the size rule; bundles pick by measurement instead (``serving/index_tuner.py``:
+every candidate kind built, tuned and timed, the fastest at the recall target kept).
 
 Ids are catalog rows: ``vectors[i]`` is item row i. Small functions and one class, numpy in and out.
 No torch.
@@ -34,15 +39,17 @@ log = logging.getLogger(__name__)
 
 FLAT_MAX = 50_000  # exact search is fast enough below this many items
 IVFFLAT_MAX = 250_000  # raw float vectors scanned directly up to here (64 MB at 64 dims)
+HNSW_M = 32  # graph degree: 32 neighbours per node (M * 2 * 4 bytes of links per item at the base layer)
+HNSW_MAX_EF = 4096  # the widest efSearch a filtered search widens to before exact search
 
 
 @dataclass
 class IndexInfo:
-    kind: str  # flat | ivfflat | ivf | ivfpq
+    kind: str  # flat | ivfflat | ivf | ivfpq | hnsw
     n: int
     dim: int
     nlist: int = 0
-    nprobe: int = 0
+    nprobe: int = 0  # IVF lists visited; for hnsw, efSearch
     k_factor: int = 4  # ivf: candidates re-scored exactly per result
     target_recall: float = 0.0
     recall_at_k: float = 1.0  # measured against exact search on held-out queries
@@ -121,6 +128,13 @@ class VectorIndex:
             index = faiss.IndexIDMap2(faiss.IndexFlatIP(d))
             index.add_with_ids(x, np.arange(n, dtype=np.int64))
             return cls(index, IndexInfo("flat", n, d), x)
+        if kind == "hnsw":  # a graph: no training; positions are row ids; removal is the live mask
+            t = time.perf_counter()
+            index = faiss.IndexHNSWFlat(d, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = 64
+            index.add(x)
+            log.info("built hnsw M=%d over %d x %d in %.1f s", HNSW_M, n, d, time.perf_counter() - t)
+            return cls(index, IndexInfo("hnsw", n, d, nlist=HNSW_MAX_EF, nprobe=16), x)
         if kind not in ("ivfflat", "ivf", "ivfpq"):
             raise ValueError(f"unknown index kind {kind!r}")
         nl = nlist or default_nlist(n)
@@ -153,6 +167,8 @@ class VectorIndex:
     def _params(self, nprobe: int, sel: faiss.IDSelector | None = None) -> faiss.SearchParameters | None:
         if self.info.kind == "flat":
             return faiss.SearchParameters(sel=sel) if sel is not None else None
+        if self.info.kind == "hnsw":  # nprobe is the search breadth, efSearch
+            return faiss.SearchParametersHNSW(efSearch=nprobe, sel=sel)
         ivf = faiss.SearchParametersIVF(nprobe=nprobe, sel=sel)
         if self.info.kind == "ivf":
             return faiss.IndexRefineSearchParameters(k_factor=self.info.k_factor, base_index_params=ivf)
@@ -169,10 +185,10 @@ class VectorIndex:
         q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         if self.accel is not None:
             return self._search_accel(q, k, self.live if allowed is None else np.asarray(allowed, bool) & self.live)
-        if allowed is None:
-            ok, sel, want = self.live, None, min(k, self.n_live)
-        else:
-            ok = np.asarray(allowed, bool) & self.live
+        if allowed is None and (self.n_live == len(self.live) or self.info.kind != "hnsw"):
+            ok, sel, want = self.live, None, min(k, self.n_live)  # removed rows are gone from the codes
+        else:  # a filter, or removed rows in a graph that cannot delete them
+            ok = (self.live if allowed is None else np.asarray(allowed, bool)) & self.live
             sel, want = faiss.IDSelectorBitmap(np.packbits(ok, bitorder="little")), min(k, int(ok.sum()))
         probe = max(nprobe or self.info.nprobe, 1)
         while True:
@@ -259,6 +275,8 @@ class VectorIndex:
             self.index.base_index.add_with_ids(v, ids)
             self.index.refine_index.add(v)
             self.index.ntotal = self.index.refine_index.ntotal
+        elif self.info.kind == "hnsw":  # a graph never deletes: positions stay the row ids
+            self.index.add(v)
         else:
             self.index.add_with_ids(v, ids)
         self.vectors = np.concatenate([self.vectors, v])
@@ -273,6 +291,8 @@ class VectorIndex:
         ids = np.asarray(ids, dtype=np.int64)
         self.live[ids] = False
         self.n_live = int(self.live.sum())
+        if self.info.kind == "hnsw":  # the graph keeps the node; the live mask filters it out
+            return len(ids)
         codes = self.index.base_index if self.info.kind == "ivf" else self.index
         return int(codes.remove_ids(ids))
 
