@@ -11,7 +11,7 @@ import pandas as pd
 import typer
 
 from pipelines.cli.common import FmnistDir, MaxBad, bad_share, console, fail
-from pipelines.cli.shop_import import import_shop
+from pipelines.cli.shop_import import import_shop, print_validation, refused
 from pipelines.custom import ingest
 from pipelines.fashion_mnist import FILES, FashionMNISTError, load_fashion_mnist
 from pipelines.fashion_shop import append_days as append
@@ -31,14 +31,9 @@ def _ingest(items: pd.DataFrame, users: pd.DataFrame | None, events: pd.DataFram
     """:func:`pipelines.custom.ingest`, then a summary (or one error line naming the rejects file)."""
     try:
         v = ingest(items, users, events, out, image_root, bad_share(max_bad_share), copy=copy)
-    except DataValidationError as e:  # the rejects file exists when rows were checked (too many bad)
-        rejects = out / "rejected.csv"
-        raise fail(f"{e}" + (f" (rejected rows with reasons: {rejects})" if rejects.is_file() else "")) from e
-    for r in v.reports.values():
-        extra = f" — rejected {r.n_bad}: {r.reasons}" if r.n_bad else ""
-        console.print(f"  {r.table:<7} {r.n_rows - r.n_bad:>10,} rows{extra}")
-    if len(v.rejected):
-        console.print(f"  rejected rows with reasons: {out / 'rejected.csv'}")
+    except DataValidationError as e:
+        raise refused(e, out) from e
+    print_validation(v, out)
 
 
 @app.command("fashion-shop")

@@ -14,7 +14,22 @@ from pipelines.cli.common import MaxBad, bad_share, console, fail
 from pipelines.custom import ingest, read_any
 from pipelines.incremental import append_export
 from pipelines.mapping import ImportMap, MappingError, apply_map, infer_map
-from pipelines.validate import DataValidationError
+from pipelines.validate import DataValidationError, Validated
+
+
+def refused(e: DataValidationError, out: Path) -> typer.Exit:
+    """One error line, naming the rejects file when rows were checked (too many bad)."""
+    rejects = out / "rejected.csv"
+    return fail(f"{e}" + (f" (rejected rows with reasons: {rejects})" if rejects.is_file() else ""))
+
+
+def print_validation(v: Validated, out: Path, label: str = "") -> None:
+    """Rows kept per table, rejected counts by reason, where the rejected rows are."""
+    for r in v.reports.values():
+        extra = f" — rejected {r.n_bad}: {r.reasons}" if r.n_bad else ""
+        console.print(f"  {r.table:<7} {r.n_rows - r.n_bad:>10,} rows{label}{extra}")
+    if len(v.rejected):
+        console.print(f"  rejected rows with reasons: {out / 'rejected.csv'}")
 
 
 def import_shop(
@@ -78,12 +93,7 @@ def import_shop(
             (out / "dataset.json").write_text(json.dumps({"dataset": "custom", "items": str(items),
                                                          "events": str(events)}, indent=2) + "\n")
     except DataValidationError as e:
-        rejects = out / "rejected.csv"
-        raise fail(f"{e}" + (f" (rejected rows with reasons: {rejects})" if rejects.is_file() else "")) from e
-    for r in v.reports.values():
-        extra = f" — rejected {r.n_bad}: {r.reasons}" if r.n_bad else ""
-        console.print(f"  {r.table:<7} {r.n_rows - r.n_bad:>10,} rows this import{extra}")
-    if len(v.rejected):
-        console.print(f"  rejected rows with reasons: {out / 'rejected.csv'}")
+        raise refused(e, out) from e
+    print_validation(v, out, " this import")
     console.print(f"{out}: {len(v.items):,} items, {len(v.users):,} shoppers, {len(v.events):,} events "
                   f"({time.perf_counter() - t0:.1f} s)")
