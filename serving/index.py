@@ -191,12 +191,15 @@ class VectorIndex:
             ok = (self.live if allowed is None else np.asarray(allowed, bool)) & self.live
             sel, want = faiss.IDSelectorBitmap(np.packbits(ok, bitorder="little")), min(k, int(ok.sum()))
         probe = max(nprobe or self.info.nprobe, 1)
-        while True:
-            D, I = self.index.search(q, k, params=self._params(probe, sel))
-            short = (I[:, :want] < 0).any(1)
-            if not short.any() or self.info.kind == "flat" or probe >= self.info.nlist:
-                break
+        D, I = self.index.search(q, k, params=self._params(probe, sel))
+        short = (I[:, :want] < 0).any(1)
+        # Widen only the queries that came back short, so a query's answer never depends on the others
+        # in its batch (and the tuner's recall is what a single query gets).
+        while short.any() and self.info.kind != "flat" and probe < self.info.nlist:
             probe = min(probe * 2, self.info.nlist)
+            rows = np.flatnonzero(short)
+            D[rows], I[rows] = self.index.search(q[rows], k, params=self._params(probe, sel))
+            short[rows] = (I[rows, :want] < 0).any(1)
         if short.any() and self.info.kind != "ivfpq":
             ids = np.flatnonzero(ok)
             d2, i2 = exact_search(self.vectors[ids], q[short], k)
