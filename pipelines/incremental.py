@@ -22,7 +22,7 @@ import pandas as pd
 
 from pipelines.custom import copy_images
 from pipelines.tables import read_dataset, write_table
-from pipelines.validate import Validated, _bools, _Reasons, check_threshold, validate, write_report
+from pipelines.validate import Validated, check_threshold, parse_bools, validate, write_report
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def _removed(items: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     """Fold a ``removed`` column into ``in_stock``; returns the items and which were removed."""
     if "removed" not in items:
         return items, pd.Series(False, index=items.index)
-    gone = _bools(items["removed"].fillna("false"), "removed", _Reasons(items.index))
+    gone, _ = parse_bools(items["removed"].fillna("false"), "removed")  # a bad value is not a removal
     items = items.drop(columns="removed")
     if "in_stock" in items:
         items["in_stock"] = items["in_stock"].astype(object).where(~gone, False)

@@ -124,11 +124,6 @@ class ImportMap:
 def apply_map(table: str, df: pd.DataFrame, m: ImportMap, source: str) -> tuple[pd.DataFrame, dict[str, int]]:
     """The shop's frame with canonical column names and values; also {dropped event name: rows}."""
     rename = {c: m.columns[c] for c in df.columns if c in m.columns and m.columns[c] in FIELDS[table]}
-    named = {src for src, dst in m.columns.items() if dst in FIELDS[table] and dst in REQUIRED[table]}
-    missing = sorted(named - set(df.columns))
-    if missing and not any(c in df.columns for c in REQUIRED[table]):
-        raise MappingError(f"{table}: the map names column(s) {missing}, not in {Path(source).name} (columns: "
-                           f"{', '.join(map(str, df.columns))})")
     clash = {dst for dst in rename.values() if dst in df.columns and dst not in rename}
     out = df.drop(columns=sorted(clash)).rename(columns=rename)
     lacking = [f for f in REQUIRED[table] if f not in out.columns]

@@ -132,6 +132,12 @@ def _bools(s: pd.Series, name: str, R: _Reasons) -> pd.Series:
     return is_t
 
 
+def parse_bools(s: pd.Series, name: str) -> tuple[pd.Series, pd.Series]:
+    """Text or bool column -> (values, which rows were not a boolean)."""
+    R = _Reasons(s.index)
+    return _bools(s, name, R), R.bad
+
+
 _CHECK_TEXT = {
     "not_nullable": "missing {col}",
     "greater_than_or_equal_to(0)": "negative {col} ({val})",
