@@ -29,6 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import index_bench  # noqa: E402
 from serving.index import IVFFLAT_MAX, VectorIndex, choose_kind  # noqa: E402
 
 
@@ -56,9 +57,8 @@ def bundle_memory(bundle: Path) -> tuple[float, float, int, int]:
 
 
 def mixture(n: int, rng: np.random.Generator, d: int = 64) -> np.ndarray:
-    centres = rng.standard_normal((2000, d)).astype(np.float32)
-    x = centres[rng.integers(0, 2000, n)] + 1.2 * rng.standard_normal((n, d)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+    """64-d unit vectors, 2,000 clusters, noise 1.2x their spread (bench/index_bench.py's generator)."""
+    return index_bench.mixture(n, d, 2000, 1.2, rng)
 
 
 def index_cost(n: int, seed: int = 0) -> dict:

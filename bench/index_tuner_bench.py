@@ -25,14 +25,15 @@ import faiss
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from serving.index import VectorIndex, exact_search, recall_at_k  # noqa: E402
+
+from bench import index_bench  # noqa: E402
+from serving.index import FLAT_MAX, VectorIndex, exact_search, recall_at_k  # noqa: E402
 from serving.index_tuner import tune_kinds  # noqa: E402
 
 
 def mixture(n: int, rng: np.random.Generator, d: int = 64) -> np.ndarray:
-    centres = rng.standard_normal((2000, d)).astype(np.float32)
-    x = centres[rng.integers(0, 2000, n)] + 1.0 * rng.standard_normal((n, d)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+    """64-d unit vectors, 2,000 clusters, noise 1.0x their spread (bench/index_bench.py's generator)."""
+    return index_bench.mixture(n, d, 2000, 1.0, rng)
 
 
 def qps(vi: VectorIndex | faiss.Index, q: np.ndarray, k: int, breadth: int | None) -> float:
@@ -49,6 +50,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=1_000_000)
     a = ap.parse_args()
+    if a.n <= FLAT_MAX:
+        ap.error(f"--n must exceed {FLAT_MAX:,}: smaller catalogs are searched exactly, there is no kind to pick")
     faiss.omp_set_num_threads(1)
     rng = np.random.default_rng(0)
     x = mixture(a.n + 800, rng)

@@ -201,19 +201,22 @@ class VectorIndex:
             D[rows], I[rows] = self.index.search(q[rows], k, params=self._params(probe, sel))
             short[rows] = (I[rows, :want] < 0).any(1)
         if short.any() and self.info.kind != "ivfpq":
-            ids = np.flatnonzero(ok)
-            d2, i2 = exact_search(self.vectors[ids], q[short], k)
-            D[short], I[short] = d2, np.where(i2 >= 0, ids[np.maximum(i2, 0)], -1)
+            self._exact_refill(q, k, ok, short, D, I)
         return D, I
 
     def _search_accel(self, q: np.ndarray, k: int, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The GPU copy takes no selector: over-fetch and refill, exact on the CPU for what stays short."""
         D, I, short = gpu_index.overfetch_search(lambda x, depth: self.accel.search(x, depth), q, k, ok)
         if short.any():
-            ids = np.flatnonzero(ok)
-            d2, i2 = exact_search(self.vectors[ids], q[short], k)
-            D[short], I[short] = d2, np.where(i2 >= 0, ids[np.maximum(i2, 0)], -1)
+            self._exact_refill(q, k, ok, short, D, I)
         return D, I
+
+    def _exact_refill(self, q: np.ndarray, k: int, ok: np.ndarray, short: np.ndarray, D: np.ndarray,
+                      I: np.ndarray) -> None:
+        """The queries still short after widening: exact search over the allowed rows, in place."""
+        ids = np.flatnonzero(ok)
+        d2, i2 = exact_search(self.vectors[ids], q[short], k)
+        D[short], I[short] = d2, np.where(i2 >= 0, ids[np.maximum(i2, 0)], -1)
 
     # -- tuning ---------------------------------------------------------------------------------
 

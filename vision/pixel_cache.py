@@ -79,17 +79,11 @@ def decode_cached(paths: list[Path], cache: Path | None, spec: PreprocessSpec = 
     if todo:
         log.info("decoding %d of %d photos (the rest cached in %s)", len(todo), len(paths), cache)
         px, err = load_pixels([paths[i] for i in todo], spec, progress=progress and len(todo) > 5_000)
-        good = [j for j, e in enumerate(err) if e is None]
+        decoded: dict[str, np.ndarray] = {}  # content key -> pixels (the same photo twice is stored once)
         for j, i in enumerate(todo):
             out[i], errors[i] = px[j], err[j]
-        store(cache, spec, sorted({keys[todo[j]] for j in good}), px[[j for j in _first(keys, todo, good)]])
+            if err[j] is None:
+                decoded.setdefault(keys[i], px[j])
+        new = sorted(decoded)
+        store(cache, spec, new, np.stack([decoded[k] for k in new]) if new else px[:0])
     return out, errors
-
-
-def _first(keys: list[str | None], todo: list[int], good: list[int]) -> list[int]:
-    """Positions in ``good`` of the first photo of each distinct key, in sorted-key order (the batch's
-    keys and pixels line up)."""
-    first: dict[str, int] = {}
-    for j in good:
-        first.setdefault(keys[todo[j]], j)
-    return [first[k] for k in sorted(first)]
