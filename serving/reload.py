@@ -88,10 +88,12 @@ def sync_store(settings: ServingSettings) -> None:
             log.exception("could not pull CURRENT from %s; serving what is local", settings.bundle_store)
 
 
-def reload_current(state: ServiceState) -> tuple[bool, str]:
-    """Load what CURRENT names (if it differs from what is served) and swap it in. (ok, detail)."""
+def reload_current(state: ServiceState, *, sync: bool = True) -> tuple[bool, str]:
+    """Load what CURRENT names (if it differs from what is served) and swap it in. (ok, detail).
+    ``sync``: pull the bundle store's CURRENT first (the watcher has just done it)."""
     with state.reload_lock:
-        sync_store(state.settings)
+        if sync:
+            sync_store(state.settings)
         want = current_version(state.settings.artifacts_dir)
         if state.bundle is not None and want == state.bundle.version:
             return True, f"already serving {want}"
@@ -132,4 +134,4 @@ def watch_current(state: ServiceState, stop: threading.Event) -> None:
         if want is not None and (state.bundle is None or want != state.bundle.version):
             if state.last_error and want in state.last_error:
                 continue  # already refused this version; wait for a new one
-            reload_current(state)
+            reload_current(state, sync=False)
