@@ -101,24 +101,12 @@ def tower_catalog(bundle: Path, n: int, rng: np.random.Generator) -> tuple[np.nd
     user-tower vectors of real shoppers (their stored histories)."""
     import pandas as pd
 
-    from common.onnx_runtime import make_session, run
+    from bench.big_bundle import jittered_items
     from pipelines.assemble import user_tower_vectors
-    from recsys.features import OOV, FeatureSpec
+    from recsys.features import FeatureSpec
 
     spec = FeatureSpec.load(bundle / "features.json")
-    items = pd.read_parquet(bundle / "items.parquet")
-    image = np.load(bundle / "image_vectors.npy")
-    base = rng.integers(0, len(items), n)
-    sess = make_session(bundle / "item_tower.onnx", device="cpu")
-    cat = spec.category_vocab.encode(items["category"])[base]
-    price = spec.price_bucket(items["price"].to_numpy()[base] * rng.lognormal(0, 0.2, n))
-    out = np.zeros((n, sess.get_outputs()[0].shape[1]), np.float32)
-    for s in range(0, n, 16384):
-        sl = slice(s, min(s + 16384, n))
-        img = image[base[sl]] + 0.05 * rng.standard_normal((sl.stop - s, image.shape[1])).astype(np.float32)
-        feed = {"item": np.full(sl.stop - s, OOV, np.int64), "category": cat[sl], "price": price[sl],
-                "image": unit(img)}
-        out[sl] = run(sess, feed)[0]
+    out = jittered_items(bundle, n, rng)["vectors"]
     q = user_tower_vectors(bundle / "user_tower.onnx", spec, pd.read_parquet(bundle / "users.parquet"), 1500, 0)
     return out, q.astype(np.float32)
 

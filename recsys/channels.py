@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from common.mapped import open_npz
+
 log = logging.getLogger(__name__)
 
 ABSENT = 2000  # the rank of a candidate a channel did not return (beyond any channel's depth)
@@ -60,14 +62,16 @@ class Channels:
     config: ChannelConfig
 
     def save(self, path: Path) -> None:
-        np.savez_compressed(path, neighbours=self.neighbours, weights=self.weights, category_top=self.category_top,
+        # uncompressed: serving maps the tables instead of reading them (common/mapped.py)
+        np.savez(path, neighbours=self.neighbours, weights=self.weights, category_top=self.category_top,
                             popularity=self.popularity, config=np.array(json.dumps(asdict(self.config))))
 
     @classmethod
-    def load(cls, path: Path) -> Channels:
-        with np.load(path) as z:
-            return cls(z["neighbours"], z["weights"], z["category_top"], z["popularity"],
-                       ChannelConfig(**json.loads(str(z["config"]))))
+    def load(cls, path: Path, *, mmap: bool = False) -> Channels:
+        """``mmap``: the tables mapped copy-on-write, shared between the workers of one host."""
+        z = open_npz(path, mmap=mmap)
+        return cls(z["neighbours"], z["weights"], z["category_top"], z["popularity"],
+                   ChannelConfig(**json.loads(str(z["config"]))))
 
     def append_item(self) -> None:
         """A product added live: no neighbours yet, never anyone's neighbour, no interactions."""

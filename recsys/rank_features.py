@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from common.mapped import open_npz
 from recsys.channels import ABSENT
 
 DENSE = ("tower_score", "tower_rank", "cat_share", "cat_seen", "rel_price", "popularity", "recent_popularity",
@@ -63,9 +64,10 @@ class ItemStats:
         np.savez(path, **arrays)
 
     @classmethod
-    def load(cls, path: Path) -> ItemStats:
-        with np.load(path) as z:
-            return cls(**{k: z.get(k) for k in cls.__dataclass_fields__})
+    def load(cls, path: Path, *, mmap: bool = False) -> ItemStats:
+        """``mmap``: the arrays mapped copy-on-write, shared between the workers of one host."""
+        z = open_npz(path, mmap=mmap)
+        return cls(**{k: z.get(k) for k in cls.__dataclass_fields__})
 
     def append(self, category: int, log_price: float, image: np.ndarray | None) -> None:
         """A product added live: no events yet, brand new."""

@@ -104,6 +104,7 @@ class VectorIndex:
         self.live = np.ones(len(vectors), bool) if live is None else live
         self.n_live = int(self.live.sum())
         self.accel: faiss.Index | None = None  # the GPU copy searches go to (serving/gpu_index.py)
+        self.mapped = False  # the faiss structures are views of the index file (``load(mmap=True)``)
         self._accel_args: tuple | None = None
 
     def use_gpu(self, ngpu: int | None = None, *, stand_in: bool = False) -> str:
@@ -283,8 +284,16 @@ class VectorIndex:
 
     # -- live changes -----------------------------------------------------------------------------
 
+    def _own(self) -> None:
+        """Before the first change, a private copy of a mapped index: faiss cannot grow or shrink a
+        view of a file (it aborts the process), and the other workers keep sharing the file."""
+        if self.mapped:
+            self.index = faiss.deserialize_index(faiss.serialize_index(self.index))
+            self.mapped = False
+
     def add(self, vectors: np.ndarray) -> np.ndarray:
         """Append new items (e.g. a product added through the admin API) without a rebuild; returns their rows."""
+        self._own()
         v = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
         ids = np.arange(len(self.vectors), len(self.vectors) + len(v), dtype=np.int64)
         if self.info.kind == "ivf":  # explicit ids: after a removal the codes hold fewer than len(vectors)
@@ -304,6 +313,7 @@ class VectorIndex:
 
     def remove(self, ids: np.ndarray) -> int:
         """Delete items for good (rows are never reused); hiding is a filter, see ``search(allowed=...)``."""
+        self._own()
         ids = np.asarray(ids, dtype=np.int64)
         self.live[ids] = False
         self.n_live = int(self.live.sum())
@@ -318,5 +328,9 @@ class VectorIndex:
         faiss.write_index(self.index, str(path))
 
     @classmethod
-    def load(cls, path: Path, info: dict, vectors: np.ndarray) -> VectorIndex:
-        return cls(faiss.read_index(str(path)), IndexInfo(**info), vectors)
+    def load(cls, path: Path, info: dict, vectors: np.ndarray, *, mmap: bool = False) -> VectorIndex:
+        """``mmap``: the index's arrays are views of the file (faiss ``IO_FLAG_MMAP_IFC``, every kind), so
+        the workers of one host share one copy in the page cache; the first change copies (``_own``)."""
+        vi = cls(faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC if mmap else 0), IndexInfo(**info), vectors)
+        vi.mapped = mmap
+        return vi

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from common.mapped import open_npy
 from common.onnx_runtime import make_session, run
 from recsys.channels import Candidates, Channels
 from recsys.features import OOV, FeatureSpec, stored_profiles
@@ -79,7 +80,8 @@ class LoadedBundle:
         self.live_rows: set[int] = set()  # rows added or changed through the admin API
         self.changes_offset = 0  # bytes of this version's change log applied (serving/live.py)
         self.predicted: dict[int, str] = {}
-        self.stats = ItemStats.load(path / "item_stats.npz")
+        mm = settings.mmap  # bundle arrays shared between the workers of a host (common/mapped.py)
+        self.stats = ItemStats.load(path / "item_stats.npz", mmap=mm)
         self.category_names = list(self.spec.category_vocab.values)
         users = pd.read_parquet(path / "users.parquet")
         self.user_row = {u: i for i, u in enumerate(users["user_id"].astype(str))}
@@ -91,14 +93,15 @@ class LoadedBundle:
         self.user_profile = stored_profiles(users)  # (rows, weights) per user: the long-term profile
         self.session_weight = float(self.spec.event_weights.get("view", 1.0))  # a click is a view
         idx = self.manifest["indexes"]
-        self.items_index = VectorIndex.load(path / "index.faiss", idx["items"], np.load(path / "item_vectors.npy"))
+        self.items_index = VectorIndex.load(path / "index.faiss", idx["items"],
+                                            open_npy(path / "item_vectors.npy", mmap=mm), mmap=mm)
         self._place(self.items_index)
         self.user_tower, self.item_tower, self.ranker = (
             make_session(path / f"{name}.onnx", threads=settings.ort_threads, device=settings.device)
             for name in ("user_tower", "item_tower", "ranker"))
         self.ranker_dense = self._ranker_columns()
         # the recall channels the ranker was trained with (recsys/channels.py); older bundles have none
-        self.channels = (Channels.load(path / "channels.npz") if "channels.npz" in self.manifest["files"]
+        self.channels = (Channels.load(path / "channels.npz", mmap=mm) if "channels.npz" in self.manifest["files"]
                          and settings.channels else None)
         self.image_root = Path(self.manifest.get("image_root", path))
         # A catalog without photos (MovieLens) has no image model: the photo routes answer 409.
@@ -106,7 +109,7 @@ class LoadedBundle:
         self.class_names: list[str] = []
         if "image_model.onnx" in self.manifest["files"]:
             self.image_index = VectorIndex.load(path / "image_index.faiss", idx["images"],
-                                                np.load(path / "image_vectors.npy"))
+                                                open_npy(path / "image_vectors.npy", mmap=mm), mmap=mm)
             self._place(self.image_index)
             self.image_model = make_session(path / "image_model.onnx", threads=settings.ort_threads,
                                             device=settings.device)

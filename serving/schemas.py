@@ -119,6 +119,8 @@ class Health(BaseModel):
     status: str
     bundle_version: str | None = None
     items: int | None = None
+    worker: int | None = Field(None, description="Process id of the worker that answered (`vitrine serve --workers N` "
+                               "runs N, each with its own copy of the live state).")
 
 
 class Problem(BaseModel):

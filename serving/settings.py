@@ -26,6 +26,8 @@ class ServingSettings(BaseSettings):
     max_concurrent_decodes: int = Field(4, ge=1, description="Photos decoded at once per process.")
     decode_wait_s: float = Field(2.0, gt=0, description="Longest wait for a decode slot before a 503.")
     max_image_pixels: int = Field(25_000_000, ge=1024, description="Decompression-bomb guard for uploads.")
+    mmap: bool = Field(True, description="Open the bundle's arrays and indexes memory-mapped, copy-on-write, so "
+                       "the workers of one host share one copy in the page cache (live changes stay private).")
     ort_threads: int = Field(1, ge=0, description="intra-op threads per ONNX Runtime session (0 = ORT default).")
     faiss_threads: int = Field(1, ge=1, description="OpenMP threads per FAISS search (requests run in parallel).")
     max_batch: int = Field(32, ge=1, description="Most concurrent recommendation requests run as one batch.")

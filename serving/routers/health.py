@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response
@@ -26,9 +27,9 @@ def readyz(state: State, response: Response) -> Health:
     b = state.bundle
     if b is None:
         response.status_code = 503
-        return Health(status=f"not ready: {state.last_error or 'loading'}")
+        return Health(status=f"not ready: {state.last_error or 'loading'}", worker=os.getpid())
     status = f"degraded: {state.degraded}" if state.degraded else "ready"
-    return Health(status=status, bundle_version=b.version, items=b.items_index.n_live)
+    return Health(status=status, bundle_version=b.version, items=b.items_index.n_live, worker=os.getpid())
 
 
 @router.get("/metrics", include_in_schema=False)

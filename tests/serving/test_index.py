@@ -96,6 +96,31 @@ def test_add_hide_and_remove_without_rebuild(data, tmp_path, kind: str) -> None:
     assert len(x) not in I[0] and (I[0] >= 10).all()
 
 
+@pytest.mark.parametrize("kind", ["flat", "ivfflat", "ivf", "hnsw"])
+def test_mapped_index_searches_like_a_read_one_and_copies_before_a_change(data, tmp_path, kind: str) -> None:
+    x, q = data
+    vi = ix.VectorIndex.build(x, kind, nlist=64)
+    vi.info.nprobe = 8
+    vi.save(tmp_path / "index.faiss")
+    np.save(tmp_path / "vectors.npy", x)
+    before = (tmp_path / "index.faiss").read_bytes()
+    read = ix.VectorIndex.load(tmp_path / "index.faiss", vi.info.to_dict(), x)
+    mapped = ix.VectorIndex.load(tmp_path / "index.faiss", vi.info.to_dict(), np.load(tmp_path / "vectors.npy",
+                                 mmap_mode="c"), mmap=True)
+    assert mapped.mapped and not mapped.vectors.flags.owndata  # a view of the mapping, not a copy
+    D0, I0 = read.search(q, 20)
+    D1, I1 = mapped.search(q, 20)
+    np.testing.assert_array_equal(I0, I1)
+    np.testing.assert_allclose(D0, D1, rtol=1e-6)
+    # a live change makes a private copy (faiss aborts on growing a view of a file) and leaves the file alone
+    new = q[:1] / np.linalg.norm(q[:1])
+    assert mapped.add(new).tolist() == [len(x)] and not mapped.mapped
+    assert mapped.search(q[:1], 1)[1][0, 0] == len(x)
+    mapped.remove(np.arange(5))
+    assert (tmp_path / "index.faiss").read_bytes() == before
+    assert np.array_equal(np.load(tmp_path / "vectors.npy"), x)
+
+
 def test_serving_index_is_torch_free() -> None:
     code = "import sys, serving.index, serving.bundle; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])

@@ -1,0 +1,88 @@
+"""`vitrine serve --workers 2` on loopback: every worker maps the bundle, follows the other's admin
+changes through the change log and reloads when CURRENT moves (the watcher runs in each worker)."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+
+from serving.bundle import bundles_dir, current_version, promote, write_bundle
+from tests.serving.conftest import TOKEN
+
+ROOT = Path(__file__).parents[2]
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _workers(base: str, want: int = 2, timeout: float = 60) -> dict[int, dict]:
+    """The latest /readyz answer of each worker, polling on fresh connections until ``want`` answered."""
+    seen: dict[int, dict] = {}
+    deadline = time.time() + timeout
+
+    def ask(_: int) -> dict | None:
+        try:
+            return httpx.get(f"{base}/readyz", timeout=2).json()
+        except (httpx.HTTPError, ValueError):
+            return None
+
+    with ThreadPoolExecutor(8) as pool:
+        while len(seen) < want:
+            assert time.time() < deadline, f"only workers {sorted(seen)} answered"
+            for r in pool.map(ask, range(16)):
+                if r and r.get("worker") and r["status"] == "ready":
+                    seen[r["worker"]] = r
+    return seen
+
+
+def _until(base: str, ok, timeout: float = 30) -> dict[int, dict]:
+    deadline = time.time() + timeout
+    while True:
+        got = _workers(base)
+        if all(ok(r) for r in got.values()):
+            return got
+        assert time.time() < deadline, got
+        time.sleep(0.3)
+
+
+@pytest.mark.slow
+def test_two_workers_share_changes_and_reload_together(artifacts: Path) -> None:
+    v1 = current_version(artifacts)
+    src = bundles_dir(artifacts) / v1
+    manifest = json.loads((src / "manifest.json").read_text())
+    info = {k: v for k, v in manifest.items() if k not in ("version", "created_at", "files")}
+    v2 = write_bundle(artifacts, {f: src / f for f in manifest["files"]}, info, version="20990101T000000Z").name
+    item = str(pd.read_parquet(src / "items.parquet", columns=["item_id"])["item_id"].iloc[0])
+    port = _port()
+    env = os.environ | {"VITRINE_CHANGES_POLL_S": "0.2", "VITRINE_CANDIDATES": "50"}
+    server = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "serve", "--artifacts", str(artifacts),
+                               "--workers", "2", "--watch", "0.3", "--port", str(port), "--admin-token", TOKEN],
+                              env=env, cwd=ROOT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        first = _workers(base)
+        assert len(first) == 2 and {r["bundle_version"] for r in first.values()} == {v1}
+        n = next(iter(first.values()))["items"]
+        # one worker takes the admin call; the other applies it from the change log
+        assert httpx.delete(f"{base}/v1/items/{item}", headers=AUTH, timeout=10).status_code == 200
+        _until(base, lambda r: r["items"] == n - 1)
+        promote(artifacts, v2)  # no /admin/reload: each worker's watcher sees CURRENT move
+        after = _until(base, lambda r: r["bundle_version"] == v2)
+        assert set(after) == set(first)  # the same processes, reloaded in place
+        r = httpx.post(f"{base}/v1/recommendations", json={"k": 5}, timeout=10)
+        assert r.status_code == 200 and r.json()["bundle_version"] == v2
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
