@@ -7,9 +7,10 @@ worker (``VITRINE_MMAP=false``).
 Each configuration starts ``uvicorn --workers N`` (what ``vitrine serve --workers N`` runs), waits
 until every worker has logged its loaded bundle, warms all of them with 10 s of the storefront's
 recommendation mix (wrk, 16 connections: the pages a request touches are faulted in), then sums
-``/proc/PID/smaps_rollup`` over the server's processes. PSS (proportional set size) charges a page
-shared by k processes 1/k to each, so the sum is what the host really holds; "per extra worker" is
-(PSS(N) - PSS(1)) / (N - 1), as a share of PSS(1).
+``/proc/PID/smaps_rollup`` over the workers. PSS (proportional set size) charges a page shared by k
+processes 1/k to each, so the sum is what the host really holds; "per extra worker" is
+(PSS(N) - PSS(1)) / (N - 1), as a share of PSS(1). With several workers uvicorn adds a supervisor
+process (no bundle; its PSS is its own column).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,6 +67,8 @@ def measure(artifacts: Path, workers: int, mmap: bool, port: int, lua: Path) -> 
                 raise RuntimeError(f"server exited with {server.wait()} before {workers} workers loaded")
             loaded += "loaded bundle" in line
         load_s = time.time() - t0
+        # keep reading the log: a full pipe would block the workers' logging (and their requests)
+        threading.Thread(target=lambda: [None for _ in server.stderr], daemon=True).start()
         host = f"http://127.0.0.1:{port}"
         time.sleep(1)  # the last worker finishes its start-up after logging the load
         rec = wrk(host, 16, 10, lua)
@@ -74,8 +78,10 @@ def measure(artifacts: Path, workers: int, mmap: bool, port: int, lua: Path) -> 
         server.terminate()
         server.wait(60)
         Path(f.name).unlink()
-    ws = [m for pid, m in mem.items() if pid != server.pid]
-    return {"mmap": mmap, "workers": workers, "pss": sum(m["Pss"] for m in mem.values()),
+    # one worker runs in uvicorn's own process; several run under a supervisor (its PSS reported apart)
+    ws = [m for pid, m in mem.items() if pid != server.pid] or [mem[server.pid]]
+    parent = mem[server.pid]["Pss"] if workers > 1 else 0.0
+    return {"mmap": mmap, "workers": workers, "pss": sum(m["Pss"] for m in ws), "parent": parent,
             "rss_worker": sum(m["Rss"] for m in ws) / len(ws), "anon_worker": sum(m["Anonymous"] for m in ws) / len(ws),
             "load_s": load_s, "rps": rec["rps"], "errors": rec["errors"]}
 
@@ -101,14 +107,16 @@ def main() -> None:
     size = sum(p.stat().st_size for p in bundle.iterdir()) / 2**20
     print(f"\n{datetime.now(UTC):%Y-%m-%d}, {platform.machine()}, {os.cpu_count()} cores; `{' '.join(sys.argv)}`; "
           f"bundle {version}: {items:,} items, {size:,.0f} MB of files")
-    print("| bundle arrays | workers | PSS total MB | RSS per worker MB | anonymous per worker MB | per extra worker "
-          "| load s | warm-up requests/s |\n| --- | --- | --- | --- | --- | --- | --- | --- |")
+    cols = ["bundle arrays", "workers", "workers' PSS MB", "RSS per worker MB", "anonymous per worker MB",
+            "per extra worker", "supervisor PSS MB", "load s", "warm-up requests/s"]
+    print("| " + " | ".join(cols) + " |\n" + "| --- " * len(cols) + "|")
     for r in rows:
         first = next(x for x in rows if x["mmap"] == r["mmap"] and x["workers"] == 1)
         extra = ("" if r["workers"] == 1 else f"{(r['pss'] - first['pss']) / (r['workers'] - 1):,.0f} MB = "
                  f"{(r['pss'] - first['pss']) / (r['workers'] - 1) / first['pss']:.0%} of one")
         print(f"| {'mapped' if r['mmap'] else 'read'} | {r['workers']} | {r['pss']:,.0f} | {r['rss_worker']:,.0f} | "
-              f"{r['anon_worker']:,.0f} | {extra} | {r['load_s']:.0f} | {r['rps']:.0f} ({r['errors']} errors) |")
+              f"{r['anon_worker']:,.0f} | {extra} | {r['parent']:.0f} | {r['load_s']:.0f} | "
+              f"{r['rps']:.0f} ({r['errors']} errors) |")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ the change log keeps consistent (serving/live.py). Growing an array (``np.append
 copy, as it always did.
 
 ``.npz`` members are mapped where ``np.savez`` stored them uncompressed (``np.savez_compressed``
-members, and tiny ones, are read into memory). numpy in, numpy out; no torch, no faiss.
+members, and tiny ones, are read into memory). The arrays come back as plain ``ndarray`` views of
+the mapping (``np.memmap``'s Python-level ``__getitem__`` costs microseconds per index on the request
+path); ``mapped(a)`` says whether one is. numpy in, numpy out; no torch, no faiss.
 """
 
 from __future__ import annotations
@@ -24,7 +26,14 @@ MAP_MIN_BYTES = 1 << 16  # smaller members are read: a mapping costs a page and 
 
 def open_npy(path: Path, *, mmap: bool = True) -> np.ndarray:
     """A ``.npy`` file, mapped copy-on-write (``mmap``) or read into memory."""
-    return np.load(path, mmap_mode="c" if mmap else None)
+    return np.asarray(np.load(path, mmap_mode="c")) if mmap else np.load(path)
+
+
+def mapped(a: np.ndarray) -> bool:
+    """Whether ``a`` is (a view of) a file mapping rather than memory of its own."""
+    while a is not None and not isinstance(a, np.memmap):
+        a = a.base if isinstance(a.base, np.ndarray) else None
+    return a is not None
 
 
 def _member_offset(f, info: zipfile.ZipInfo) -> int:
@@ -60,6 +69,6 @@ def open_npz(path: Path, *, mmap: bool = True) -> dict[str, np.ndarray]:
             shape, fortran, dtype = read_header(f)
             if dtype.hasobject:
                 raise ValueError(f"{path}: member {name} holds Python objects and cannot be mapped")
-            out[name] = np.memmap(path, dtype=dtype, mode="c", offset=f.tell(), shape=shape,
-                                  order="F" if fortran else "C")
+            out[name] = np.asarray(np.memmap(path, dtype=dtype, mode="c", offset=f.tell(), shape=shape,
+                                             order="F" if fortran else "C"))
     return out

@@ -179,6 +179,13 @@ class FeatureSpec:
         rows = users.set_index("user_id").reindex(pd.Index(user_ids).astype(str))
         return np.stack([v.encode(rows[c].to_numpy()) for c, v in self.user_features.items()], axis=1)
 
+    def item_index_of_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Catalog rows -> item vocabulary indices; rows past the vocabulary (products added after the
+        model was trained: live through the admin API, or a catalog grown since) -> OOV, which the
+        model has an embedding for, instead of an index past the end of its table."""
+        rows = np.asarray(rows, np.int64)
+        return np.where(rows < len(self.item_vocab.values), Vocab.index_of_row(rows), OOV)
+
     def user_tower_feed(self, user: np.ndarray, features: np.ndarray, histories: list[np.ndarray],
                         profiles: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
         """The user tower's inputs for B users: vocabulary indices (B,), feature indices (B, F), each
@@ -189,11 +196,11 @@ class FeatureSpec:
         h = np.zeros((B, L), np.int64)  # (B, L)
         for j, rows in enumerate(histories):
             n = min(L, len(rows))
-            h[j, :n] = Vocab.index_of_row(rows[:n])
+            h[j, :n] = self.item_index_of_rows(rows[:n])
         prof, w = np.zeros((B, P), np.int64), np.zeros((B, P), np.float32)  # (B, P)
         for j, (rows, wt) in enumerate(profiles):
             n = min(P, len(rows))
-            prof[j, :n], w[j, :n] = Vocab.index_of_row(rows[:n]), wt[:n]
+            prof[j, :n], w[j, :n] = self.item_index_of_rows(rows[:n]), wt[:n]
         return {"user": np.asarray(user, np.int64), "features": np.asarray(features, np.int64), "history": h,
                 "profile": prof, "profile_weight": w}
 

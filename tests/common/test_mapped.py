@@ -3,7 +3,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from common.mapped import MAP_MIN_BYTES, open_npy, open_npz
+from common.mapped import MAP_MIN_BYTES, mapped, open_npy, open_npz
 from recsys.channels import ChannelConfig, Channels
 
 
@@ -17,8 +17,8 @@ def test_npz_members_are_mapped_copy_on_write_and_equal_to_np_load(tmp_path) -> 
     assert set(got) == set(arrays)
     for k, v in arrays.items():
         assert got[k].dtype == v.dtype and np.array_equal(got[k], v), k
-    assert isinstance(got["c_order"], np.memmap) and isinstance(got["fortran"], np.memmap)
-    assert not isinstance(got["tiny"], np.memmap)  # under MAP_MIN_BYTES: read
+    assert mapped(got["c_order"]) and mapped(got["fortran"])
+    assert not mapped(got["tiny"])  # under MAP_MIN_BYTES: read
     got["c_order"][0, 0] = 123.0  # a private page: the file and a second mapping keep the old value
     assert open_npz(tmp_path / "a.npz")["c_order"][0, 0] == arrays["c_order"][0, 0]
 
@@ -29,16 +29,16 @@ def test_compressed_members_are_read_and_a_plain_read_is_not_mapped(tmp_path) ->
     with zipfile.ZipFile(tmp_path / "z.npz") as zf:
         assert zf.infolist()[0].compress_type == zipfile.ZIP_DEFLATED
     got = open_npz(tmp_path / "z.npz")["x"]
-    assert not isinstance(got, np.memmap) and np.array_equal(got, x)
+    assert not mapped(got) and np.array_equal(got, x)
     np.savez(tmp_path / "s.npz", x=x)
-    assert not isinstance(open_npz(tmp_path / "s.npz", mmap=False)["x"], np.memmap)
+    assert not mapped(open_npz(tmp_path / "s.npz", mmap=False)["x"])
 
 
 def test_npy_is_mapped_copy_on_write(tmp_path) -> None:
     np.save(tmp_path / "v.npy", np.ones((100, 4), np.float32))
     v = open_npy(tmp_path / "v.npy")
     v[0] = 5
-    assert isinstance(v, np.memmap) and np.load(tmp_path / "v.npy")[0, 0] == 1
+    assert mapped(v) and np.load(tmp_path / "v.npy")[0, 0] == 1
 
 
 def test_channels_round_trip_mapped_and_grow_privately(tmp_path) -> None:
@@ -47,7 +47,7 @@ def test_channels_round_trip_mapped_and_grow_privately(tmp_path) -> None:
                   rng.integers(0, 500, (3, 20)).astype(np.int32), rng.random(500, np.float32), ChannelConfig())
     ch.save(tmp_path / "channels.npz")
     back = Channels.load(tmp_path / "channels.npz", mmap=True)
-    assert isinstance(back.neighbours, np.memmap) and back.config == ch.config
+    assert mapped(back.neighbours) and back.config == ch.config
     for k in ("neighbours", "weights", "category_top", "popularity"):
         assert np.array_equal(getattr(back, k), getattr(ch, k)), k
     back.append_item()

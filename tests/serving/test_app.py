@@ -219,6 +219,9 @@ def test_live_add_patch_hide_survive_a_restart(artifacts: Path) -> None:
         assert s["items"][0]["item_id"] == "new-1"  # in the live image index
         sim = c.get("/v1/items/new-1/similar", params={"k": 5}).json()
         assert len(sim["items"]) == 5  # and in the behaviour index, from its item-tower vector
+        # a session that clicked it: the user tower gets the OOV id for a row past its vocabulary
+        rec = c.post("/v1/recommendations", json={"recent_item_ids": ["new-1", str(victim)], "k": 5})
+        assert rec.status_code == 200 and len(rec.json()["items"]) == 5, rec.text
         dup = c.post("/v1/items", headers=AUTH, data={"item_id": "new-1", "title": "x", "price": "1"},
                      files={"image": ("n.png", photo, "image/png")})
         assert dup.status_code == 409
