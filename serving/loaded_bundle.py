@@ -24,6 +24,7 @@ from recsys.channels import Candidates, Channels
 from recsys.features import OOV, FeatureSpec, stored_profiles
 from recsys.rank_features import CHANNEL_FEATURES, DENSE, ItemStats, rank_features
 from serving.bundle import BundleError, bundles_dir, current_version, verify_bundle
+from serving.catalog_columns import STR, RowIndex, labels, strings, utc_times
 from serving.errors import RequestError
 from serving.gpu_index import gpu_count
 from serving.index import VectorIndex
@@ -68,15 +69,16 @@ class LoadedBundle:
         self.lock = RWLock()
         self.spec = FeatureSpec.load(path / "features.json")
         items = pd.read_parquet(path / "items.parquet")
-        self.item_ids = items["item_id"].astype(str).to_numpy(dtype=object)
-        self.titles = items["title"].astype(str).to_numpy(dtype=object)
-        self.category = items["category"].astype(str).to_numpy(dtype=object)
+        # compact per-worker columns (serving/catalog_columns.py): strings are not shared by mapping
+        self.item_ids = strings(items["item_id"])
+        self.titles = strings(items["title"])
+        self.category = labels(items["category"])
         # copies: arrow-backed columns can come out read-only, and live patches write into these
         self.price = items["price"].fillna(0).to_numpy(np.float64, copy=True)
         self.in_stock = items["in_stock"].fillna(False).to_numpy(bool, copy=True)
-        self.created_at = items["created_at"].to_list() if "created_at" in items else [None] * len(items)
-        self.image_rel = items["image"].fillna("").astype(str).to_list() if "image" in items else [""] * len(items)
-        self.row_of = {iid: r for r, iid in enumerate(self.item_ids)}
+        self.created_at = utc_times(items)
+        self.image_rel = strings(items["image"].fillna("") if "image" in items else [""] * len(items))
+        self.row_of = RowIndex(self.item_ids)
         self.live_rows: set[int] = set()  # rows added or changed through the admin API
         self.changes_offset = 0  # bytes of this version's change log applied (serving/live.py)
         self.predicted: dict[int, str] = {}
@@ -143,7 +145,7 @@ class LoadedBundle:
 
     def rows(self, item_ids: list[str]) -> np.ndarray:
         """Catalog rows of known ids (unknown ids dropped, order kept)."""
-        return np.array([self.row_of[i] for i in item_ids if i in self.row_of], np.int64)
+        return self.row_of.rows(item_ids)
 
     def allowed(self, *, categories: list[str] | None, price_min: float | None, price_max: float | None,
                 in_stock_only: bool, exclude: np.ndarray | None = None) -> np.ndarray:
@@ -253,13 +255,13 @@ class LoadedBundle:
             row = int(self.items_index.add(vec)[0])
             if self.image_index is not None:
                 self.image_index.add(image_embedding)
-            self.item_ids = np.append(self.item_ids, np.array([item_id], dtype=object))
-            self.titles = np.append(self.titles, np.array([title], dtype=object))
+            self.item_ids = np.append(self.item_ids, np.array([item_id], dtype=STR))
+            self.titles = np.append(self.titles, np.array([title], dtype=STR))
             self.category = np.append(self.category, np.array([category], dtype=object))
             self.price = np.append(self.price, price)
             self.in_stock = np.append(self.in_stock, in_stock)
-            self.created_at.append(pd.Timestamp.now(tz="UTC"))
-            self.image_rel.append(image_rel)
+            self.created_at = np.append(self.created_at, np.datetime64("now", "us"))  # numpy: UTC
+            self.image_rel = np.append(self.image_rel, np.array([image_rel], dtype=STR))
             self.stats.append(int(self.spec.category_vocab.encode([category])[0]), float(np.log1p(max(price, 0))),
                               image_embedding)
             if self.channels is not None:

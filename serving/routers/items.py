@@ -10,6 +10,7 @@ from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile
 from fastapi.responses import FileResponse
 from pydantic import ValidationError
 
+from serving.catalog_columns import timestamp
 from serving.deps import Admin, Bundle, Settings, State
 from serving.live import ChangeLog, add_item
 from serving.metrics import INDEX_SIZE
@@ -30,7 +31,7 @@ def _row(bundle, item_id: str) -> int:
 
 def _detail(bundle, row: int) -> ItemDetail:
     base = items_out(bundle, [row])[0]
-    return ItemDetail(**base, created_at=bundle.created_at[row], live=row in bundle.live_rows,
+    return ItemDetail(**base, created_at=timestamp(bundle.created_at[row]), live=row in bundle.live_rows,
                       predicted_category=bundle.predicted.get(row))
 
 

@@ -1,0 +1,69 @@
+"""The catalog's text and time columns in compact per-worker form (docs/scaling.md, "Memory").
+
+Numeric bundle arrays are shared between workers through the page cache (common/mapped.py); the
+catalog's strings cannot be, so each worker holds its own, and at a million items one Python
+object per id, title, photo path and timestamp (plus a dict over the ids) came to ~500 MB per
+worker. Here: numpy ``StringDType`` columns (short strings stored inline, 16 bytes each), one
+shared string object per category, ``datetime64`` times, and id lookup by binary search over the
+sorted ids with a small dict for products added live.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+STR = np.dtypes.StringDType()
+
+
+def strings(values: pd.Series | list[str]) -> np.ndarray:
+    """(N,) StringDType: indexing gives ``str``; ``np.append`` keeps the dtype."""
+    return np.array(pd.Series(values, dtype=object).astype(str).to_numpy(dtype=object), dtype=STR)
+
+
+def labels(values: pd.Series) -> np.ndarray:
+    """(N,) object array of few distinct strings, each stored once (category names)."""
+    cat = pd.Categorical(values.astype(str))
+    names = np.array([str(c) for c in cat.categories], dtype=object)
+    return names[cat.codes]  # indexing an object array copies references, not strings
+
+
+def utc_times(items: pd.DataFrame, column: str = "created_at") -> np.ndarray:
+    """(N,) datetime64[us] in UTC, NaT where missing or when the catalog has no such column."""
+    if column not in items:
+        return np.full(len(items), np.datetime64("NaT"), "datetime64[us]")
+    ts = pd.to_datetime(items[column], utc=True)
+    return ts.dt.tz_localize(None).to_numpy("datetime64[us]")
+
+
+def timestamp(value: np.datetime64) -> pd.Timestamp | None:
+    """One ``utc_times`` entry as an aware timestamp (None for NaT)."""
+    return None if np.isnat(value) else pd.Timestamp(value, tz="UTC")
+
+
+class RowIndex:
+    """Item id -> catalog row. The bundle's ids sorted once (binary search, 24 bytes per id); ids
+    added live in a dict (they are few)."""
+
+    def __init__(self, ids: np.ndarray) -> None:
+        self._order = np.argsort(ids, kind="stable").astype(np.int64)  # (N,)
+        self._sorted = ids[self._order]  # (N,) StringDType
+        self._added: dict[str, int] = {}
+
+    def get(self, item_id: str) -> int | None:
+        row = self._added.get(item_id)
+        if row is not None:
+            return row
+        i = int(np.searchsorted(self._sorted, item_id))
+        return int(self._order[i]) if i < len(self._sorted) and self._sorted[i] == item_id else None
+
+    def __contains__(self, item_id: str) -> bool:
+        return self.get(item_id) is not None
+
+    def __setitem__(self, item_id: str, row: int) -> None:
+        self._added[item_id] = row
+
+    def rows(self, item_ids: list[str]) -> np.ndarray:
+        """Rows of the known ids among ``item_ids``, in their order (unknown ones dropped)."""
+        found = (self.get(i) for i in item_ids)
+        return np.array([r for r in found if r is not None], np.int64)
