@@ -10,7 +10,7 @@ recommendation mix (wrk, 16 connections: the pages a request touches are faulted
 ``/proc/PID/smaps_rollup`` over the workers. PSS (proportional set size) charges a page shared by k
 processes 1/k to each, so the sum is what the host really holds; "per extra worker" is
 (PSS(N) - PSS(1)) / (N - 1), as a share of PSS(1). With several workers uvicorn adds a supervisor
-process (no bundle; its PSS is its own column).
+process and multiprocessing a resource tracker (no bundle; their PSS is their own column).
 """
 
 from __future__ import annotations
@@ -74,13 +74,15 @@ def measure(artifacts: Path, workers: int, mmap: bool, port: int, lua: Path) -> 
         rec = wrk(host, 16, 10, lua)
         procs = [server.pid, *children(server.pid)]
         mem = {pid: smaps(pid) for pid in procs}
+        helper = {pid: b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes() for pid in procs}
     finally:
         server.terminate()
         server.wait(60)
         Path(f.name).unlink()
-    # one worker runs in uvicorn's own process; several run under a supervisor (its PSS reported apart)
-    ws = [m for pid, m in mem.items() if pid != server.pid] or [mem[server.pid]]
-    parent = mem[server.pid]["Pss"] if workers > 1 else 0.0
+    # one worker runs in uvicorn's own process; several run under a supervisor, beside multiprocessing's
+    # resource tracker (both reported apart, as "supervisor")
+    ws = [m for pid, m in mem.items() if pid != server.pid and not helper[pid]] or [mem[server.pid]]
+    parent = sum(m["Pss"] for pid, m in mem.items() if pid == server.pid or helper[pid]) if workers > 1 else 0.0
     return {"mmap": mmap, "workers": workers, "pss": sum(m["Pss"] for m in ws), "parent": parent,
             "rss_worker": sum(m["Rss"] for m in ws) / len(ws), "anon_worker": sum(m["Anonymous"] for m in ws) / len(ws),
             "load_s": load_s, "rps": rec["rps"], "errors": rec["errors"]}
@@ -108,7 +110,7 @@ def main() -> None:
     print(f"\n{datetime.now(UTC):%Y-%m-%d}, {platform.machine()}, {os.cpu_count()} cores; `{' '.join(sys.argv)}`; "
           f"bundle {version}: {items:,} items, {size:,.0f} MB of files")
     cols = ["bundle arrays", "workers", "workers' PSS MB", "RSS per worker MB", "anonymous per worker MB",
-            "per extra worker", "supervisor PSS MB", "load s", "warm-up requests/s"]
+            "per extra worker", "supervisor + tracker PSS MB", "load s", "warm-up requests/s"]
     print("| " + " | ".join(cols) + " |\n" + "| --- " * len(cols) + "|")
     for r in rows:
         first = next(x for x in rows if x["mmap"] == r["mmap"] and x["workers"] == 1)

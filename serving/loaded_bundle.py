@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.mapped import open_npy
+from common.mapped import mapped, open_npy, touch
 from common.onnx_runtime import make_session, run
 from recsys.channels import Candidates, Channels
 from recsys.features import OOV, FeatureSpec, stored_profiles
@@ -121,8 +121,21 @@ class LoadedBundle:
             self.preprocess_spec = PreprocessSpec.from_dict(json.loads(meta["preprocess"]) |
                                                             {"max_pixels": settings.max_image_pixels})
         self._refresh_popular()
+        if mm:
+            self._touch_mapped()
         log.info("loaded bundle %s: %d items, %d users, providers %s (%.1f s)", self.version, len(self.item_ids),
                  len(self.user_row), self.user_tower.get_providers(), time.perf_counter() - t0)
+
+    def _touch_mapped(self) -> None:
+        """Fault the mapped arrays in now (common/mapped.py::touch); the FAISS indexes fault in as searched."""
+        arrays = [self.items_index.vectors, *self.stats.__dict__.values()]
+        if self.image_index is not None:
+            arrays.append(self.image_index.vectors)
+        if self.channels is not None:
+            arrays += [self.channels.neighbours, self.channels.weights, self.channels.popularity]
+        for a in arrays:
+            if isinstance(a, np.ndarray) and mapped(a):
+                touch(a)
 
     def _ranker_columns(self) -> np.ndarray:
         """Columns of ``rank_features``' output that this ranker reads, in its order (it declares the
