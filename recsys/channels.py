@@ -179,15 +179,6 @@ def item2item_scores(ch: Channels, seen: np.ndarray, n_items: int) -> np.ndarray
     return np.bincount(nb, weights=w, minlength=n_items).astype(np.float32)
 
 
-def _top(scores: np.ndarray, allowed: np.ndarray, n: int) -> np.ndarray:
-    """Rows of the n best positive allowed scores, best first (0: no neighbour of the shopper's items)."""
-    ok = np.flatnonzero(scores > 0)  # one pass over the catalog; the rest works on the few hundred hits
-    ok = ok[allowed[ok]]
-    if len(ok) > n:
-        ok = ok[np.argpartition(-scores[ok], n - 1)[:n]]
-    return ok[np.argsort(-scores[ok], kind="stable")]
-
-
 def category_popular(ch: Channels, category: np.ndarray, seen: np.ndarray, allowed: np.ndarray, n: int) -> np.ndarray:
     """The popular items of the shopper's categories, ordered by share of their history × popularity."""
     if not len(seen) or n == 0:
@@ -216,14 +207,26 @@ class Candidates:
     i2i_recent_score: np.ndarray  # (C,) the same from the shopper's ``recent_items`` latest items only
 
 
-def _positions(lst: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
-    """Position of each of ``rows`` in ``lst`` (float32), ABSENT where absent; through catalog-sized
-    scratch arrays: O(len) work instead of sorting (the request path)."""
-    member = np.zeros(n, bool)
-    member[lst] = True
-    pos = np.empty(n, np.int32)  # only the entries of ``lst`` are read back
-    pos[lst] = np.arange(len(lst), dtype=np.int32)
-    return np.where(member[rows], pos[rows], ABSENT).astype(np.float32)
+def _sparse_i2i(ch: Channels, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``item2item_scores`` on the rows it is non-zero on: (rows ascending, float32 scores), from the
+    few thousand neighbour entries of the shopper's items rather than a catalog-sized sum (the
+    request path's cost then does not grow with the catalog). Same float64 sums, same order."""
+    nb, w = _neighbours_of(ch, seen)
+    rows, inv = np.unique(nb, return_inverse=True)
+    return rows, np.bincount(inv, weights=w, minlength=len(rows)).astype(np.float32)
+
+
+def _lookup(keys: np.ndarray, values: np.ndarray, rows: np.ndarray, missing: float) -> np.ndarray:
+    """``values`` at each of ``rows`` in the sorted ``keys`` (float32), ``missing`` where absent."""
+    pos = np.minimum(np.searchsorted(keys, rows), max(len(keys) - 1, 0))
+    hit = keys[pos] == rows if len(keys) else np.zeros(len(rows), bool)
+    return np.where(hit, values[pos] if len(keys) else 0, missing).astype(np.float32)
+
+
+def _ranks(lst: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Position of each of ``rows`` in ``lst`` (float32), ABSENT where absent (``lst`` has no repeats)."""
+    order = np.argsort(lst, kind="stable")
+    return _lookup(lst[order], order.astype(np.float32), rows, ABSENT)
 
 
 def union(ch: Channels | None, tower: np.ndarray, seen: np.ndarray, recent: np.ndarray, allowed: np.ndarray,
@@ -232,40 +235,38 @@ def union(ch: Channels | None, tower: np.ndarray, seen: np.ndarray, recent: np.n
     list (already filtered, in its order) fills the rest. Without channels: the tower's first ``size``.
     ``seen``: every item of the shopper's; ``recent``: their latest, most recent first.
 
-    Runs on every request: membership and positions go through boolean / integer arrays the size of
-    the catalog (microseconds) rather than ``np.isin`` / ``np.unique`` (sorts)."""
+    Runs on every request, so nothing here is catalog-sized: the item-to-item scores are summed over
+    the shopper's neighbour entries (``_sparse_i2i``) and membership goes through sorted lookups of
+    the few hundred candidates (``_lookup``)."""
     tower = np.asarray(tower, np.int64)
     if ch is None or not len(seen):
         rows = tower[:size]
         absent, zero = np.full(len(rows), ABSENT, np.float32), np.zeros(len(rows), np.float32)
         return Candidates(rows, np.arange(len(rows), dtype=np.float32), absent, absent.copy(), zero, zero.copy())
-    n = len(allowed)
-    scores = item2item_scores(ch, seen, n)
-    i2i = _top(scores, allowed, ch.config.item2item) if ch.config.item2item else np.zeros(0, np.int64)
+    keys, vals = _sparse_i2i(ch, seen)
+    i2i = np.zeros(0, np.int64)
+    if ch.config.item2item:
+        pos = keys[vals > 0]
+        i2i = _top_of(pos, vals[vals > 0], allowed, ch.config.item2item)
     cat = category_popular(ch, category, seen, allowed, ch.config.category_popular)
-    picked_mask = np.zeros(n, bool)
-    picked_mask[i2i] = True
-    picked = np.concatenate([i2i, cat[~picked_mask[cat]]])  # each list is distinct; drop the overlap
-    picked_mask[picked] = True
-    from_tower = picked_mask[tower]  # tower candidates a channel also picked
+    picked = np.concatenate([i2i, cat[~np.isin(cat, i2i)]])  # each list is distinct; drop the overlap
+    from_tower = np.isin(tower, picked)  # tower candidates a channel also picked
     free = np.flatnonzero(~from_tower)[: max(size - len(picked), 0)]  # the tower fills what is left
     from_tower[free] = True
-    tower_mask = np.zeros(n, bool)
-    tower_mask[tower] = True
-    rows = np.concatenate([tower[from_tower], picked[~tower_mask[picked]]])[:size]
+    rows = np.concatenate([tower[from_tower], picked[~np.isin(picked, tower)]])[:size]
     tower_rank = np.full(len(rows), ABSENT, np.float32)
     k = int(from_tower.sum())
     tower_rank[:k] = np.flatnonzero(from_tower)[: len(rows)]
-    return Candidates(rows, tower_rank, _positions(i2i, rows, n), _positions(cat, rows, n), scores[rows],
-                      _scores_at(ch, recent[: ch.config.recent_items], rows, n))
+    rkeys, rvals = _sparse_i2i(ch, recent[: ch.config.recent_items])
+    return Candidates(rows, tower_rank, _ranks(i2i, rows), _ranks(cat, rows), _lookup(keys, vals, rows, 0.0),
+                      _lookup(rkeys, rvals, rows, 0.0))
 
 
-def _scores_at(ch: Channels, seen: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
-    """``item2item_scores(ch, seen, n)[rows]`` without a catalog-sized sum (for a handful of items)."""
-    nb, w = _neighbours_of(ch, seen)
-    member = np.zeros(n, bool)
-    member[rows] = True
-    ok = member[nb]
-    pos = np.empty(n, np.int32)
-    pos[rows] = np.arange(len(rows), dtype=np.int32)
-    return np.bincount(pos[nb[ok]], weights=w[ok], minlength=len(rows)).astype(np.float32)
+def _top_of(rows: np.ndarray, scores: np.ndarray, allowed: np.ndarray, n: int) -> np.ndarray:
+    """``_top`` over the rows a sparse score is positive on (ascending, as ``_top``'s scan finds them)."""
+    keep = allowed[rows]
+    rows, scores = rows[keep], scores[keep]
+    if len(rows) > n:
+        part = np.argpartition(-scores, n - 1)[:n]
+        rows, scores = rows[part], scores[part]
+    return rows[np.argsort(-scores, kind="stable")]

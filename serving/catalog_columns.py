@@ -5,7 +5,7 @@ catalog's strings cannot be, so each worker holds its own, and at a million item
 object per id, title, photo path and timestamp (plus a dict over the ids) came to ~500 MB per
 worker. Here: numpy ``StringDType`` columns (short strings stored inline, 16 bytes each), one
 shared string object per category, ``datetime64`` times, and id lookup by binary search over the
-sorted ids with a small dict for products added live.
+ids' sorted hashes with a small dict for products added live.
 """
 
 from __future__ import annotations
@@ -41,21 +41,34 @@ def timestamp(value: np.datetime64) -> pd.Timestamp | None:
     return None if np.isnat(value) else pd.Timestamp(value, tz="UTC")
 
 
+def _hashes(ids: np.ndarray | list[str]) -> np.ndarray:
+    """(N,) uint64 hashes of ids (pandas' stable SipHash of the strings)."""
+    return pd.util.hash_array(np.asarray(ids, dtype=object), categorize=False)
+
+
 class RowIndex:
-    """Item id -> catalog row. The bundle's ids sorted once (binary search, 24 bytes per id); ids
-    added live in a dict (they are few)."""
+    """Item id -> catalog row. The bundle's ids by sorted 64-bit hash (binary search over integers,
+    16 bytes per id; numpy's ``searchsorted`` over StringDType took 10 ms at 1M ids), each hit checked
+    against the id itself; ids added live in a dict (they are few)."""
 
     def __init__(self, ids: np.ndarray) -> None:
-        self._order = np.argsort(ids, kind="stable").astype(np.int64)  # (N,)
-        self._sorted = ids[self._order]  # (N,) StringDType
+        h = _hashes(ids)
+        self._order = np.argsort(h, kind="stable").astype(np.int64)  # (N,)
+        self._hash = h[self._order]  # (N,) ascending
+        self._ids = ids  # the bundle's ids (StringDType); live additions never enter it
         self._added: dict[str, int] = {}
 
+    def _find(self, item_id: str, h: np.uint64) -> int | None:
+        i = int(np.searchsorted(self._hash, h))
+        while i < len(self._hash) and self._hash[i] == h:  # a collision is checked against the id
+            row = int(self._order[i])
+            if self._ids[row] == item_id:
+                return row
+            i += 1
+        return self._added.get(item_id)
+
     def get(self, item_id: str) -> int | None:
-        row = self._added.get(item_id)
-        if row is not None:
-            return row
-        i = int(np.searchsorted(self._sorted, item_id))
-        return int(self._order[i]) if i < len(self._sorted) and self._sorted[i] == item_id else None
+        return self._find(item_id, _hashes([item_id])[0])
 
     def __contains__(self, item_id: str) -> bool:
         return self.get(item_id) is not None
@@ -65,5 +78,7 @@ class RowIndex:
 
     def rows(self, item_ids: list[str]) -> np.ndarray:
         """Rows of the known ids among ``item_ids``, in their order (unknown ones dropped)."""
-        found = (self.get(i) for i in item_ids)
+        if not item_ids:
+            return np.zeros(0, np.int64)
+        found = (self._find(i, h) for i, h in zip(item_ids, _hashes(item_ids), strict=True))
         return np.array([r for r in found if r is not None], np.int64)

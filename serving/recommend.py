@@ -136,11 +136,15 @@ def _retrieve_group(b: LoadedBundle, ctxs: list[_Ctx], U: np.ndarray, candidates
 def _add_channels(b: LoadedBundle, c: _Ctx, u: np.ndarray, size: int) -> None:
     """Replace the tower's list by the channels' union (recsys.channels.union, the lists the ranker
     was trained on), under the same filters and exclusions; tower scores u · v for every candidate."""
-    allowed = c.allowed
-    if len(c.purchased):
-        allowed = allowed.copy()
+    allowed, before = c.allowed, None
+    if len(c.purchased):  # cleared in place and put back: a copy of a catalog-sized mask per request is
+        before = allowed[c.purchased]  # what made a 1M-item catalog slow; the mask is this batch's own
         allowed[c.purchased] = False
-    c.channels = union(b.channels, c.cand, c.seen, c.history, allowed, b.stats.category, size)
+    try:
+        c.channels = union(b.channels, c.cand, c.seen, c.history, allowed, b.stats.category, size)
+    finally:
+        if before is not None:
+            allowed[c.purchased] = before
     c.cand = c.channels.rows
     c.score = b.items_index.vectors[c.cand] @ u.astype(np.float32)  # (C,)
 

@@ -120,11 +120,54 @@ def test_union_has_a_fixed_size_the_tower_fills_and_ranks_are_positions() -> Non
     np.testing.assert_array_equal(alone.tower_rank, np.arange(12))
 
 
-def test_positions() -> None:
-    from recsys.channels import _positions
+def test_ranks() -> None:
+    from recsys.channels import _ranks
 
-    np.testing.assert_array_equal(_positions(np.array([5, 2, 9]), np.array([9, 5, 7]), 10), [2, 0, ABSENT])
-    np.testing.assert_array_equal(_positions(np.zeros(0, np.int64), np.array([1]), 10), [ABSENT])
+    np.testing.assert_array_equal(_ranks(np.array([5, 2, 9]), np.array([9, 5, 7])), [2, 0, ABSENT])
+    np.testing.assert_array_equal(_ranks(np.zeros(0, np.int64), np.array([1])), [ABSENT])
+
+
+def _dense_union(ch, tower, seen, recent, allowed, category, size):
+    """The catalog-sized formulation the request path used before 2026-11-28: the oracle."""
+    n = len(allowed)
+    scores = item2item_scores(ch, seen, n)
+    ok = np.flatnonzero(scores > 0)
+    ok = ok[allowed[ok]]
+    if len(ok) > ch.config.item2item:
+        ok = ok[np.argpartition(-scores[ok], ch.config.item2item - 1)[: ch.config.item2item]]
+    i2i = ok[np.argsort(-scores[ok], kind="stable")]
+    cat = category_popular(ch, category, seen, allowed, ch.config.category_popular)
+    picked = np.concatenate([i2i, cat[~np.isin(cat, i2i)]])
+    from_tower = np.isin(tower, picked)
+    from_tower[np.flatnonzero(~from_tower)[: max(size - len(picked), 0)]] = True
+    rows = np.concatenate([tower[from_tower], picked[~np.isin(picked, tower)]])[:size]
+
+    def pos(lst):
+        return np.array([np.flatnonzero(lst == r)[0] if r in lst else ABSENT for r in rows], np.float32)
+
+    recent_scores = item2item_scores(ch, recent[: ch.config.recent_items], n)
+    return rows, pos(i2i), pos(cat), scores[rows], recent_scores[rows]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_request_path_union_equals_the_catalog_sized_one(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 400
+    X = _matrix(seed, users=300, items=n)
+    cat = rng.integers(0, 7, n)
+    ch = fit_channels(X, cat, 7, ChannelConfig(item2item=30, category_popular=20, neighbours=50,
+                                               method=("ease", "itemknn")[seed % 2]))
+    seen = rng.choice(n, rng.integers(1, 40), replace=False)
+    allowed = rng.random(n) < 0.8
+    allowed[seen] = False
+    tower = rng.permutation(np.flatnonzero(allowed))[:120]
+    c = union(ch, tower, seen, seen[::-1], allowed, cat, 150)
+    rows, i2i_rank, cat_rank, score, recent = _dense_union(ch, tower, seen, seen[::-1], allowed, cat, 150)
+    np.testing.assert_array_equal(c.rows, rows)
+    np.testing.assert_array_equal(c.i2i_rank, i2i_rank)
+    np.testing.assert_array_equal(c.catpop_rank, cat_rank)
+    np.testing.assert_array_equal(c.i2i_score, score)  # the same float64 sums, bit for bit
+    np.testing.assert_array_equal(c.i2i_recent_score, recent)
 
 
 def test_channels_round_trip_and_live_append(tmp_path: Path) -> None:

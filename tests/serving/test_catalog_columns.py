@@ -26,3 +26,11 @@ def test_columns_keep_values_and_share_category_strings() -> None:
     assert all(timestamp(t) is None for t in utc_times(items.drop(columns="created_at")))
     s = np.append(strings(["a", "b"]), strings(["c"]))
     assert s.dtype == strings([]).dtype and s[2] == "c" and isinstance(s[0], str)
+
+
+def test_row_index_resolves_hash_collisions_by_the_id(monkeypatch) -> None:
+    import serving.catalog_columns as cc
+
+    monkeypatch.setattr(cc, "_hashes", lambda ids: np.zeros(len(list(ids)), np.uint64))  # every id collides
+    index = RowIndex(strings(["b", "a", "c"]))
+    assert [index.get(i) for i in ("a", "b", "c", "d")] == [1, 0, 2, None]
