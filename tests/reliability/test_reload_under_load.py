@@ -1,9 +1,7 @@
 """The real server (uvicorn on loopback) under concurrent load while bundles are swapped: no failed
 request, each answer labelled with exactly one of the versions, each swap quick, memory bounded."""
 
-import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -12,17 +10,12 @@ from pathlib import Path
 
 import httpx
 
-from serving.bundle import bundles_dir, current_version, promote, write_bundle
+from serving.bundle import promote
+from tests.reliability.server import free_port, republish
 from tests.serving.conftest import TOKEN
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 ROOT = Path(__file__).parents[2]
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _rss_mb(pid: int) -> float:
@@ -33,12 +26,8 @@ def _rss_mb(pid: int) -> float:
 
 
 def test_swaps_under_load_fail_no_request(artifacts: Path) -> None:
-    v1 = current_version(artifacts)
-    src = bundles_dir(artifacts) / v1
-    manifest = json.loads((src / "manifest.json").read_text())
-    info = {k: v for k, v in manifest.items() if k not in ("version", "created_at", "files")}
-    v2 = write_bundle(artifacts, {f: src / f for f in manifest["files"]}, info, version="20990101T000000Z").name
-    port = _port()
+    v1, v2 = republish(artifacts)
+    port = free_port()
     env = os.environ | {"VITRINE_ARTIFACTS_DIR": str(artifacts), "VITRINE_ADMIN_TOKEN": TOKEN,
                         "VITRINE_CANDIDATES": "50"}
     server = subprocess.Popen([sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--port",

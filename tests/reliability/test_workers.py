@@ -1,9 +1,7 @@
 """`vitrine serve --workers 2` on loopback: every worker maps the bundle, follows the other's admin
 changes through the change log and reloads when CURRENT moves (the watcher runs in each worker)."""
 
-import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,17 +12,12 @@ import httpx
 import pandas as pd
 import pytest
 
-from serving.bundle import bundles_dir, current_version, promote, write_bundle
+from serving.bundle import bundles_dir, promote
+from tests.reliability.server import free_port, republish
 from tests.serving.conftest import TOKEN
 
 ROOT = Path(__file__).parents[2]
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _workers(base: str, want: int = 2, timeout: float = 60) -> dict[int, dict]:
@@ -59,13 +52,10 @@ def _until(base: str, ok, timeout: float = 30) -> dict[int, dict]:
 
 @pytest.mark.slow
 def test_two_workers_share_changes_and_reload_together(artifacts: Path) -> None:
-    v1 = current_version(artifacts)
-    src = bundles_dir(artifacts) / v1
-    manifest = json.loads((src / "manifest.json").read_text())
-    info = {k: v for k, v in manifest.items() if k not in ("version", "created_at", "files")}
-    v2 = write_bundle(artifacts, {f: src / f for f in manifest["files"]}, info, version="20990101T000000Z").name
-    item = str(pd.read_parquet(src / "items.parquet", columns=["item_id"])["item_id"].iloc[0])
-    port = _port()
+    v1, v2 = republish(artifacts)
+    items = pd.read_parquet(bundles_dir(artifacts) / v1 / "items.parquet", columns=["item_id"])
+    item = str(items["item_id"].iloc[0])
+    port = free_port()
     env = os.environ | {"VITRINE_CHANGES_POLL_S": "0.2", "VITRINE_CANDIDATES": "50"}
     server = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "serve", "--artifacts", str(artifacts),
                                "--workers", "2", "--watch", "0.3", "--port", str(port), "--admin-token", TOKEN],
