@@ -218,9 +218,10 @@ def _sparse_i2i(ch: Channels, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 def _lookup(keys: np.ndarray, values: np.ndarray, rows: np.ndarray, missing: float) -> np.ndarray:
     """``values`` at each of ``rows`` in the sorted ``keys`` (float32), ``missing`` where absent."""
-    pos = np.minimum(np.searchsorted(keys, rows), max(len(keys) - 1, 0))
-    hit = keys[pos] == rows if len(keys) else np.zeros(len(rows), bool)
-    return np.where(hit, values[pos] if len(keys) else 0, missing).astype(np.float32)
+    if not len(keys):
+        return np.full(len(rows), missing, np.float32)
+    pos = np.minimum(np.searchsorted(keys, rows), len(keys) - 1)
+    return np.where(keys[pos] == rows, values[pos], missing).astype(np.float32)
 
 
 def _ranks(lst: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -246,8 +247,8 @@ def union(ch: Channels | None, tower: np.ndarray, seen: np.ndarray, recent: np.n
     keys, vals = _sparse_i2i(ch, seen)
     i2i = np.zeros(0, np.int64)
     if ch.config.item2item:
-        pos = keys[vals > 0]
-        i2i = _top_of(pos, vals[vals > 0], allowed, ch.config.item2item)
+        positive = vals > 0
+        i2i = _top_of(keys[positive], vals[positive], allowed, ch.config.item2item)
     cat = category_popular(ch, category, seen, allowed, ch.config.category_popular)
     picked = np.concatenate([i2i, cat[~np.isin(cat, i2i)]])  # each list is distinct; drop the overlap
     from_tower = np.isin(tower, picked)  # tower candidates a channel also picked
