@@ -2,8 +2,8 @@
 
 Numeric bundle arrays are shared between workers through the page cache (common/mapped.py); the
 catalog's strings cannot be, so each worker holds its own, and at a million items one Python
-object per id, title, photo path and timestamp (plus a dict over the ids) came to ~500 MB per
-worker. Here: numpy ``StringDType`` columns (short strings stored inline, 16 bytes each), one
+object per id, title, photo path and timestamp (plus a dict over the ids) was the largest part
+of a worker's private memory. Here: numpy ``StringDType`` columns (short strings stored inline, 16 bytes each), one
 shared string object per category, ``datetime64`` times, and id lookup by binary search over the
 ids' sorted hashes with a small dict for products added live.
 """
@@ -48,7 +48,7 @@ def _hashes(ids: np.ndarray | list[str]) -> np.ndarray:
 
 class RowIndex:
     """Item id -> catalog row. The bundle's ids by sorted 64-bit hash (binary search over integers,
-    16 bytes per id; numpy's ``searchsorted`` over StringDType took 10 ms at 1M ids), each hit checked
+    16 bytes per id; numpy's ``searchsorted`` over StringDType itself is a slow scan at 1M ids), each hit checked
     against the id itself; ids added live in a dict (they are few)."""
 
     def __init__(self, ids: np.ndarray) -> None:
