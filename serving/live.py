@@ -9,7 +9,6 @@ bundle supersedes them (a new version starts with an empty log).
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 from pathlib import Path
@@ -17,20 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from serving.errors import RequestError
+from serving.jsonlines import append_line, fsync_dir, read_lines
 from serving.loaded_bundle import LoadedBundle
 from vision.preprocess import preprocess
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class ChangeLog:
@@ -40,22 +32,8 @@ class ChangeLog:
         self.images = self.root / "images"
 
     def append(self, change: dict) -> None:
-        """Write one change durably *before* it is applied (a failed write — disk full — is the
-        request's 500, with nothing changed). A torn last line from a crash is closed first, so it
-        never swallows this change."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        new = not self.path.exists()
-        with self.path.open("a+b") as f:
-            f.seek(0, os.SEEK_END)
-            torn = False
-            if f.tell():
-                f.seek(-1, os.SEEK_END)
-                torn = f.read(1) != b"\n"
-            f.write((b"\n" if torn else b"") + json.dumps(change, sort_keys=True).encode() + b"\n")
-            f.flush()
-            os.fsync(f.fileno())
-        if new:
-            _fsync_dir(self.root)
+        """Durably logged before it is applied (serving/jsonlines.py)."""
+        append_line(self.path, change)
 
     def save_image(self, item_id: str, data: bytes, suffix: str) -> Path:
         """Store an uploaded photo under a name derived from the item id's hash (an id is free text:
@@ -68,30 +46,15 @@ class ChangeLog:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        _fsync_dir(self.images)
+        fsync_dir(self.images)
         return p
 
     def entries(self) -> list[dict]:
         return self.read_from(0)[0]
 
     def read_from(self, offset: int) -> tuple[list[dict], int]:
-        """Complete changes from byte ``offset`` on, and the offset after the last complete line (a
-        line still being written is left for the next read; an unreadable one is skipped)."""
-        if not self.path.is_file():
-            return [], 0
-        with self.path.open("rb") as f:
-            f.seek(offset)
-            data = f.read()
-        end = data.rfind(b"\n") + 1
-        out = []
-        for n, line in enumerate(data[:end].splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:  # a torn line from a crash: everything around it stands
-                log.warning("%s: unreadable change %d after byte %d, skipped", self.path, n, offset)
-        return out, offset + end
+        """Complete changes from byte ``offset`` on, and the offset after the last of them."""
+        return read_lines(self.path, offset)
 
 
 def add_item(b: LoadedBundle, item_id: str, title: str, category: str | None, price: float, in_stock: bool,
@@ -153,4 +116,18 @@ def _apply_all(b: LoadedBundle, entries: list[dict]) -> int:
             n += 1
         except (KeyError, ValueError, OSError, RequestError) as e:
             log.debug("live change %s not applied: %s", c.get("op"), e)
+    return n
+
+
+def apply_labels(b: LoadedBundle, decisions: list[dict]) -> int:
+    """Accepted label decisions (serving/merch_store.py) this bundle has not applied yet, in the order
+    they were made: the product takes the category the merchandiser accepted. ``decisions`` is the
+    whole log; the first ``b.labels_applied`` are already in."""
+    n = 0
+    for d in decisions[b.labels_applied:]:
+        row = b.row_of.get(d.get("item_id"))
+        if d.get("decision") == "accept" and row is not None and d.get("category") in b.category_names:
+            b.relabel_item(row, d["category"])
+            n += 1
+    b.labels_applied = len(decisions)
     return n

@@ -28,6 +28,7 @@ from serving.catalog_columns import STR, RowIndex, labels, strings, utc_times
 from serving.errors import RequestError
 from serving.gpu_index import gpu_count
 from serving.index import VectorIndex
+from serving.photo_checks import PhotoPredictions
 from serving.settings import ServingSettings
 from vision.preprocess import PreprocessSpec
 
@@ -120,6 +121,10 @@ class LoadedBundle:
             self.temperature = float(meta.get("temperature", "1.0"))
             self.preprocess_spec = PreprocessSpec.from_dict(json.loads(meta["preprocess"]) |
                                                             {"max_pixels": settings.max_image_pixels})
+        # the CNN's verdict on every catalog photo (the merchandisers' "photos to check"); older bundles have none
+        self.photos = (PhotoPredictions.load(path / "image_predictions.npz", mmap=mm)
+                       if "image_predictions.npz" in self.manifest["files"] else None)
+        self.labels_applied = 0  # label decisions applied live (serving/merch_store.py, live.apply_labels)
         self._refresh_popular()
         if mm:
             self._touch_mapped()
@@ -279,6 +284,8 @@ class LoadedBundle:
                               image_embedding)
             if self.channels is not None:
                 self.channels.append_item()
+            if self.photos is not None:
+                self.photos.append()
             self.row_of[item_id] = row
             self.live_rows.add(row)
             if predicted is not None:
@@ -293,6 +300,15 @@ class LoadedBundle:
             if price is not None:
                 self.price[row] = price
                 self.stats.log_price[row] = np.log1p(price)
+            self.live_rows.add(row)
+
+    def relabel_item(self, row: int, category: str) -> None:
+        """A merchandiser accepted the image model's category for this product: filters, category
+        pages and the ranker's category features see the new one from the next request."""
+        code = int(self.spec.category_vocab.encode([category])[0])
+        with self.lock.write():
+            self.category[row] = category
+            self.stats.category[row] = code
             self.live_rows.add(row)
 
     def hide_item(self, row: int) -> None:

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 
 from recsys.channels import Candidates, union
 from serving.errors import RequestError
+from serving.explain import reasons
 from serving.loaded_bundle import LoadedBundle
+from serving.rules import RuleEffect, RuleSet, apply_pins, apply_ranking_rules, is_excluded, page_category
 from serving.schemas import Filters, RecommendationRequest, RecommendationResponse
 
 
@@ -21,9 +24,9 @@ def items_out(b: LoadedBundle, rows: np.ndarray, scores: np.ndarray | None = Non
     Python scalars: routes serialise them directly or validate them into their response model."""
     rows = np.asarray(rows, np.int64)
     ids, price, stock = b.item_ids, b.price[rows].tolist(), b.in_stock[rows].tolist()
-    sc = [None] * len(rows) if scores is None else scores.tolist()
+    sc = [None] * len(rows) if scores is None else [x if x == x else None for x in scores.tolist()]  # NaN: unscored
     return [{"item_id": ids[r], "title": b.titles[r], "category": b.category[r], "price": price[i],
-             "in_stock": stock[i], "image_url": f"/images/{ids[r]}", "score": sc[i]}
+             "in_stock": stock[i], "image_url": f"/images/{ids[r]}", "score": sc[i], "reason": None}
             for i, r in enumerate(rows.tolist())]
 
 
@@ -69,6 +72,7 @@ class _Ctx:
     cand: np.ndarray | None = None  # retrieved rows, tower order
     score: np.ndarray | None = None
     channels: Candidates | None = None  # the recall channels' view of ``cand`` (bundles with channels)
+    retrieved: np.ndarray | None = None  # ``cand`` in the order the ranker received it (explanations)
 
 
 _NONE = np.zeros(0, np.int64)
@@ -149,19 +153,48 @@ def _add_channels(b: LoadedBundle, c: _Ctx, u: np.ndarray, size: int) -> None:
     c.score = b.items_index.vectors[c.cand] @ u.astype(np.float32)  # (C,)
 
 
-def _finish(b: LoadedBundle, c: _Ctx, ranked: np.ndarray, scores: np.ndarray | None, fallback: str | None) -> dict:
+def _finish(b: LoadedBundle, c: _Ctx, ranked: np.ndarray, scores: np.ndarray | None, fallback: str | None,
+            rules: RuleSet | None = None) -> dict:
+    """Business rules (serving/rules.py: exclude, boost / bury, the category cap, pins), pagination,
+    the item records; with ``explain``, each item's reason (serving/explain.py)."""
     req = c.req
     t3 = time.perf_counter()
+    ranked = np.asarray(ranked, np.int64)
+    active = rules.for_request(datetime.now(UTC), page_category(req.categories)) if rules else []
+    effect = RuleEffect()
+    before = ranked
+    if active:
+        score_of = dict(zip(ranked.tolist(), scores.tolist(), strict=True)) if scores is not None else None
+        ranked = apply_ranking_rules(active, ranked, b.row_of, b.category, effect)
+        scores = None if score_of is None else np.array([score_of[r] for r in ranked.tolist()], np.float64)
     keep = diversify(ranked[: _page_depth(req)], b.category, req.diversity)
-    page = keep[req.offset : req.offset + req.k]
-    items = items_out(b, ranked[page], None if scores is None else scores[page])
+    listed, listed_scores = ranked[keep], None if scores is None else scores[keep]
+    if any(r.action == "pin" for r in active):
+        def allowed(row: int) -> bool:
+            return (row < len(c.allowed) and bool(c.allowed[row]) and row not in c.purchased
+                    and not is_excluded(active, row, b.row_of, b.category))
+        pinned = apply_pins(active, listed, b.row_of, allowed, effect)
+        if listed_scores is not None:  # a pinned product keeps its score if it was ranked, else none
+            score_of = dict(zip(listed.tolist(), listed_scores.tolist(), strict=True))
+            listed_scores = np.array([score_of.get(r, np.nan) for r in pinned.tolist()], np.float64)
+        listed = pinned
+    page = listed[req.offset : req.offset + req.k]
+    page_scores = None if listed_scores is None else listed_scores[req.offset : req.offset + req.k]
+    items = items_out(b, page, page_scores)
+    if req.explain:
+        why = reasons(b.items_index.vectors, b.item_ids, page, c.history,
+                      before if fallback else c.retrieved, None if fallback else before,
+                      c.channels, effect.by_row, fallback)
+        for item, r in zip(items, why, strict=True):
+            item["reason"] = r
     t4 = time.perf_counter()
     timings = c.ms | {"rules_ms": (t4 - t3) * 1e3, "total_ms": (t4 - c.t0) * 1e3}
     return {"items": items, "bundle_version": b.version, "fallback": fallback, "user_known": c.u is not None,
             "offset": req.offset, "k": req.k, "timings": timings}
 
 
-def recommend_many(b: LoadedBundle, reqs: list[RecommendationRequest], candidates: int) -> list[dict | Exception]:
+def recommend_many(b: LoadedBundle, reqs: list[RecommendationRequest], candidates: int,
+                   rules: RuleSet | None = None) -> list[dict | Exception]:
     """The online path for a batch of concurrent requests: one user-tower call and one ranker call
     for all of them, one FAISS call per distinct set of filters. A request's error is its own.
 
@@ -179,7 +212,7 @@ def recommend_many(b: LoadedBundle, reqs: list[RecommendationRequest], candidate
                 out[i] = e
         for i, c in ctxs.items():
             if not len(c.history):  # nobody we know anything about: popular items in scope
-                out[i] = _finish(b, c, _popular(b, c), None, "popular")
+                out[i] = _finish(b, c, _popular(b, c), None, "popular", rules)
         at = [i for i, c in ctxs.items() if len(c.history)]  # the model path's requests
         model = [ctxs[i] for i in at]
         if not model:
@@ -203,6 +236,8 @@ def recommend_many(b: LoadedBundle, reqs: list[RecommendationRequest], candidate
             for c in model:
                 c.ms["retrieve_ms"] += per
         ranked = [j for j, c in enumerate(model) if len(c.cand)]
+        for c in model:
+            c.retrieved = c.cand
         t = time.perf_counter()
         chans = [model[j].channels for j in ranked] if b.channels is not None else None
         scores = b.rank_scores(U[ranked], [model[j].cand for j in ranked], [model[j].score for j in ranked],
@@ -215,13 +250,14 @@ def recommend_many(b: LoadedBundle, reqs: list[RecommendationRequest], candidate
             order = np.argsort(-s, kind="stable")
             c.cand, c.score = c.cand[order], s[order]
         for i, c in zip(at, model, strict=True):
-            out[i] = _finish(b, c, c.cand, c.score if len(c.cand) else None, None)
+            out[i] = _finish(b, c, c.cand, c.score if len(c.cand) else None, None, rules)
     return out
 
 
-def recommend(b: LoadedBundle, req: RecommendationRequest, candidates: int) -> RecommendationResponse:
-    """One request, answer validated into the response model (the smoke query, tests)."""
-    r = recommend_many(b, [req], candidates)[0]
+def recommend(b: LoadedBundle, req: RecommendationRequest, candidates: int,
+              rules: RuleSet | None = None) -> RecommendationResponse:
+    """One request, answer validated into the response model (the smoke query, previews, tests)."""
+    r = recommend_many(b, [req], candidates, rules)[0]
     if isinstance(r, Exception):
         raise r
     return RecommendationResponse.model_validate(r)

@@ -11,7 +11,7 @@ import numpy as np
 
 from serving.bundle import BundleError, bundles_dir, current_version, list_bundles
 from serving.bundle_store import pull_current
-from serving.live import ChangeLog, catch_up, replay
+from serving.live import ChangeLog, apply_labels, catch_up, replay
 from serving.loaded_bundle import LoadedBundle, load_current
 from serving.metrics import BUNDLE, INDEX_SIZE, RELOADS
 from serving.recommend import recommend
@@ -40,6 +40,7 @@ def load_for_service(state: ServiceState, version: str | None = None) -> LoadedB
     s = state.settings
     b = load_current(s) if version is None else LoadedBundle(bundles_dir(s.artifacts_dir) / version, s)
     replay(b, ChangeLog(s.artifacts_dir, b.version))
+    apply_labels(b, state.merch.label_entries(fresh=True))
     smoke(b)
     return b
 
@@ -112,13 +113,14 @@ def reload_current(state: ServiceState, *, sync: bool = True) -> tuple[bool, str
 
 
 def follow_changes(state: ServiceState, stop: threading.Event) -> None:
-    """Background loop: apply the admin changes other processes logged for the served version."""
+    """Background loop: apply the admin changes and label decisions other processes logged."""
     while not stop.wait(state.settings.changes_poll_s):
         b = state.bundle
         if b is None:
             continue
         try:
             n = catch_up(b, ChangeLog(state.settings.artifacts_dir, b.version))
+            apply_labels(b, state.merch.label_entries())
         except Exception:  # the loop must outlive any one bad read
             log.exception("following the change log of %s failed", b.version)
             continue

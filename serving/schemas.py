@@ -37,6 +37,20 @@ class RecommendationRequest(Filters):
     offset: int = Field(0, ge=0, description="Pagination: skip this many ranked items.")
     exclude_purchased: bool = True
     diversity: int | None = Field(None, ge=1, description="At most this many items per category in the page.")
+    explain: bool = Field(False, description="Give each item its reason (channel, similar history item, ranker "
+                          "move, rules).")
+
+
+class Reason(BaseModel):
+    """Why an item is on the page (requests with ``explain``)."""
+
+    channels: list[str] = Field(description="Which recall channels found it: tower, item-to-item, "
+                                "popular-in-category; popular (no-history fallback); rule (placed by a pin).")
+    because_of: ItemId | None = Field(None, description="The shopper's history item most like it (item-tower vectors).")
+    retrieved_at: int | None = Field(None, description="1-based position in the candidate list the ranker received.")
+    ranked_at: int | None = Field(None, description="1-based position after the ranker, before the rules.")
+    rules: list[str] = Field(default_factory=list, description="Ids of the merchandising rules that moved or "
+                             "placed it.")
 
 
 class Item(BaseModel):
@@ -47,6 +61,7 @@ class Item(BaseModel):
     in_stock: bool
     image_url: str
     score: float | None = None
+    reason: Reason | None = None
 
 
 class Timings(BaseModel):

@@ -1,5 +1,6 @@
-"""The service's state: the bundle being served (swapped whole on reload), what reload needs, and
-the micro-batcher that runs concurrent recommendation requests as one model call."""
+"""The service's state: the bundle being served (swapped whole on reload), what reload needs, the
+merchandisers' rules and label decisions, and the micro-batcher that runs concurrent
+recommendation requests as one model call."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from fastapi import HTTPException
 
 from serving.batcher import Batcher
 from serving.loaded_bundle import LoadedBundle
+from serving.merch_store import MerchStore
 from serving.metrics import BATCH
 from serving.recommend import recommend_many
 from serving.schemas import RecommendationRequest
@@ -23,6 +25,7 @@ class ServiceState:
         self.last_error: str | None = None
         self.degraded: str | None = None  # serving an older bundle than CURRENT names, and why
         self.decodes = threading.BoundedSemaphore(settings.max_concurrent_decodes)  # serving/limits.py
+        self.merch = MerchStore(settings.artifacts_dir, poll_s=settings.changes_poll_s or 1.0)  # rules, labels
         self.batcher = Batcher(self._recommend_batch, max_batch=settings.max_batch,
                                max_wait_s=settings.batch_wait_ms / 1e3)
 
@@ -37,11 +40,13 @@ class ServiceState:
         """Requests grouped by the bundle they started on (two groups only across a reload)."""
         BATCH.observe(len(items))
         out: list = [None] * len(items)
+        rules = self.merch.rules()
         groups: dict[int, list[int]] = {}
         for i, (b, _) in enumerate(items):
             groups.setdefault(id(b), []).append(i)
         for idx in groups.values():
             b = items[idx[0]][0]
-            for i, r in zip(idx, recommend_many(b, [items[i][1] for i in idx], self.settings.candidates), strict=True):
+            answers = recommend_many(b, [items[i][1] for i in idx], self.settings.candidates, rules)
+            for i, r in zip(idx, answers, strict=True):
                 out[i] = r
         return out
