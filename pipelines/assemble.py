@@ -28,6 +28,7 @@ from recsys.rank_features import ItemStats
 from serving.bundle import write_bundle
 from serving.index import VectorIndex
 from serving.index_tuner import tune_kinds
+from serving.photo_checks import PhotoPredictions
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +213,12 @@ def assemble_bundle(artifacts: Path, data_dir: Path, models: TrainedModels, *, t
                  "features.json": models.towers_dir / "features.json",
                  "user_tower.onnx": models.towers_dir / "user_tower.onnx",
                  "item_tower.onnx": models.towers_dir / "item_tower.onnx", "ranker.onnx": models.ranker}
+        preds = models.image_vectors.parent / "image_predictions.parquet" if image is not None else None
+        if preds is not None and preds.is_file():  # the CNN's verdict per photo: the console's "photos to check"
+            names = json.loads(make_session(models.image_model).get_modelmeta().custom_metadata_map["class_names"])
+            PhotoPredictions.from_table(pd.read_parquet(preds), items["item_id"], names).save(
+                t / "image_predictions.npz")
+            files["image_predictions.npz"] = t / "image_predictions.npz"
         if image is not None:
             np.save(t / "image_vectors.npy", image)
             indexes["images"].save(t / "image_index.faiss")

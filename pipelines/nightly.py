@@ -33,6 +33,7 @@ import yaml
 from pipelines import train_steps as ts
 from pipelines.assemble import TrainedModels, bundle_metrics
 from pipelines.errors import EXIT_DATA, EXIT_ERROR, EXIT_GATE, EXIT_LOCKED, NightlyError
+from pipelines.label_fixes import apply_label_fixes
 from pipelines.report import write_report
 from pipelines.tables import fingerprint as dataset_fingerprint
 from pipelines.tables import images_fingerprint
@@ -47,6 +48,7 @@ from serving.bundle import (
     verify_bundle,
 )
 from serving.bundle_store import push, set_store_current
+from serving.run_history import GUARDS
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +174,8 @@ def _night(data: Path, artifacts: Path, cfg: NightlyConfig, steps: Steps, force:
     if not (data / "events.parquet").is_file():
         raise NightlyError(f"{data}: no dataset (events.parquet missing)", EXIT_DATA)
     sweep_partial(artifacts)  # a run killed while writing a bundle left its temporary directory
+    # Labels the merchandisers accepted in the console go into tonight's catalog, before it is fingerprinted.
+    label_fixes = apply_label_fixes(data, artifacts)
     # Each key hashes everything its step's output depends on: the data it reads (directly or
     # through an upstream step's key) and its config. Each step writes only into its own directory
     # and the next step is handed that path.
@@ -209,7 +213,9 @@ def _night(data: Path, artifacts: Path, cfg: NightlyConfig, steps: Steps, force:
                        lambda d: ts.bundle_step(artifacts, data, models, cfg.target_recall))
     version = bundle["version"]
     headline = metrics["headline"]
-    out = {"version": version, "headline": headline}
+    out = {"version": version, "headline": headline, "label_fixes": label_fixes, "data_volume": checked,
+           "guards": {k: tt["test"][k] for k in GUARDS if k in tt["test"]},
+           "live_headline": live_headline(artifacts)}  # the console's "tonight" card compares the two
     gate = quality_gate(artifacts, headline, cfg, bundle)
     out["gate"] = gate
     if not gate["passed"]:
@@ -258,6 +264,15 @@ def quality_gate(artifacts: Path, headline: dict, cfg: NightlyConfig, bundle: di
         return verdict | {"passed": False, "reason": f"{cfg.gate_metric} {new:.4f} < {floor:.4f} "
                                                      f"({cfg.gate_margin:.0%} below CURRENT {cur}'s {base:.4f})"}
     return verdict | {"passed": True, "reason": f"{cfg.gate_metric} {new:.4f} >= {floor:.4f}"}
+
+
+def live_headline(artifacts: Path) -> dict:
+    """CURRENT's headline metrics before tonight's publish ({} when there is none to read)."""
+    cur = current_version(artifacts)
+    try:
+        return verify_bundle(bundles_dir(artifacts) / cur)["metrics"]["headline"] if cur else {}
+    except (BundleError, KeyError):
+        return {}
 
 
 def notify_reload(url: str | None) -> str:

@@ -9,9 +9,11 @@ import logging
 import sys
 import threading
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import faiss
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from serving.errors import install_error_handlers
@@ -19,11 +21,12 @@ from serving.limits import BodyLimit
 from serving.metrics import MetricsMiddleware
 from serving.openapi import install_openapi
 from serving.reload import fall_back, follow_changes, reload_current, watch_current
-from serving.routers import admin, health, images, items, recommendations
+from serving.routers import admin, analytics, health, images, items, merch, pages, recommendations
 from serving.settings import ServingSettings, get_settings
 from serving.state import ServiceState
 
 log = logging.getLogger(__name__)
+STATIC = Path(__file__).resolve().parent / "static"
 
 
 def create_app(settings: ServingSettings | None = None) -> FastAPI:
@@ -60,8 +63,10 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     app.state.service = state
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(BodyLimit, settings=settings)  # outermost of ours: nothing reads a body past its limit
-    for r in (recommendations.router, items.router, images.router, admin.router, health.router):
+    for r in (recommendations.router, items.router, images.router, admin.router, health.router, analytics.router,
+              merch.router, pages.router):
         app.include_router(r)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")  # the pages' CSS and JavaScript
     install_error_handlers(app)
     install_openapi(app, settings)
     return app

@@ -252,9 +252,16 @@ class LoadedBundle:
     def classify(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(1, 1, H, W) normalised pixels -> calibrated class probabilities (K,), unit embedding (E,)."""
         logits, emb = self.image_model.run(None, {"image": pixels.astype(np.float32)})
-        z = logits[0] / self.temperature
-        p = np.exp(z - z.max())
-        return p / p.sum(), emb[0]
+        return self._calibrated(logits)[0], emb[0]
+
+    def class_probabilities(self, pixels: np.ndarray) -> np.ndarray:
+        """(N, 1, H, W) -> (N, K) calibrated probabilities, one ONNX call (occlusion saliency)."""
+        return self._calibrated(self.image_model.run(None, {"image": pixels.astype(np.float32)})[0])
+
+    def _calibrated(self, logits: np.ndarray) -> np.ndarray:
+        z = logits / self.temperature
+        p = np.exp(z - z.max(1, keepdims=True))
+        return p / p.sum(1, keepdims=True)
 
     def new_item_vector(self, category: str, price: float, image_embedding: np.ndarray) -> np.ndarray:
         """Item-tower vector for a product it never saw: OOV id, its category, price bucket and image."""

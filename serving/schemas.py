@@ -103,6 +103,9 @@ class ClassifyResponse(BaseModel):
     predicted: str
     probabilities: list[CategoryProbability] = Field(description="Calibrated (temperature-scaled), sorted descending.")
     bundle_version: str
+    saliency: list[list[float]] | None = Field(None, description="With saliency=true: (H, W) in [0, 1] over the "
+                                               "model's input, how much hiding each region lowers the predicted "
+                                               "category's probability.")
 
 
 class ImageSearchResponse(BaseModel):

@@ -8,6 +8,7 @@ import threading
 
 from fastapi import HTTPException
 
+from serving.analytics import ExposureCache
 from serving.batcher import Batcher
 from serving.loaded_bundle import LoadedBundle
 from serving.merch_store import MerchStore
@@ -25,6 +26,7 @@ class ServiceState:
         self.last_error: str | None = None
         self.degraded: str | None = None  # serving an older bundle than CURRENT names, and why
         self.decodes = threading.BoundedSemaphore(settings.max_concurrent_decodes)  # serving/limits.py
+        self.exposure_cache = ExposureCache()  # the console's exposure sample (serving/analytics.py)
         self.merch = MerchStore(settings.artifacts_dir, poll_s=settings.changes_poll_s or 1.0)  # rules, labels
         self.batcher = Batcher(self._recommend_batch, max_batch=settings.max_batch,
                                max_wait_s=settings.batch_wait_ms / 1e3)

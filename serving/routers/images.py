@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import numpy as np
 from fastapi import APIRouter, File, Query, UploadFile
 
 from serving.deps import Bundle, State
 from serving.parsing import check_k
 from serving.recommend import nearest
+from serving.saliency import occlusion_saliency
 from serving.schemas import ERRORS, CategoryProbability, ClassifyResponse, Filters, ImageSearchResponse
 from serving.uploads import read_photo
 
@@ -21,13 +23,17 @@ def _classify(bundle, upload: UploadFile, state):
 
 
 @router.post("/classify", response_model=ClassifyResponse)
-def classify(image: Upload, bundle: Bundle, state: State) -> ClassifyResponse:
-    """Category probabilities (temperature-calibrated) from the image model."""
-    probs, _ = _classify(bundle, image, state)
+def classify(image: Upload, bundle: Bundle, state: State, saliency: bool = False) -> ClassifyResponse:
+    """Category probabilities (temperature-calibrated) from the image model; with ``saliency=true``,
+    also where it looked (occlusion saliency through ONNX Runtime, serving/saliency.py)."""
+    _, pixels = read_photo(image, bundle, state)
+    probs, _ = bundle.classify(pixels)
     order = probs.argsort()[::-1]
+    heat = occlusion_saliency(bundle.class_probabilities, pixels, int(order[0])) if saliency else None
     return ClassifyResponse(predicted=bundle.class_names[order[0]], bundle_version=bundle.version,
                             probabilities=[CategoryProbability(category=bundle.class_names[i],
-                                                               probability=float(probs[i])) for i in order])
+                                                               probability=float(probs[i])) for i in order],
+                            saliency=None if heat is None else np.round(heat, 3).tolist())
 
 
 @router.post("/search", response_model=ImageSearchResponse)

@@ -1,0 +1,172 @@
+"""What gets recommended, measured by running the service's own path: exposure counts over a sample
+of shoppers, catalog coverage, Gini, the long tail, the most and never recommended products per
+category, the fallback share; photos to check ranked by exposure; a 2-D map of the image
+embeddings and the classifier's confusion against the catalog. Plain functions, numpy in and out
+(the merchandisers' console and ``/v1/analytics`` only call them)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from serving.loaded_bundle import LoadedBundle
+from serving.photo_checks import suspect_rows
+from serving.recommend import recommend_many
+from serving.rules import RuleSet
+from serving.schemas import RecommendationRequest
+
+
+def coverage(counts: np.ndarray, live: np.ndarray) -> float:
+    """Share of the live catalog recommended at least once."""
+    n = int(live.sum())
+    return float(((counts > 0) & live).sum() / n) if n else 0.0
+
+
+def gini(counts: np.ndarray) -> float:
+    """Gini coefficient of recommendation counts over items (0: every item shown equally often;
+    → 1: one item gets every impression). Sorted ascending x_1..x_n:
+    G = sum_i (2i - n - 1) x_i / (n sum_i x_i)."""
+    x = np.sort(np.asarray(counts, np.float64))
+    n, total = len(x), x.sum()
+    if n == 0 or total == 0:
+        return 0.0
+    i = np.arange(1, n + 1)
+    return float(((2 * i - n - 1) * x).sum() / (n * total))
+
+
+def long_tail(counts: np.ndarray, live: np.ndarray) -> list[dict]:
+    """Live items per band of recommendation count: 0, 1, 2-3, 4-7, ... (powers of two)."""
+    c = np.asarray(counts)[live]
+    out = [{"band": "0", "low": 0, "high": 0, "items": int((c == 0).sum())}]
+    low = 1
+    while low <= max(int(c.max(initial=0)), 1):
+        high = 2 * low - 1
+        out.append({"band": str(low) if low == high else f"{low}-{high}", "low": low, "high": high,
+                    "items": int(((c >= low) & (c <= high)).sum())})
+        low *= 2
+    return out
+
+
+def by_category(counts: np.ndarray, category: np.ndarray, live: np.ndarray, top: int = 5) -> list[dict]:
+    """Per category: live items, how many were never recommended, the most recommended rows
+    (count descending, row ascending on ties) and some never-recommended rows (lowest rows first)."""
+    out = []
+    cats = pd.Series(category[: len(counts)])
+    for name in sorted(cats[live].unique()):
+        rows = np.flatnonzero(live & (cats.to_numpy() == name))
+        c = counts[rows]
+        order = np.lexsort((rows, -c))[:top]
+        never = rows[c == 0]
+        out.append({"category": str(name), "items": len(rows), "never": len(never),
+                    "most": [(int(rows[i]), int(c[i])) for i in order if c[i] > 0],
+                    "never_sample": [int(r) for r in never[:top]]})
+    return out
+
+
+@dataclass
+class Exposure:
+    """Recommendation counts per catalog row from ``requests`` pages of ``k`` items."""
+
+    counts: np.ndarray  # (I,) int64
+    requests: int
+    fallback: int  # pages the popular fallback served
+    k: int
+    seconds: float
+
+
+def sample_shoppers(b: LoadedBundle, n: int, seed: int = 0) -> list[str]:
+    users = list(b.user_row)
+    rng = np.random.default_rng(seed)
+    return [users[i] for i in sorted(rng.choice(len(users), min(n, len(users)), replace=False).tolist())]
+
+
+def exposure(b: LoadedBundle, users: list[str], k: int, candidates: int, rules: RuleSet | None,
+             batch: int = 32) -> Exposure:
+    """Each shopper's home page (no filters but stock) through ``recommend_many``, rules included."""
+    t = time.perf_counter()
+    counts = np.zeros(b.n_items, np.int64)
+    fallback = 0
+    for s in range(0, len(users), batch):
+        reqs = [RecommendationRequest(user_id=u, k=k) for u in users[s : s + batch]]
+        for r in recommend_many(b, reqs, candidates, rules):
+            if isinstance(r, Exception):
+                continue
+            fallback += r["fallback"] is not None
+            rows = b.rows([i["item_id"] for i in r["items"]])
+            np.add.at(counts, rows, 1)
+    return Exposure(counts, len(users), fallback, k, time.perf_counter() - t)
+
+
+class ExposureCache:
+    """One exposure run per (bundle, rules, sample) for ``ttl_s``: the console's pages share it."""
+
+    def __init__(self, ttl_s: float = 300.0) -> None:
+        self.ttl_s, self.lock, self.entries = ttl_s, threading.Lock(), {}
+
+    def get(self, b: LoadedBundle, rules: RuleSet, n_users: int, k: int, candidates: int) -> Exposure:
+        key = (id(b), b.version, tuple(sorted(r.model_dump_json() for r in rules.rules)), b.labels_applied,
+               len(b.live_rows), n_users, k)
+        with self.lock:  # one computation at a time: two pages opened together wait for the first
+            hit = self.entries.get(key)
+            if hit is not None and time.monotonic() - hit[0] < self.ttl_s:
+                return hit[1]
+            e = exposure(b, sample_shoppers(b, n_users), k, candidates, rules)
+            self.entries = {key: (time.monotonic(), e)}  # the newest only: bundles and rule sets move on
+            return e
+
+
+def live_mask(b: LoadedBundle) -> np.ndarray:
+    return np.asarray(b.items_index.live[: b.n_items], bool)
+
+
+def class_codes(b: LoadedBundle) -> np.ndarray:
+    """Each row's catalog category as an index into the image model's class names (-1: not a class)."""
+    pos = {c: i for i, c in enumerate(b.class_names)}
+    return pd.Series(b.category).map(pos).fillna(-1).to_numpy(np.int64)
+
+
+def photos_to_check(b: LoadedBundle, counts: np.ndarray, decided: set[str]) -> list[dict]:
+    """Suspected mislabeled live products not decided yet, most recommended first (then the CNN's
+    confidence, then the row): the mistakes shoppers see most are fixed first."""
+    if b.photos is None:
+        return []
+    rows = suspect_rows(b.photos, class_codes(b), live_mask(b))
+    rows = np.array([r for r in rows.tolist() if b.item_ids[r] not in decided], np.int64)
+    if not len(rows):
+        return []
+    conf = b.photos.confidence[rows]
+    order = np.lexsort((rows, -conf, -counts[rows]))
+    return [{"item_id": b.item_ids[r], "title": b.titles[r], "category": b.category[r],
+             "predicted": b.class_names[int(b.photos.predicted[r])], "confidence": float(b.photos.confidence[r]),
+             "recommended": int(counts[r]), "image_url": f"/images/{b.item_ids[r]}"} for r in rows[order].tolist()]
+
+
+def confusion(b: LoadedBundle) -> dict:
+    """Catalog category (rows) against the image model's prediction (columns), live photos only."""
+    names = b.class_names
+    if b.photos is None or not names:
+        return {"classes": names, "matrix": []}
+    cat, pred = class_codes(b), b.photos.predicted[: b.n_items].astype(np.int64)
+    ok = (cat >= 0) & (pred >= 0) & live_mask(b)
+    m = np.zeros((len(names), len(names)), np.int64)
+    np.add.at(m, (cat[ok], pred[ok]), 1)
+    return {"classes": names, "matrix": m.tolist()}
+
+
+def embedding_map(b: LoadedBundle, n: int = 3000, seed: int = 0) -> dict:
+    """A 2-D PCA projection of the image embeddings of ``n`` random live products."""
+    if b.image_index is None:
+        return {"points": []}
+    rows = np.flatnonzero(live_mask(b) & (np.linalg.norm(b.image_index.vectors[: b.n_items], axis=1) > 0))
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(rows, min(n, len(rows)), replace=False))
+    X = np.asarray(b.image_index.vectors[rows], np.float64)
+    X -= X.mean(0)
+    _, _, Vt = np.linalg.svd(X, full_matrices=False)
+    xy = X @ Vt[:2].T  # (n, 2)
+    return {"points": [{"item_id": b.item_ids[r], "category": b.category[r], "x": round(float(x), 4),
+                        "y": round(float(y), 4)} for r, (x, y) in zip(rows.tolist(), xy.tolist(), strict=True)]}

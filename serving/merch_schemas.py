@@ -1,0 +1,150 @@
+"""Request and response models of the merchandisers' API (``/v1/analytics``, ``/v1/merch``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from serving.rules import Rule
+from serving.schemas import Item, ItemId, RecommendationRequest, RecommendationResponse
+
+
+class Delta(BaseModel):
+    metric: str
+    candidate: float | None
+    live: float | None = Field(description="The bundle that was live when the night ran.")
+    delta: float | None
+
+
+class Night(BaseModel):
+    run: str
+    started_at: str | None
+    finished_at: str | None
+    status: str = Field(description="published | refused by the gate | failed | unfinished")
+    version: str | None
+    headline: dict[str, float]
+    guards: dict[str, float] = Field(description="What gets recommended: coverage, gini, novelty (two-tower, test).")
+    gate: dict | None = Field(description="The quality gate's verdict: metric, current, new, floor, reason.")
+    error: str | None
+    data: dict = Field(description="Rows and rejected rows per table, as validated that night.")
+
+
+class Tonight(BaseModel):
+    live_version: str | None
+    items: int
+    shoppers: int
+    night: Night | None = Field(description="The latest nightly run (null: none recorded).")
+    deltas: list[Delta] = Field(description="Every headline metric: tonight's candidate against the live bundle.")
+
+
+class Quality(BaseModel):
+    nights: list[Night]
+
+
+class Band(BaseModel):
+    band: str
+    low: int
+    high: int
+    items: int
+
+
+class Exposed(BaseModel):
+    item_id: ItemId
+    title: str
+    recommended: int
+
+
+class CategoryExposure(BaseModel):
+    category: str
+    items: int
+    never: int = Field(description="Live items of the category no sampled shopper was shown.")
+    most: list[Exposed]
+    never_sample: list[Exposed]
+
+
+class ExposureReport(BaseModel):
+    bundle_version: str
+    shoppers: int = Field(description="Sampled known shoppers whose home page (k items) was computed.")
+    k: int
+    coverage: float = Field(description="Share of the live catalog shown to at least one sampled shopper.")
+    gini: float = Field(description="Gini of recommendation counts over live items (0 even, 1 one item).")
+    fallback_share: float = Field(description="Share of pages the popular fallback served (no history).")
+    long_tail: list[Band]
+    categories: list[CategoryExposure]
+    seconds: float = Field(description="Time the service's path took for the sample (cached afterwards).")
+
+
+class PhotoCheck(BaseModel):
+    item_id: ItemId
+    title: str
+    category: str = Field(description="The catalog's category.")
+    predicted: str = Field(description="The image model's category.")
+    confidence: float
+    recommended: int = Field(description="Times shown in the exposure sample: the gallery's order.")
+    image_url: str
+    saliency_url: str
+
+
+class PhotoChecks(BaseModel):
+    bundle_version: str
+    total: int
+    items: list[PhotoCheck]
+
+
+class LabelDecision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["accept", "dismiss"] = Field(description="accept: the product takes the category (the "
+                                                   "image model's unless given); dismiss: the catalog is right.")
+    category: str | None = None
+    note: str = Field("", max_length=500)
+
+
+class LabelResult(BaseModel):
+    item_id: ItemId
+    decision: str
+    category: str = Field(description="The product's category now.")
+
+
+class MapPoint(BaseModel):
+    item_id: ItemId
+    category: str
+    x: float
+    y: float
+
+
+class CatalogMap(BaseModel):
+    points: list[MapPoint]
+
+
+class Confusion(BaseModel):
+    classes: list[str]
+    matrix: list[list[int]] = Field(description="Rows: catalog category; columns: the image model's prediction.")
+
+
+class RuleList(BaseModel):
+    rules: list[Rule]
+
+
+class PreviewRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    request: RecommendationRequest
+    rules: list[Rule] = Field(default_factory=list, max_length=50,
+                              description="Draft rules, applied on top of the saved ones (not saved).")
+
+
+class PreviewResponse(BaseModel):
+    page: RecommendationResponse = Field(description="With the saved rules and the drafts, each item explained.")
+    baseline: RecommendationResponse = Field(description="With the saved rules only.")
+
+
+class Shopper(BaseModel):
+    user_id: str
+    history: list[Item] = Field(description="Latest first.")
+    purchased: int
+
+
+class ShopperList(BaseModel):
+    user_ids: list[str]

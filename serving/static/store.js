@@ -1,0 +1,73 @@
+// The storefront demo: recommendations for the chosen shopper or this session, updated on every
+// click; similar items by behaviour and by look; category and price filters; search by photo.
+"use strict";
+const $ = id => document.getElementById(id);
+let session = JSON.parse(sessionStorage.getItem("vitrine-session") || "[]");
+
+async function api(method, url, body, form) {
+  const r = await fetch(url, form ? { method, body: form } :
+    { method, headers: { "Content-Type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const out = await r.json();
+  if (!r.ok) throw new Error(typeof out.detail === "string" ? out.detail : JSON.stringify(out.detail));
+  return out;
+}
+
+function card(i, onClick) {
+  const d = document.createElement("div");
+  d.className = "product"; d.dataset.item = i.item_id;
+  d.innerHTML = `<img alt="" loading="lazy"><b></b><div></div>`;
+  d.querySelector("img").src = i.image_url;
+  d.querySelector("b").textContent = i.title;
+  d.querySelector("div").textContent = `${i.category} · ${i.price.toFixed(2)}`;
+  d.addEventListener("click", () => onClick(i));
+  return d;
+}
+
+function filters() {
+  const c = $("category").value, lo = $("price-min").value, hi = $("price-max").value;
+  return { categories: c ? [c] : null, price_min: lo === "" ? null : Number(lo), price_max: hi === "" ? null : Number(hi) };
+}
+
+async function load() {
+  const user = $("shopper").value || null;
+  $("session-line").textContent = session.length ? `this session: ${session.join(", ")}` : "";
+  try {
+    const out = await api("POST", "/v1/recommendations", Object.assign({ user_id: user, recent_item_ids: session.slice(0, 50), k: 24 }, filters()));
+    $("grid-title").textContent = out.fallback ? "Popular now" : "Recommended for you";
+    $("grid").replaceChildren(...out.items.map(i => card(i, open)));
+    $("grid").dataset.version = String(Date.now());
+  } catch (e) { $("grid-title").textContent = e.message; $("grid").replaceChildren(); }
+}
+
+async function open(i) {
+  session = [i.item_id, ...session.filter(x => x !== i.item_id)].slice(0, 50);
+  sessionStorage.setItem("vitrine-session", JSON.stringify(session));
+  $("detail").hidden = false;
+  $("detail-title").textContent = `${i.title} (${i.item_id})`;
+  const sim = async (by, el) => {
+    if (!$(el)) return;
+    try { const out = await api("GET", `/v1/items/${encodeURIComponent(i.item_id)}/similar?by=${by}&k=8`);
+          $(el).replaceChildren(...out.items.map(x => card(x, open))); }
+    catch (e) { $(el).textContent = e.message; }
+  };
+  await Promise.all([sim("behaviour", "similar-behaviour"), sim("image", "similar-image"), load()]);
+}
+
+async function upload() {
+  const f = $("photo").files[0];
+  if (!f) return;
+  const form = () => { const fd = new FormData(); fd.append("image", f); return fd; };
+  const box = $("photo-result");
+  try {
+    const c = await api("POST", "/v1/images/classify", null, form());
+    const s = await api("POST", "/v1/images/search?k=8", null, form());
+    box.innerHTML = `<h3>Your photo looks like: <span id="photo-category"></span></h3><div class="grid-items small"></div>`;
+    $("photo-category").textContent = `${c.predicted} (${(100 * c.probabilities[0].probability).toFixed(0)} %)`;
+    box.querySelector("div").replaceChildren(...s.items.map(x => card(x, open)));
+  } catch (e) { box.textContent = e.message; }
+}
+
+for (const id of ["shopper", "category", "price-min", "price-max"]) $(id).addEventListener("change", load);
+$("clear-session").addEventListener("click", () => { session = []; sessionStorage.removeItem("vitrine-session"); load(); });
+if ($("photo")) $("photo").addEventListener("change", upload);
+load();
