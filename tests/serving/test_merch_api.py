@@ -84,11 +84,13 @@ def test_preview_shows_a_draft_without_saving_it_and_explains(artifacts: Path) -
             assert why["channels"], item
         top = page[0]["reason"]
         assert top["retrieved_at"] >= 1 and top["ranked_at"] == 1
-        bad = c.post("/v1/merch/preview", json={"request": {"k": 5}, "rules": [{"action": "boost", "category": "Nope"}]})
+        boost = {"action": "boost", "category": "Nope"}
+        bad = c.post("/v1/merch/preview", json={"request": {"k": 5}, "rules": [boost]})
         assert bad.status_code == 422 and "unknown category" in bad.json()["detail"]
 
 
-def test_label_decisions_apply_live_and_to_the_next_nights_data(artifacts: Path, tiny_shop: Path, tmp_path: Path) -> None:
+def test_label_decisions_apply_live_and_to_the_next_nights_data(artifacts: Path, tiny_shop: Path,
+                                                                tmp_path: Path) -> None:
     with make_client(artifacts) as c:
         b = c.app.state.service.bundle
         item = b.item_ids[0]
