@@ -105,7 +105,8 @@ def test_exclude_boost_bury_pin_by_hand():
     assert out.tolist() == [0, 1, 3, 2]
     assert eff.excluded == 1 and eff.by_row[3] == ["up-d"] and eff.by_row[0] == ["down-x"]
     pins = [Rule(rule_id="p2", action="pin", item_id="f", slot=2),
-            Rule(rule_id="p1", action="pin", item_id="c", slot=1), Rule(rule_id="pz", action="pin", item_id="b", slot=1)]
+            Rule(rule_id="p1", action="pin", item_id="c", slot=1),
+            Rule(rule_id="pz", action="pin", item_id="b", slot=1)]
     allowed = lambda r: r != 1  # noqa: E731  (b is filtered out: its pin does nothing)
     got = apply_pins(pins, out, row_of, allowed, eff)
     assert got.tolist() == [2, 5, 0, 1, 3]  # c moved to slot 1, f (not ranked) inserted at slot 2
