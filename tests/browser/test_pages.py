@@ -1,0 +1,119 @@
+"""The storefront and the console in headless Chromium: what a shopper and a merchandiser see."""
+
+import httpx
+import pandas as pd
+import pytest
+
+from tests.serving.conftest import TOKEN
+
+CHARTS = {"merch": ["chart-deltas"], "merch/quality": ["chart-headline", "chart-guards"],
+          "merch/exposure": ["chart-tail"], "merch/map": ["chart-map", "chart-confusion"]}
+
+
+def _grid(page) -> list[str]:
+    return page.eval_on_selector_all("#grid .product", "els => els.map(e => e.dataset.item)")
+
+
+def test_storefront_click_changes_the_recommendations(watched, server):
+    base, _ = server
+    p = watched.page
+    p.goto(base + "/")
+    p.wait_for_selector("#grid .product")
+    first = _grid(p)
+    assert len(first) == 24 and p.inner_text("#grid-title") == "Popular now"
+    p.click("#grid .product >> nth=3")
+    p.wait_for_function("document.querySelector('#grid-title').textContent === 'Recommended for you'")
+    p.wait_for_selector("#similar-behaviour .product")
+    p.wait_for_selector("#similar-image .product")
+    after = _grid(p)
+    assert after != first and first[3] in p.inner_text("#session-line")
+    p.select_option("#category", index=1)
+    chosen = p.eval_on_selector("#category", "e => e.value")
+    p.wait_for_function(f"[...document.querySelectorAll('#grid .product div')].every(d => d.textContent.startsWith('{chosen}'))")
+    watched.shot("storefront")
+    watched.clean()
+
+
+def test_storefront_upload_returns_a_category(watched, server, tiny_shop):
+    base, app = server
+    p = watched.page
+    p.goto(base + "/")
+    photo = tiny_shop / pd.read_parquet(tiny_shop / "items.parquet")["image"].dropna().iloc[0]
+    p.set_input_files("#photo", str(photo))
+    p.wait_for_selector("#photo-category")
+    assert p.inner_text("#photo-category").split(" (")[0] in app.state.service.bundle.class_names
+    assert p.locator("#photo-result .product").count() == 8
+    watched.shot("storefront-photo")
+    watched.clean()
+
+
+@pytest.mark.parametrize("path", ["merch", "merch/quality", "merch/exposure", "merch/photos", "merch/preview",
+                                  "merch/rules", "merch/map"])
+def test_console_pages_render_their_charts(watched, server, path, tmp_path):
+    base, app = server
+    if path in ("merch", "merch/quality"):  # two nights on record, so the charts have something to draw
+        runs = app.state.service.settings.artifacts_dir / "runs"
+        runs.mkdir(exist_ok=True)
+        for i, nd in enumerate((0.10, 0.12)):
+            (runs / f"2026010{i + 1}T000000Z.json").write_text(pd.Series({
+                "status": "published", "version": f"v{i}", "headline": {"ranker_ndcg@10": nd, "image_accuracy": 0.9},
+                "guards": {"coverage": 0.3, "gini": 0.6, "novelty": 9.0},
+                "live_headline": {"ranker_ndcg@10": 0.10, "image_accuracy": 0.9}}).to_json())
+    p = watched.page
+    p.goto(f"{base}/{path}")
+    for chart in CHARTS.get(path, []):
+        p.wait_for_selector(f"#{chart} .main-svg")
+    if path == "merch/photos":
+        p.wait_for_selector("figure.photo img")
+        assert p.eval_on_selector("figure.photo img", "i => i.complete && i.naturalWidth > 0")
+    if path in ("merch/preview", "merch/rules"):
+        p.wait_for_selector("#page-without li")
+    watched.shot(path.replace("/", "-"))
+    watched.clean()
+
+
+def test_a_pinned_product_is_in_its_slot_in_the_preview_and_the_api(watched, server):
+    base, app = server
+    p = watched.page
+    p.goto(base + "/merch/rules")
+    user = p.eval_on_selector("#shopper", "e => e.options[1].value")
+    p.select_option("#shopper", user)
+    p.click("#preview-btn")
+    p.wait_for_selector("#page-without li")
+    shown = p.eval_on_selector_all("#page-without li", "els => els.map(e => e.dataset.item)")
+    target = shown[-1]
+    p.fill("#rule-form [name=item_id]", target)
+    p.select_option("#rule-form [name=action]", "pin")
+    p.fill("#rule-form [name=slot]", "2")
+    p.click("#preview-btn")
+    p.wait_for_function(f"document.querySelector('#page-with li:nth-child(2)')?.dataset.item === '{target}'")
+    assert "pinned" in p.get_attribute("#page-with li:nth-child(2)", "class")
+    assert httpx.get(base + "/v1/merch/rules").json()["rules"] == []  # previewed, not saved
+    p.fill("#token", TOKEN)
+    p.dispatch_event("#token", "change")
+    p.click("#save-btn")
+    p.wait_for_selector("#rules tr[data-rule]")
+    watched.shot("merch-rules-saved")
+    api = httpx.post(base + "/v1/recommendations", json={"user_id": user, "k": 10}).json()["items"]
+    assert api[1]["item_id"] == target
+    rid = p.get_attribute("#rules tr[data-rule]", "data-rule")
+    p.click("#rules tr[data-rule] .delete-rule")
+    p.wait_for_function("!document.querySelector('#rules tr[data-rule]')")
+    assert all(r["rule_id"] != rid for r in httpx.get(base + "/v1/merch/rules").json()["rules"])
+    watched.clean()
+
+
+def test_accepting_a_photo_relabels_the_product(watched, server):
+    base, app = server
+    b = app.state.service.bundle
+    p = watched.page
+    p.goto(base + "/merch/photos")
+    fig = p.wait_for_selector("figure.photo")
+    item, predicted = fig.get_attribute("data-item"), fig.get_attribute("data-predicted")
+    p.fill("#token", TOKEN)
+    p.dispatch_event("#token", "change")
+    p.click("figure.photo .accept")
+    p.wait_for_selector("figure.photo.decided")
+    assert p.inner_text("figure.photo .result") == f"now {predicted}"
+    assert httpx.get(f"{base}/v1/items/{item}").json()["category"] == predicted == b.category[b.row_of.get(item)]
+    watched.clean()
