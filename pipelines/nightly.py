@@ -236,7 +236,7 @@ def _night(data: Path, artifacts: Path, cfg: NightlyConfig, steps: Steps, force:
         raise NightlyError(f"the service refused {version} ({out['reload']}); CURRENT back to {previous}",
                            EXIT_ERROR)
     out["deleted_versions"] = retain(artifacts, cfg.keep_bundles)
-    out["report"] = str(write_report(artifacts, version, metrics, vision_dir))
+    out["report"] = str(write_report(artifacts, version, metrics, vision_dir, data))
     return out
 
 

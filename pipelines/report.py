@@ -1,6 +1,7 @@
 """The merchandisers' nightly report: quality tonight and over past nights, what gets recommended
-and what never is, and the product photos that look mislabeled (Markdown + JSON under
-``ARTIFACTS/reports/``). Written by the nightly job after a publish; reads run summaries only."""
+and what never is, and the product photos that look mislabeled (Markdown, JSON and a
+self-contained HTML file under ``ARTIFACTS/reports/``). Written by the nightly job after a
+publish; reads run summaries only (serving/run_history.py)."""
 
 from __future__ import annotations
 
@@ -10,20 +11,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipelines.report_html import write_html_report
+from serving.run_history import GUARDS, nights
 
-def write_report(artifacts: Path, version: str, metrics: dict, vision_dir: Path) -> Path:
+
+def write_report(artifacts: Path, version: str, metrics: dict, vision_dir: Path,
+                 data: Path | None = None) -> Path:
     """Merchandisers' page for the night: quality now and over past nights, what the model
-    recommends and what it never does, and the product photos that look mislabeled."""
+    recommends and what it never does, and the product photos that look mislabeled. Returns the
+    Markdown file; the HTML one (photos from ``data``) is beside it."""
     reports = artifacts / "reports"
     reports.mkdir(parents=True, exist_ok=True)
-    history = []
-    for p in sorted((artifacts / "runs").glob("*.json")):
-        s = json.loads(p.read_text())
-        if "headline" in s and s.get("version") != version:  # a re-run of tonight is tonight
-            history.append({"run": p.stem, "version": s.get("version"), "status": s.get("status")} | s["headline"])
     h = metrics["headline"]
-    history.append({"run": "tonight", "version": version, "status": "published"} | h)
     tt = metrics["two_tower"]
+    # past nights with metrics; a re-run of tonight is tonight
+    nights_ = [n for n in nights(artifacts) if n["headline"] and n["version"] != version]
+    nights_.append({"run": "tonight", "version": version, "status": "published", "headline": h,
+                    "guards": {k: tt[k] for k in GUARDS if k in tt}})
+    history = [{"run": n["run"], "version": n["version"], "status": n["status"]} | n["headline"] for n in nights_]
     sus_path = vision_dir / "embed" / "suspected_mislabeled.csv"
     sus = pd.read_csv(sus_path) if sus_path.is_file() else pd.DataFrame()
     lines = [f"# Vitrine nightly report — bundle {version}", "",
@@ -51,4 +56,5 @@ def write_report(artifacts: Path, version: str, metrics: dict, vision_dir: Path)
                                                          "history": history}, indent=2, default=str))
     path = reports / f"{version}.md"
     path.write_text("\n".join(lines) + "\n")
+    write_html_report(reports / f"{version}.html", version, h, nights_, sus, data, vision_dir)
     return path

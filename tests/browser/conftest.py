@@ -16,9 +16,11 @@ from serving.app import create_app
 from serving.photo_checks import PhotoPredictions
 from serving.settings import ServingSettings
 from tests.reliability.server import free_port
-from tests.serving.conftest import TOKEN, tiny_artifacts  # noqa: F401  (the fixture)
+from tests.serving.conftest import TOKEN
+from tests.serving.conftest import tiny_artifacts as tiny_artifacts  # noqa: F401  (the session fixture)
 
-SHOTS = Path(os.environ.get("VITRINE_SCREENSHOTS", Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"))
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = Path(os.environ.get("VITRINE_SCREENSHOTS", ROOT / "test-artifacts" / "screenshots"))  # CI keeps them
 
 
 def chromium_path() -> str:

@@ -29,7 +29,8 @@ def test_storefront_click_changes_the_recommendations(watched, server):
     assert after != first and first[3] in p.inner_text("#session-line")
     p.select_option("#category", index=1)
     chosen = p.eval_on_selector("#category", "e => e.value")
-    p.wait_for_function(f"[...document.querySelectorAll('#grid .product div')].every(d => d.textContent.startsWith('{chosen}'))")
+    p.wait_for_function("c => [...document.querySelectorAll('#grid .product div')]"
+                        ".every(d => d.textContent.startsWith(c))", arg=chosen)
     watched.shot("storefront")
     watched.clean()
 

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from pipelines.errors import EXIT_GATE, NightlyError
 from pipelines.nightly import NightlyConfig, run_nightly
 from serving.app import create_app
-from serving.bundle import current_version, list_bundles
+from serving.bundle import bundles_dir, current_version, list_bundles, verify_bundle
 from serving.settings import ServingSettings
 from tests.conftest import build_tiny_shop
 
@@ -42,6 +42,10 @@ def test_nightly_publishes_appends_and_refuses_a_regression(fake_fmnist, tmp_pat
     first_tt = next((art / "work").glob("two_tower-*"))
     assert _ask(art)["bundle_version"] == first["version"]
     assert Path(first["report"]).is_file() and "mislabeled" in Path(first["report"]).read_text()
+    html = Path(first["report"]).with_suffix(".html").read_text()  # self-contained: no fetch, no CDN
+    assert "Plotly.newPlot" in html and "<script src=" not in html and '<img alt="confusion matrix" src="data:' in html
+    assert set(first["guards"]) == {"coverage", "gini", "novelty"} and first["live_headline"] == {}
+    assert "image_predictions.npz" in verify_bundle(bundles_dir(art) / first["version"])["files"]
 
     raw = append_days(shop, 4, fake_fmnist)
     write_validated(validate(raw["items"], raw["users"], raw["events"], image_root=shop), shop)
@@ -53,6 +57,7 @@ def test_nightly_publishes_appends_and_refuses_a_regression(fake_fmnist, tmp_pat
     assert sorted(map(str, warm)) == sorted(["None", str(Path(first_tt) / "best.pt")])
     assert _ask(art)["bundle_version"] == second["version"]
     assert second["headline"]["ranker_ndcg@10"] > 0
+    assert second["live_headline"] == first["headline"]  # the console's "tonight" compares the two
 
     import recsys.ranker as rk
 

@@ -1,0 +1,68 @@
+"""The nightly report as one self-contained HTML file (``ARTIFACTS/reports/<version>.html``), beside
+the Markdown one: quality tonight and over the nights (plotly charts, plotly.js inlined once), the
+image model's confusion matrix, and the photos that look mislabeled as inline thumbnails. Opens
+from a mail attachment or a file share with no network and no server."""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+from jinja2 import Environment, FileSystemLoader
+from PIL import Image
+
+THUMBS = 24  # suspected mislabeled photos shown as thumbnails (the Markdown lists 20, the console all)
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "serving" / "templates"  # report.html beside the pages
+
+
+
+def _png_b64(path: Path, size: int | None = None) -> str | None:
+    try:
+        img = Image.open(path)
+        if size:
+            img = img.convert("L").resize((size, size), Image.Resampling.NEAREST)
+        out = io.BytesIO()
+        img.save(out, format="PNG")
+        return base64.b64encode(out.getvalue()).decode()
+    except OSError:
+        return None
+
+
+def _chart(history: list[dict], key: str, title: str) -> str:
+    fig = go.Figure(layout={"title": {"text": title}, "height": 340, "margin": {"t": 40, "l": 50, "r": 20, "b": 40}})
+    names = sorted({k for h in history for k in h.get(key, {})})
+    for n in names:
+        fig.add_trace(go.Scatter(x=[h["run"] for h in history], y=[h.get(key, {}).get(n) for h in history],
+                                 mode="lines+markers", name=n))
+    return fig.to_html(full_html=False, include_plotlyjs=False)
+
+
+def write_html_report(path: Path, version: str, headline: dict, history: list[dict], suspects: pd.DataFrame,
+                      data: Path | None, vision_dir: Path) -> Path:
+    """``history``: one record per night, oldest first, each with ``run``, ``headline`` and ``guards``
+    (serving/run_history.py), tonight last; ``suspects``: vision embed's suspected_mislabeled table."""
+    from plotly.offline import get_plotlyjs
+
+    before = history[-2]["headline"] if len(history) > 1 else {}
+    metrics = [{"name": k, "value": v, "before": before.get(k), "delta": v - before[k] if k in before else None}
+               for k, v in headline.items()]
+    images = {}
+    if data is not None and (data / "items.parquet").is_file():
+        items = pd.read_parquet(data / "items.parquet", columns=["item_id", "image"]).dropna()
+        images = dict(zip(items["item_id"].astype(str), items["image"], strict=True))
+    rows = []
+    for _, s in suspects.head(THUMBS).iterrows():
+        img = images.get(str(s["item_id"]))
+        rows.append({"item_id": s["item_id"], "category": s["category"], "predicted": s["predicted"],
+                     "confidence": float(s["confidence"]), "thumb": _png_b64(data / img, 112) if img else None})
+    html = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True).get_template("report.html").render(
+        version=version, metrics=metrics, plotly_js=get_plotlyjs(),
+        history_chart=_chart(history, "headline", "Headline metrics by night"),
+        guards_chart=_chart(history, "guards", "What gets recommended: coverage, Gini, novelty"),
+        confusion=_png_b64(vision_dir / "eval" / "confusion.png"), suspects=rows, n_suspects=len(suspects))
+    path.write_text(html)
+    return path
