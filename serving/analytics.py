@@ -6,6 +6,7 @@ embeddings and the classifier's confusion against the catalog. Plain functions, 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -17,7 +18,12 @@ from serving.loaded_bundle import LoadedBundle
 from serving.photo_checks import suspect_rows
 from serving.recommend import recommend_many
 from serving.rules import RuleSet
+from serving.saliency import catalog_overlay
 from serving.schemas import RecommendationRequest
+
+log = logging.getLogger(__name__)
+SHOPPERS, K = 500, 10  # the console's exposure sample: home pages of this many known shoppers, k items each
+GALLERY = 48  # photos to check shown per page
 
 
 def coverage(counts: np.ndarray, live: np.ndarray) -> float:
@@ -117,6 +123,18 @@ class ExposureCache:
             e = exposure(b, sample_shoppers(b, n_users), k, candidates, rules)
             self.entries = {key: (time.monotonic(), e)}  # the newest only: bundles and rule sets move on
             return e
+
+    def warm(self, b: LoadedBundle, rules: RuleSet, candidates: int) -> None:
+        """Compute the default sample now (a thread started when a bundle is installed), so the
+        console's first visit does not wait for it."""
+        try:
+            e = self.get(b, rules, SHOPPERS, K, candidates)
+            log.info("exposure sample of %d shoppers computed in %.2f s", e.requests, e.seconds)
+            if b.image_model is not None:  # the gallery's first page of saliency overlays
+                for p in photos_to_check(b, e.counts, set())[:GALLERY]:
+                    catalog_overlay(b, p["item_id"])
+        except Exception:  # analytics must never take the service down
+            log.exception("warming the exposure sample of %s failed", b.version)
 
 
 def live_mask(b: LoadedBundle) -> np.ndarray:

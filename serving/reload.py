@@ -75,6 +75,9 @@ def install(state: ServiceState, b: LoadedBundle) -> None:
     gc.collect()
     gc.freeze()
     BUNDLE.info({"version": b.version, "created_at": str(b.manifest.get("created_at"))})
+    if state.settings.warm_analytics:
+        threading.Thread(target=state.exposure_cache.warm, args=(b, state.merch.rules(), state.settings.candidates),
+                         daemon=True, name="warm-exposure").start()
     INDEX_SIZE.labels("items").set(b.items_index.n_live)
     INDEX_SIZE.labels("images").set(b.image_index.n_live if b.image_index is not None else 0)
 

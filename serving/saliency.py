@@ -2,24 +2,31 @@
 
 Gradients would need torch or a gradient graph in the ONNX file; occlusion needs neither: grey
 out one patch at a time (all patches in one batch, one ORT call), and a patch's saliency is how
-much the predicted class's probability drops without it. Overlapping patches are averaged."""
+much the predicted class's probability drops without it. Patches overlap by ``overlap`` of their
+side (each pixel's value is the mean over the patches that cover it)."""
 
 from __future__ import annotations
 
 import io
+import threading
 
 import numpy as np
 from PIL import Image
 
+from vision.preprocess import preprocess
 
-def occlusion_saliency(classify_batch, pixels: np.ndarray, target: int, patches: int = 7) -> np.ndarray:
+
+def occlusion_saliency(classify_batch, pixels: np.ndarray, target: int, patches: int = 7,
+                       overlap: float = 0.0) -> np.ndarray:
     """(H, W) in [0, 1] for one preprocessed image ``pixels`` (1, C, H, W).
 
-    ``classify_batch``: (N, C, H, W) -> (N, K) calibrated probabilities. Patch side H/``patches``,
-    stride half a patch; the occluded value is 0, the dataset mean after normalisation."""
+    ``classify_batch``: (N, C, H, W) -> (N, K) calibrated probabilities. Patch side H/``patches``
+    (``patches``² model inputs without overlap: 49 at the default, one ORT call of a few tens of ms
+    on one core; 0.5 overlap gives a smoother map for 3.5x the inputs). The occluded value is 0,
+    the dataset mean after normalisation."""
     _, C, H, W = pixels.shape
     ph, pw = max(1, H // patches), max(1, W // patches)
-    sh, sw = max(1, ph // 2), max(1, pw // 2)
+    sh, sw = max(1, round(ph * (1 - overlap))), max(1, round(pw * (1 - overlap)))
     boxes = [(y, x) for y in range(0, H - ph + 1, sh) for x in range(0, W - pw + 1, sw)]
     batch = np.repeat(pixels.astype(np.float32), len(boxes), 0)  # (N, C, H, W)
     for i, (y, x) in enumerate(boxes):
@@ -44,3 +51,32 @@ def overlay_png(photo: bytes, heat: np.ndarray, size: int = 168) -> bytes:
     out = io.BytesIO()
     Image.fromarray(rgb.clip(0, 255).astype(np.uint8)).save(out, format="PNG")
     return out.getvalue()
+
+
+_OVERLAYS: dict[tuple[str, str], bytes] = {}  # (bundle version, item id) -> PNG: catalog photos never change
+_LOCK = threading.Lock()
+
+
+def catalog_overlay(b, item_id: str) -> bytes:
+    """``overlay_png`` of a catalog product's photo for the category the model predicts, cached per
+    bundle version (the console's gallery shows 48 at a time; the exposure warm-up fills them).
+    LookupError: no such product or no catalog photo; vision.preprocess.ImageError: unreadable."""
+    key = (b.version, item_id)
+    png = _OVERLAYS.get(key)
+    if png is not None:
+        return png
+    row = b.row_of.get(item_id)
+    rel = b.image_rel[row] if row is not None else ""
+    root = b.image_root.resolve()
+    path = (root / rel).resolve() if rel else None
+    if path is None or not path.is_relative_to(root) or not path.is_file():  # a live upload is not a catalog photo
+        raise LookupError(f"item {item_id!r} has no catalog photo")
+    data = path.read_bytes()
+    pixels = preprocess(data, b.preprocess_spec)
+    heat = occlusion_saliency(b.class_probabilities, pixels, int(b.classify(pixels)[0].argmax()))
+    png = overlay_png(data, heat)
+    with _LOCK:
+        if len(_OVERLAYS) >= 512:  # a few galleries' worth; older bundles' entries go with them
+            _OVERLAYS.clear()
+        _OVERLAYS[key] = png
+    return png

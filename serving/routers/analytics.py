@@ -20,9 +20,9 @@ from serving.merch_schemas import (
     Tonight,
 )
 from serving.run_history import nights, tonight
-from serving.saliency import occlusion_saliency, overlay_png
+from serving.saliency import catalog_overlay
 from serving.schemas import ERRORS
-from vision.preprocess import ImageError, preprocess
+from vision.preprocess import ImageError
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"], responses=ERRORS)
 Shoppers = Annotated[int, Query(ge=10, le=5000, description="Known shoppers sampled (seeded) for exposure.")]
@@ -50,7 +50,7 @@ def get_quality(state: State) -> Quality:
 
 
 @router.get("/exposure", response_model=ExposureReport)
-def get_exposure(bundle: Bundle, state: State, shoppers: Shoppers = 500, k: K = 10) -> ExposureReport:
+def get_exposure(bundle: Bundle, state: State, shoppers: Shoppers = an.SHOPPERS, k: K = an.K) -> ExposureReport:
     """What the service shows a sample of known shoppers on their home page, rules included."""
     e = exposure_of(state, bundle, shoppers, k)
     live = an.live_mask(bundle)
@@ -64,11 +64,11 @@ def get_exposure(bundle: Bundle, state: State, shoppers: Shoppers = 500, k: K = 
 
 
 @router.get("/photos", response_model=PhotoChecks)
-def get_photos(bundle: Bundle, state: State, shoppers: Shoppers = 500,
+def get_photos(bundle: Bundle, state: State, shoppers: Shoppers = an.SHOPPERS,
                limit: Annotated[int, Query(ge=1, le=500)] = 48) -> PhotoChecks:
     """Products whose photo the image model confidently puts in another category, not decided yet,
     the most recommended first."""
-    e = exposure_of(state, bundle, shoppers, 10)
+    e = exposure_of(state, bundle, shoppers, an.K)
     items = an.photos_to_check(bundle, e.counts, set(state.merch.decisions()))
     return PhotoChecks(bundle_version=bundle.version, total=len(items),
                        items=[i | {"saliency_url": f"/v1/analytics/photos/{i['item_id']}/saliency.png"}
@@ -80,19 +80,13 @@ def get_photos(bundle: Bundle, state: State, shoppers: Shoppers = 500,
 def get_saliency(item_id: str, bundle: Bundle) -> Response:
     """The product photo in grey with where the image model looked (for its predicted category) in red."""
     bundle.require_images()
-    row = bundle.row_of.get(item_id)
-    rel = bundle.image_rel[row] if row is not None else ""
-    path = (bundle.image_root / rel).resolve() if rel else None
-    if path is None or not path.is_relative_to(bundle.image_root.resolve()) or not path.is_file():
-        raise HTTPException(404, f"item {item_id!r} has no catalog photo")
-    data = path.read_bytes()
     try:
-        pixels = preprocess(data, bundle.preprocess_spec)
+        png = catalog_overlay(bundle, item_id)
+    except LookupError as e:
+        raise HTTPException(404, str(e)) from e
     except ImageError as e:
         raise HTTPException(422, f"item {item_id!r}: {e}") from e
-    probs, _ = bundle.classify(pixels)
-    heat = occlusion_saliency(bundle.class_probabilities, pixels, int(probs.argmax()))
-    return Response(overlay_png(data, heat), media_type="image/png", headers={"Cache-Control": "max-age=3600"})
+    return Response(png, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
 
 
 @router.get("/catalog-map", response_model=CatalogMap)

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from serving.analytics import GALLERY, SHOPPERS, K
 from serving.deps import Bundle, State
 from serving.routers import analytics as an_routes
 from serving.routers.merch import list_rules, shoppers
@@ -60,13 +61,13 @@ def quality(request: Request, state: State) -> HTMLResponse:
 
 @router.get("/merch/exposure", response_class=HTMLResponse)
 def exposure(request: Request, bundle: Bundle, state: State,
-             shoppers_: Annotated[int, Query(alias="shoppers", ge=10, le=5000)] = 500) -> HTMLResponse:
-    return _page(request, "merch_exposure", e=an_routes.get_exposure(bundle, state, shoppers_, 10))
+             shoppers_: Annotated[int, Query(alias="shoppers", ge=10, le=5000)] = SHOPPERS) -> HTMLResponse:
+    return _page(request, "merch_exposure", e=an_routes.get_exposure(bundle, state, shoppers_, K))
 
 
 @router.get("/merch/photos", response_class=HTMLResponse)
 def photos(request: Request, bundle: Bundle, state: State) -> HTMLResponse:
-    return _page(request, "merch_photos", p=an_routes.get_photos(bundle, state, 500, 48),
+    return _page(request, "merch_photos", p=an_routes.get_photos(bundle, state, SHOPPERS, GALLERY),
                  has_images=bundle.image_model is not None)
 
 

@@ -46,7 +46,7 @@ const charts = {
   map() {
     const cats = [...new Set(data.points.map(p => p.category))].sort();
     plot("chart-map", cats.map(c => { const ps = data.points.filter(p => p.category === c);
-      return { type: "scattergl", mode: "markers", name: c, x: ps.map(p => p.x), y: ps.map(p => p.y), text: ps.map(p => p.item_id),
+      return { type: "scatter", mode: "markers", name: c, x: ps.map(p => p.x), y: ps.map(p => p.y), text: ps.map(p => p.item_id),
                marker: { size: 4 } }; }), layout("Image embeddings (PCA)"));
     const m = data.confusion;
     plot("chart-confusion", [{ type: "heatmap", z: m.matrix, x: m.classes, y: m.classes, colorscale: "Blues" }],
