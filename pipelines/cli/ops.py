@@ -98,10 +98,10 @@ def demo(
     base = f"http://127.0.0.1:{port}"
     body = json.dumps({"user_id": str(shopper), "k": 5})
     console.print(f"ready in {time.perf_counter() - t0:.0f} s. Try:\n"
-                  f"  open {base}/docs\n"
+                  f"  open {base}/  (the storefront)   {base}/merch  (the merchandisers' console)   {base}/docs\n"
                   f"  curl -s -X POST {base}/v1/recommendations -H 'content-type: application/json' -d '{body}'\n"
                   f"  curl -s -X POST {base}/v1/images/classify -F image=@{data / item['image']}\n"
                   f"  curl -s '{base}/v1/items/{item['item_id']}/similar?by=image&k=5'\n"
-                  f"  the merchandisers' report: {artifacts / 'reports'}/")
+                  f"  the nightly report (Markdown and HTML): {artifacts / 'reports'}/")
     if serve_it:
         serve(artifacts=artifacts, port=port)
