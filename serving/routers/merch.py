@@ -28,12 +28,12 @@ router = APIRouter(prefix="/v1/merch", tags=["merchandising"], responses=ERRORS)
 
 def check_rule(rule: Rule, bundle) -> None:
     """422 for a rule about a product or category this catalog does not have."""
+    name = f"rule {rule.rule_id}" if rule.rule_id else f"{rule.action} rule"
     if rule.item_id is not None and rule.item_id not in bundle.row_of:
-        raise HTTPException(422, f"rule {rule.rule_id or ''}: unknown item {rule.item_id!r}")
+        raise HTTPException(422, f"{name}: unknown item {rule.item_id!r}")
     for field, value in (("category", rule.category), ("scope", rule.scope)):
         if value is not None and value not in bundle.category_names:
-            raise HTTPException(422, f"rule {rule.rule_id or ''}: unknown {field} {value!r}; known: "
-                                f"{bundle.category_names}")
+            raise HTTPException(422, f"{name}: unknown {field} {value!r}; known: {bundle.category_names}")
 
 
 @router.get("/rules", response_model=RuleList)
