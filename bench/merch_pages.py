@@ -11,8 +11,8 @@ demo bundle (issue: "a page renders in under 1 s").
    photo gallery's first row of saliency overlays, the preview's ranked list, the storefront's grid),
    after the service's start-up warm-up (the exposure sample of 500 shoppers and the gallery's
    overlays, computed in the background when a bundle is installed) has finished. Each page is
-   opened cold (its first visit in a fresh browser: the first console page also parses plotly.js,
-   4.8 MB) and then warm (median of 3 later visits). The server's own time for the HTML: httpx.
+   opened cold (its first visit in a fresh browser: the first console page also parses plotly.js)
+   and then warm (median of 3 later visits). The server's own time for the HTML: httpx.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """The nightly report as one self-contained HTML file (``ARTIFACTS/reports/<version>.html``), beside
-the Markdown one: quality tonight and over the nights (plotly charts, plotly.js inlined once), the
+the Markdown one: quality tonight and over the nights (plotly charts; the service's vendored
+plotly.js, serving/static/vendor/, inlined once), the
 image model's confusion matrix, and the photos that look mislabeled as inline thumbnails. Opens
 from a mail attachment or a file share with no network and no server."""
 
@@ -7,16 +8,17 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 from pathlib import Path
 
 import pandas as pd
-import plotly.graph_objects as go
 from jinja2 import Environment, FileSystemLoader
 from PIL import Image
 
+from serving.assets import PLOTLY_JS, STATIC, TEMPLATES
+
 THUMBS = 24  # suspected mislabeled photos shown as thumbnails (the Markdown lists 20, the console all)
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "serving" / "templates"  # report.html beside the pages
 
 
 
@@ -32,21 +34,19 @@ def _png_b64(path: Path, size: int | None = None) -> str | None:
         return None
 
 
-def _chart(history: list[dict], key: str, title: str) -> str:
-    fig = go.Figure(layout={"title": {"text": title}, "height": 340, "margin": {"t": 40, "l": 50, "r": 20, "b": 40}})
+def _chart(history: list[dict], key: str, title: str) -> dict:
+    """A plotly figure (traces and layout, as plotly.js takes them): one line per metric over the nights."""
     names = sorted({k for h in history for k in h.get(key, {})})
-    for n in names:
-        fig.add_trace(go.Scatter(x=[h["run"] for h in history], y=[h.get(key, {}).get(n) for h in history],
-                                 mode="lines+markers", name=n))
-    return fig.to_html(full_html=False, include_plotlyjs=False)
+    traces = [{"x": [h["run"] for h in history], "y": [h.get(key, {}).get(n) for h in history],
+               "mode": "lines+markers", "name": n} for n in names]
+    return {"data": traces, "layout": {"title": {"text": title}, "height": 340,
+                                       "margin": {"t": 40, "l": 50, "r": 20, "b": 40}}}
 
 
 def write_html_report(path: Path, version: str, headline: dict, history: list[dict], suspects: pd.DataFrame,
                       data: Path | None, vision_dir: Path) -> Path:
     """``history``: one record per night, oldest first, each with ``run``, ``headline`` and ``guards``
     (serving/run_history.py), tonight last; ``suspects``: vision embed's suspected_mislabeled table."""
-    from plotly.offline import get_plotlyjs
-
     before = history[-2]["headline"] if len(history) > 1 else {}
     metrics = [{"name": k, "value": v, "before": before.get(k), "delta": v - before[k] if k in before else None}
                for k, v in headline.items()]
@@ -60,9 +60,10 @@ def write_html_report(path: Path, version: str, headline: dict, history: list[di
         rows.append({"item_id": s["item_id"], "category": s["category"], "predicted": s["predicted"],
                      "confidence": float(s["confidence"]), "thumb": _png_b64(data / img, 112) if img else None})
     html = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True).get_template("report.html").render(
-        version=version, metrics=metrics, plotly_js=get_plotlyjs(),
-        history_chart=_chart(history, "headline", "Headline metrics by night"),
-        guards_chart=_chart(history, "guards", "What gets recommended: coverage, Gini, novelty"),
+        version=version, metrics=metrics, plotly_js=(STATIC / PLOTLY_JS).read_text(),
+        charts=json.dumps({"history": _chart(history, "headline", "Headline metrics by night"),
+                           "guards": _chart(history, "guards", "What gets recommended: coverage, Gini, novelty")}
+                          ).replace("</", "<\\/"),  # inside <script>: no "</script>" can close it early
         confusion=_png_b64(vision_dir / "eval" / "confusion.png"), suspects=rows, n_suspects=len(suspects))
     path.write_text(html)
     return path

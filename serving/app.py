@@ -9,13 +9,13 @@ import logging
 import sys
 import threading
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import faiss
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
+from serving.assets import STATIC
 from serving.errors import install_error_handlers
 from serving.limits import BodyLimit
 from serving.metrics import MetricsMiddleware
@@ -26,7 +26,6 @@ from serving.settings import ServingSettings, get_settings
 from serving.state import ServiceState
 
 log = logging.getLogger(__name__)
-STATIC = Path(__file__).resolve().parent / "static"
 
 
 def create_app(settings: ServingSettings | None = None) -> FastAPI:

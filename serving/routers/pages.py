@@ -2,27 +2,24 @@
 
 Server-rendered (Jinja2, serving/templates/): each page calls the same functions as its JSON twin
 under ``/v1/analytics`` / ``/v1/merch``, renders the tables, and embeds the chart data as JSON for
-serving/static/merch.js to draw with plotly.js — served by this app from the plotly package, so
+serving/static/merch.js to draw with plotly.js — served by this app (serving/static/vendor/), so
 the pages work with no network."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
-import plotly
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from serving.analytics import GALLERY, SHOPPERS, K
+from serving.assets import PLOTLY_JS, TEMPLATES
 from serving.deps import Bundle, State
 from serving.routers import analytics as an_routes
 from serving.routers.merch import list_rules, shoppers
 
-HERE = Path(__file__).resolve().parent.parent
-templates = Jinja2Templates(directory=HERE / "templates")
-PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+templates = Jinja2Templates(directory=TEMPLATES)
 router = APIRouter(include_in_schema=False)
 
 CONSOLE = [("tonight", "Tonight"), ("quality", "Quality over nights"), ("exposure", "Exposure"),
@@ -34,13 +31,8 @@ def _page(request: Request, name: str, **context) -> HTMLResponse:
     state = request.app.state.service
     b = state.bundle
     return templates.TemplateResponse(request, f"{name}.html", {
-        "pages": CONSOLE, "page": name.removeprefix("merch_"), "version": b.version if b else None,
-        "categories": b.category_names if b else [], **context})
-
-
-@router.get("/static/plotly.min.js")
-def plotly_js() -> FileResponse:
-    return FileResponse(PLOTLY_JS, media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})
+        "pages": CONSOLE, "page": name.removeprefix("merch_"), "plotly_js": PLOTLY_JS,
+        "version": b.version if b else None, "categories": b.category_names if b else [], **context})
 
 
 @router.get("/", response_class=HTMLResponse)

@@ -23,4 +23,5 @@ def test_html_report_inlines_charts_and_thumbnails(tmp_path: Path) -> None:
     assert html.count('<img alt="a" src="data:image/png;base64,') == 1  # a's photo inline
     assert '<img alt="b"' not in html and "confusion matrix" not in html  # b has no photo; no confusion.png here
     assert "+0.0200" in html and "model: Coat (97 %)" in html and "model: Bag (93 %)" in html
-    assert html.count("Plotly.newPlot(") >= 2 and "Headline metrics by night" in html and "<script src=" not in html
+    assert '<div id="history">' in html and '"text": "Headline metrics by night"' in html
+    assert "plotly.js (cartesian - minified)" in html and "<script src=" not in html  # the library inline
