@@ -15,7 +15,7 @@ from recsys.channels import Candidates, union
 from serving.errors import RequestError
 from serving.explain import reasons
 from serving.loaded_bundle import LoadedBundle
-from serving.rules import RuleEffect, RuleSet, apply_pins, apply_ranking_rules, is_excluded, page_category
+from serving.rules import Rule, RuleEffect, RuleSet, apply_pins, apply_ranking_rules, excluded_rows, page_category
 from serving.schemas import Filters, RecommendationRequest, RecommendationResponse
 
 
@@ -73,14 +73,16 @@ class _Ctx:
     score: np.ndarray | None = None
     channels: Candidates | None = None  # the recall channels' view of ``cand`` (bundles with channels)
     retrieved: np.ndarray | None = None  # ``cand`` in the order the ranker received it (explanations)
+    rules: list[Rule] | None = None  # the merchandising rules in effect for this request
 
 
 _NONE = np.zeros(0, np.int64)
 _NONE.flags.writeable = False
 
 
-def _prepare(b: LoadedBundle, req: RecommendationRequest, masks: dict) -> _Ctx:
+def _prepare(b: LoadedBundle, req: RecommendationRequest, masks: dict, rules: RuleSet | None) -> _Ctx:
     t0 = time.perf_counter()
+    active = rules.for_request(datetime.now(UTC), page_category(req.categories)) if rules else []
     u = b.user_row.get(req.user_id) if req.user_id is not None else None
     session = b.rows(req.recent_item_ids)
     history = b.user_history[u] if u is not None else _NONE
@@ -91,10 +93,11 @@ def _prepare(b: LoadedBundle, req: RecommendationRequest, masks: dict) -> _Ctx:
     purchased = b.user_purchased[u] if (u is not None and req.exclude_purchased) else _NONE
     key = _filter_key(req)
     allowed = masks.get(key)
-    if allowed is None:
-        allowed = masks[key] = filter_mask(b, req)
+    if allowed is None:  # the request's filters and the exclude rules (the same for the same filters)
+        gone = excluded_rows(active, b.row_of, b.stats.category[: b.n_items], b.spec.category_vocab.encode)
+        allowed = masks[key] = filter_mask(b, req, gone)
     ms = {"user_ms": (time.perf_counter() - t0) * 1e3, "retrieve_ms": 0.0, "rank_ms": 0.0}
-    return _Ctx(req, t0, u, history, b.profile(u, session), seen, allowed, purchased, ms)
+    return _Ctx(req, t0, u, history, b.profile(u, session), seen, allowed, purchased, ms, rules=active)
 
 
 def _filter_key(req: RecommendationRequest) -> tuple:
@@ -153,27 +156,23 @@ def _add_channels(b: LoadedBundle, c: _Ctx, u: np.ndarray, size: int) -> None:
     c.score = b.items_index.vectors[c.cand] @ u.astype(np.float32)  # (C,)
 
 
-def _finish(b: LoadedBundle, c: _Ctx, ranked: np.ndarray, scores: np.ndarray | None, fallback: str | None,
-            rules: RuleSet | None = None) -> dict:
-    """Business rules (serving/rules.py: exclude, boost / bury, the category cap, pins), pagination,
-    the item records; with ``explain``, each item's reason (serving/explain.py)."""
+def _finish(b: LoadedBundle, c: _Ctx, ranked: np.ndarray, scores: np.ndarray | None, fallback: str | None) -> dict:
+    """Business rules (serving/rules.py: boost / bury, the category cap, pins; excludes are already in
+    the filter mask), pagination, the item records; with ``explain``, each item's reason."""
     req = c.req
     t3 = time.perf_counter()
     ranked = np.asarray(ranked, np.int64)
-    active = rules.for_request(datetime.now(UTC), page_category(req.categories)) if rules else []
     effect = RuleEffect()
     before = ranked
-    if active:
-        score_of = dict(zip(ranked.tolist(), scores.tolist(), strict=True)) if scores is not None else None
-        ranked = apply_ranking_rules(active, ranked, b.row_of, b.category, effect)
-        scores = None if score_of is None else np.array([score_of[r] for r in ranked.tolist()], np.float64)
+    if any(r.action in ("boost", "bury") for r in c.rules):
+        order = apply_ranking_rules(c.rules, ranked, b.row_of, b.category, effect)
+        ranked, scores = ranked[order], None if scores is None else scores[order]
     keep = diversify(ranked[: _page_depth(req)], b.category, req.diversity)
     listed, listed_scores = ranked[keep], None if scores is None else scores[keep]
-    if any(r.action == "pin" for r in active):
-        def allowed(row: int) -> bool:
-            return (row < len(c.allowed) and bool(c.allowed[row]) and row not in c.purchased
-                    and not is_excluded(active, row, b.row_of, b.category))
-        pinned = apply_pins(active, listed, b.row_of, allowed, effect)
+    if any(r.action == "pin" for r in c.rules):
+        def allowed(row: int) -> bool:  # the filters, hidden products and exclude rules, then purchases
+            return row < len(c.allowed) and bool(c.allowed[row]) and row not in c.purchased
+        pinned = apply_pins(c.rules, listed, b.row_of, allowed, effect)
         if listed_scores is not None:  # a pinned product keeps its score if it was ranked, else none
             score_of = dict(zip(listed.tolist(), listed_scores.tolist(), strict=True))
             listed_scores = np.array([score_of.get(r, np.nan) for r in pinned.tolist()], np.float64)
@@ -207,12 +206,12 @@ def recommend_many(b: LoadedBundle, reqs: list[RecommendationRequest], candidate
         masks: dict[tuple, np.ndarray] = {}  # requests with the same filters share one mask
         for i, r in enumerate(reqs):
             try:
-                ctxs[i] = _prepare(b, r, masks)
+                ctxs[i] = _prepare(b, r, masks, rules)
             except RequestError as e:
                 out[i] = e
         for i, c in ctxs.items():
             if not len(c.history):  # nobody we know anything about: popular items in scope
-                out[i] = _finish(b, c, _popular(b, c), None, "popular", rules)
+                out[i] = _finish(b, c, _popular(b, c), None, "popular")
         at = [i for i, c in ctxs.items() if len(c.history)]  # the model path's requests
         model = [ctxs[i] for i in at]
         if not model:
@@ -250,7 +249,7 @@ def recommend_many(b: LoadedBundle, reqs: list[RecommendationRequest], candidate
             order = np.argsort(-s, kind="stable")
             c.cand, c.score = c.cand[order], s[order]
         for i, c in zip(at, model, strict=True):
-            out[i] = _finish(b, c, c.cand, c.score if len(c.cand) else None, None, rules)
+            out[i] = _finish(b, c, c.cand, c.score if len(c.cand) else None, None)
     return out
 
 

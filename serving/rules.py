@@ -4,7 +4,8 @@ products or a category; everywhere or on one category's page, between a start an
 Applied in the business-rules stage of every recommendation (``serving/recommend.py::_finish``),
 after the ranker, in a fixed order a merchandiser can predict:
 
-    exclude -> boost / bury (move matching items up / down by ``positions`` places) -> category cap
+    exclude (in the request's filter mask, so retrieval and the popular fallback refill the page)
+    -> boost / bury (move matching items up / down by ``positions`` places) -> category cap
     -> pins (the pinned product at its slot, if the request's filters allow it)
 
 Rules are stored in ``ARTIFACTS/merch/rules.jsonl`` (serving/merch_store.py) and outlive bundles.
@@ -63,10 +64,9 @@ def _utc(t: datetime) -> datetime:
 
 @dataclass
 class RuleEffect:
-    """What the rules did to one ranked list: rows removed, and the rule ids behind each kept row."""
+    """What the rules did to one ranked list: the rule ids behind each row they moved or placed."""
 
     by_row: dict[int, list[str]] = field(default_factory=dict)
-    excluded: int = 0
 
 
 class RuleSet:
@@ -96,29 +96,31 @@ def _matches(r: Rule, rows: np.ndarray, row_of: dict | None, category: np.ndarra
     return category[rows] == r.category
 
 
+def excluded_rows(rules: list[Rule], row_of, category_code: np.ndarray, encode) -> np.ndarray:
+    """Rows the exclude rules remove: cleared in the request's filter mask (``filter_mask``), so the
+    index search and the popular fallback refill the page, and no pin can bring them back.
+    ``category_code``: (I,) each row's category code; ``encode``: category names -> codes."""
+    out = []
+    for r in (r for r in rules if r.action == "exclude"):
+        if r.category is not None:
+            out.append(np.flatnonzero(category_code == encode([r.category])[0]))
+        elif r.item_id in row_of:
+            out.append(np.array([row_of.get(r.item_id)], np.int64))
+    return np.concatenate(out).astype(np.int64) if out else np.zeros(0, np.int64)
+
+
 def apply_ranking_rules(rules: list[Rule], rows: np.ndarray, row_of, category: np.ndarray,
                         effect: RuleEffect) -> np.ndarray:
-    """Exclude, then boost / bury: each matching row's sort key moves by ``positions`` (stable, so
-    rows no rule touches keep their order, and two boosted rows keep theirs)."""
+    """Boost / bury: each matching row's sort key moves by ``positions`` (stable, so rows no rule
+    touches keep their order, and two boosted rows keep theirs). Returns positions into ``rows``."""
     rows = np.asarray(rows, np.int64)
-    if not rules or not len(rows):
-        return rows
-    for r in (r for r in rules if r.action == "exclude"):
-        hit = _matches(r, rows, row_of, category)
-        effect.excluded += int(hit.sum())
-        rows = rows[~hit]
     key = np.arange(len(rows), dtype=np.float64)
     for r in (r for r in rules if r.action in ("boost", "bury")):
         hit = _matches(r, rows, row_of, category)
         key[hit] += -r.positions if r.action == "boost" else r.positions
         for row in rows[hit].tolist():
             effect.by_row.setdefault(row, []).append(r.rule_id or r.action)
-    return rows[np.argsort(key, kind="stable")]
-
-
-def is_excluded(rules: list[Rule], row: int, row_of, category: np.ndarray) -> bool:
-    """Whether an exclude rule removes ``row`` (a pin never brings an excluded product back)."""
-    return any(bool(_matches(r, np.array([row]), row_of, category)[0]) for r in rules if r.action == "exclude")
+    return np.argsort(key, kind="stable")
 
 
 def apply_pins(rules: list[Rule], rows: np.ndarray, row_of, allowed, effect: RuleEffect) -> np.ndarray:

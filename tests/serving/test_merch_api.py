@@ -44,6 +44,12 @@ def test_rules_change_what_the_service_returns(artifacts: Path) -> None:
         c.post("/v1/merch/rules", json={"action": "exclude", "item_id": before[0], "rule_id": "no-top"}, headers=AUTH)
         after = [i["item_id"] for i in _page(c, user_id=user)]
         assert before[0] not in after and after[0] == before[-1] and len(after) == 10
+        # excluding a whole category: the popular fallback and the model path both refill the page
+        top_cat = _page(c)[0]["category"]
+        c.post("/v1/merch/rules", json={"action": "exclude", "category": top_cat, "rule_id": "no-cat"}, headers=AUTH)
+        for page in (_page(c), _page(c, user_id=user)):
+            assert len(page) == 10 and all(i["category"] != top_cat for i in page)
+        c.delete("/v1/merch/rules/no-cat", headers=AUTH)
         # a rule scoped to a category page leaves the home page alone
         cat = _page(c, user_id=user)[3]["category"]
         c.post("/v1/merch/rules", json={"action": "exclude", "category": cat, "scope": cat, "rule_id": "scoped"},

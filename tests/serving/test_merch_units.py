@@ -10,7 +10,15 @@ from pydantic import ValidationError
 from serving import analytics as an
 from serving.explain import reasons
 from serving.photo_checks import PhotoPredictions
-from serving.rules import Rule, RuleEffect, RuleSet, apply_pins, apply_ranking_rules, page_category
+from serving.rules import (
+    Rule,
+    RuleEffect,
+    RuleSet,
+    apply_pins,
+    apply_ranking_rules,
+    excluded_rows,
+    page_category,
+)
 from serving.saliency import occlusion_saliency
 
 
@@ -94,16 +102,19 @@ def test_rules_active_window_and_scope():
 def test_exclude_boost_bury_pin_by_hand():
     row_of = {"a": 0, "b": 1, "c": 2, "d": 3, "e": 4, "f": 5}
     category = np.array(["X", "Y", "X", "Y", "Z", "Z"], dtype=object)
-    ranked = np.array([0, 1, 2, 3, 4])
+    codes = {"X": 0, "Y": 1, "Z": 2}
+    excl = [Rule(rule_id="no-e", action="exclude", item_id="e"), Rule(rule_id="no-y", action="exclude", category="Y"),
+            Rule(rule_id="up-d", action="boost", item_id="d")]
+    gone = excluded_rows(excl, row_of, np.array([codes[c] for c in category]), lambda cs: [codes[c] for c in cs])
+    assert sorted(gone.tolist()) == [1, 3, 4]  # e, and both Y rows; a boost excludes nothing
+    ranked = np.array([0, 1, 2, 3])
     eff = RuleEffect()
-    rules = [Rule(rule_id="no-e", action="exclude", item_id="e"), Rule(rule_id="up-d", action="boost", item_id="d",
-                                                                       positions=2),
+    rules = [Rule(rule_id="up-d", action="boost", item_id="d", positions=2),
              Rule(rule_id="down-x", action="bury", category="X", positions=1)]
-    # after exclude: [0, 1, 2, 3] keys 0..3; d: 3 - 2 = 1; X rows 0, 2: 0 + 1 = 1, 2 + 1 = 3
-    # keys: row0 1, row1 1, row2 3, row3 1 -> stable: 0, 1, 3, 2
-    out = apply_ranking_rules(rules, ranked, row_of, category, eff)
-    assert out.tolist() == [0, 1, 3, 2]
-    assert eff.excluded == 1 and eff.by_row[3] == ["up-d"] and eff.by_row[0] == ["down-x"]
+    # keys 0..3; d: 3 - 2 = 1; X rows 0, 2: 0 + 1 = 1, 2 + 1 = 3 -> row0 1, row1 1, row2 3, row3 1
+    out = ranked[apply_ranking_rules(rules, ranked, row_of, category, eff)]
+    assert out.tolist() == [0, 1, 3, 2]  # stable among equal keys
+    assert eff.by_row[3] == ["up-d"] and eff.by_row[0] == ["down-x"] and 1 not in eff.by_row
     pins = [Rule(rule_id="p2", action="pin", item_id="f", slot=2),
             Rule(rule_id="p1", action="pin", item_id="c", slot=1),
             Rule(rule_id="pz", action="pin", item_id="b", slot=1)]
