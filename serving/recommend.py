@@ -88,7 +88,7 @@ def _prepare(b: LoadedBundle, req: RecommendationRequest, masks: dict, rules: Ru
     history = b.user_history[u] if u is not None else _NONE
     seen = b.user_seen[u] if u is not None else _NONE  # stored distinct (order is irrelevant)
     if len(session):  # fresh clicks first, then the stored history without repeats
-        history = np.concatenate([session, history[~np.isin(history, session)]])
+        history = np.concatenate([session, history[~np.isin(history, session, kind="table")]])
         seen = np.union1d(seen, session)
     purchased = b.user_purchased[u] if (u is not None and req.exclude_purchased) else _NONE
     key = _filter_key(req)
@@ -118,7 +118,7 @@ def _popular(b: LoadedBundle, c: _Ctx) -> np.ndarray:
         head = b.popular[:n]
         ranked = head[c.allowed[head]]
         if len(c.purchased):
-            ranked = ranked[~np.isin(ranked, c.purchased)]
+            ranked = ranked[~np.isin(ranked, c.purchased, kind="table")]
         if len(ranked) >= want or n >= len(b.popular):
             return ranked
         n *= 8
@@ -135,7 +135,7 @@ def _retrieve_group(b: LoadedBundle, ctxs: list[_Ctx], U: np.ndarray, candidates
     for c, d, i in zip(ctxs, D, I, strict=True):
         keep = i >= 0
         if len(c.purchased):
-            keep &= ~np.isin(i, c.purchased)
+            keep &= ~np.isin(i, c.purchased, kind="table")
         c.cand, c.score = i[keep][:n], d[keep][:n]
         c.ms["retrieve_ms"] = per
 
