@@ -2,6 +2,10 @@
 demo bundle (issue: "a page renders in under 1 s").
 
     .venv/bin/python bench/merch_pages.py --artifacts bench/out/served-fashion/artifacts-all
+    .venv/bin/python bench/merch_pages.py --artifacts bench/out/nightly-demo --out bench/out/nightly-demo
+
+The second: artifacts of a real `vitrine nightly` run on fashion-shop (pipelines/configs/nightly-cpu.yaml),
+which carry run history (the "Tonight" and "Quality" charts) and the CNN's predictions already.
 
 1. The demo bundle predates ``image_predictions.npz``: the script writes a copy of it under
    ``bench/out/merch/artifacts`` with the CNN's verdict on all 70,000 photos added (the bundle's own
@@ -132,6 +136,8 @@ def measure(base: str, chromium: str) -> dict[str, tuple[float, float, float]]:
                 t = time.perf_counter()
                 page.goto(base + path)
                 page.wait_for_selector(selector, timeout=60_000)
+                page.wait_for_function("[...document.querySelectorAll('.chart')]"  # every chart drawn
+                                       ".every(c => c.querySelector('.main-svg'))", timeout=60_000)
                 if path == "/merch/photos":  # drawn = the first row of overlays decoded
                     page.wait_for_function("[...document.querySelectorAll('figure.photo img')].slice(0, 8)"
                                            ".every(i => i.complete && i.naturalWidth > 0)", timeout=60_000)
