@@ -25,13 +25,15 @@ def merch_dir(artifacts: Path) -> Path:
     return artifacts / "merch"
 
 
+def latest_decisions(entries: list[dict]) -> dict[str, dict]:
+    """The latest decision per item id, from the log's records in order."""
+    return {str(d["item_id"]): d for d in entries
+            if isinstance(d, dict) and "item_id" in d and d.get("decision") in ("accept", "dismiss")}
+
+
 def label_decisions(artifacts: Path) -> dict[str, dict]:
-    """The latest decision per item id (the nightly job reads this too)."""
-    out: dict[str, dict] = {}
-    for d in read_lines(merch_dir(artifacts) / "labels.jsonl")[0]:
-        if isinstance(d, dict) and "item_id" in d and d.get("decision") in ("accept", "dismiss"):
-            out[str(d["item_id"])] = d
-    return out
+    """The latest decision per item id, read from the log (the nightly job, which has no service)."""
+    return latest_decisions(read_lines(merch_dir(artifacts) / "labels.jsonl")[0])
 
 
 class _Followed:
@@ -116,4 +118,4 @@ class MerchStore:
 
     def decisions(self) -> dict[str, dict]:
         """The latest decision per item id."""
-        return {e["item_id"]: e for e in self._labels.get()}
+        return latest_decisions(self._labels.get())
