@@ -16,11 +16,7 @@ import numpy as np
 import pandas as pd
 
 from common.mapped import open_npz
-
-# Suspect: the CNN is this sure of another category, and gives the catalog's at most this much
-# (the same thresholds as vision/embed.py::suspected_mislabeled, which lists them offline).
-MIN_CONFIDENCE = 0.9
-MAX_P_CATEGORY = 0.05
+from vision.suspects import is_suspect
 
 
 @dataclass
@@ -53,13 +49,10 @@ class PhotoPredictions:
         self.p_category = np.append(self.p_category, np.float32(np.nan))
 
 
-def suspect_rows(p: PhotoPredictions, catalog_code: np.ndarray, live: np.ndarray,
-                 min_confidence: float = MIN_CONFIDENCE, max_p_category: float = MAX_P_CATEGORY) -> np.ndarray:
-    """Live rows whose photo the CNN confidently puts in another category than the catalog does.
-    ``catalog_code``: each row's catalog category as a class index (-1: not one of the classes)."""
+def suspect_rows(p: PhotoPredictions, catalog_code: np.ndarray, live: np.ndarray) -> np.ndarray:
+    """Live rows whose photo the CNN confidently puts in another category than the catalog does
+    (vision/suspects.py). ``catalog_code``: each row's catalog category as a class index (-1: none)."""
     n = len(catalog_code)
     pred = p.predicted[:n].astype(np.int64)
-    other = (pred >= 0) & (pred != catalog_code) & live[:n]
-    sure = p.confidence[:n] >= min_confidence
-    low = np.nan_to_num(p.p_category[:n], nan=0.0) <= max_p_category
-    return np.flatnonzero(other & sure & low)
+    disagrees = (pred >= 0) & (pred != catalog_code) & live[:n]
+    return np.flatnonzero(is_suspect(disagrees, p.confidence[:n], p.p_category[:n]))

@@ -14,6 +14,7 @@ from common.torch_runtime import pick_device
 from vision.data import catalog_pixels, to_tensor
 from vision.metrics import softmax
 from vision.preprocess import PreprocessSpec
+from vision.suspects import MAX_P_CATEGORY, MIN_CONFIDENCE, is_suspect
 from vision.train import load_model, predict
 
 log = logging.getLogger(__name__)
@@ -56,10 +57,12 @@ def embed_catalog(checkpoint: Path, data_dir: Path, out_dir: Path, *, temperatur
     return out
 
 
-def suspected_mislabeled(predictions: pd.DataFrame, *, min_confidence: float = 0.9,
-                         max_p_category: float = 0.05) -> pd.DataFrame:
-    """Items whose photo is confidently another category than the catalog says, most confident first."""
+def suspected_mislabeled(predictions: pd.DataFrame, *, min_confidence: float = MIN_CONFIDENCE,
+                         max_p_category: float = MAX_P_CATEGORY) -> pd.DataFrame:
+    """Items whose photo is confidently another category than the catalog says (vision/suspects.py),
+    most confident first."""
     p = predictions
-    m = p["has_image"] & (p["predicted"] != p["category"]) & (p["confidence"] >= min_confidence) & \
-        (p["p_category"].fillna(0) <= max_p_category)
+    disagrees = (p["has_image"] & (p["predicted"] != p["category"])).to_numpy(bool)
+    m = is_suspect(disagrees, p["confidence"].to_numpy(np.float64), p["p_category"].to_numpy(np.float64),
+                   min_confidence, max_p_category)
     return p[m].sort_values(["confidence", "item_id"], ascending=[False, True]).reset_index(drop=True)

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from pipelines.cli.common import Checkpoint, DataDir, console, fail, run_or_fail
+from vision.suspects import MIN_CONFIDENCE
 
 app = typer.Typer(help="Product-image CNN: train, evaluate, embed, export.", no_args_is_help=True)
 
@@ -61,7 +62,7 @@ def embed(
     checkpoint: Checkpoint,
     data: DataDir = Path("data/fashion-shop"),
     out: Annotated[Path | None, typer.Option(help="Default: CHECKPOINT_DIR/embed.")] = None,
-    min_confidence: float = 0.9,
+    min_confidence: float = MIN_CONFIDENCE,
 ) -> None:
     """Image embeddings + predictions for the whole catalog, and the suspected-mislabeled list."""
     from vision.embed import embed_catalog, suspected_mislabeled
