@@ -344,6 +344,16 @@ class LoadedBundle:
         self.require_images()
         return self.image_index
 
+    def photo_path(self, row: int, *also: Path) -> Path | None:
+        """The product photo's file, only when it lies inside the dataset's folder (or one of ``also``)
+        and exists: a catalog row naming ``../../etc/passwd`` has no photo."""
+        rel = self.image_rel[row]
+        if not rel:
+            return None
+        path = (self.image_root / rel).resolve()
+        ok = any(path.is_relative_to(r.resolve()) for r in (self.image_root, *also))
+        return path if ok and path.is_file() else None
+
     def is_hidden(self, row: int) -> bool:
         return not bool(self.items_index.live[row])
 

@@ -66,10 +66,8 @@ def catalog_overlay(b, item_id: str) -> bytes:
     if png is not None:
         return png
     row = b.row_of.get(item_id)
-    rel = b.image_rel[row] if row is not None else ""
-    root = b.image_root.resolve()
-    path = (root / rel).resolve() if rel else None
-    if path is None or not path.is_relative_to(root) or not path.is_file():  # a live upload is not a catalog photo
+    path = b.photo_path(row) if row is not None else None  # the dataset's photos only, not live uploads
+    if path is None:
         raise LookupError(f"item {item_id!r} has no catalog photo")
     data = path.read_bytes()
     pixels = preprocess(data, b.preprocess_spec)

@@ -65,11 +65,8 @@ def similar_items(item_id: str, bundle: Bundle, settings: Settings,
 def image(item_id: str, bundle: Bundle, settings: Settings) -> FileResponse:
     """The product photo: only files inside the dataset's folder or the live uploads folder are served
     (a catalog row naming ``../../etc/passwd`` gets a 404), with an image media type."""
-    row = _row(bundle, item_id)
-    rel = bundle.image_rel[row]
-    path = (bundle.image_root / rel).resolve() if rel else None
-    roots = (bundle.image_root.resolve(), (settings.artifacts_dir / "live").resolve())
-    if path is None or not any(path.is_relative_to(r) for r in roots) or not path.is_file():
+    path = bundle.photo_path(_row(bundle, item_id), settings.artifacts_dir / "live")  # live uploads too
+    if path is None:
         raise HTTPException(404, f"item {item_id!r} has no image")
     media = mimetypes.guess_type(path.name)[0]
     return FileResponse(path, media_type=media if media and media.startswith("image/") else
