@@ -40,9 +40,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common.onnx_runtime import make_session  # noqa: E402
 from serving.bundle import current_version, promote, verify_bundle, write_bundle  # noqa: E402
+from serving.loaded_bundle import LoadedBundle  # noqa: E402
 from serving.photo_checks import PhotoPredictions  # noqa: E402
+from serving.settings import ServingSettings  # noqa: E402
 from vision.pixel_cache import decode_cached  # noqa: E402
 from vision.preprocess import PreprocessSpec, normalize  # noqa: E402
 
@@ -60,22 +61,19 @@ def with_predictions(src_art: Path, out_art: Path) -> Path:
     if current_version(out_art) is not None:
         return out_art
     m = verify_bundle(src)
-    sess = make_session(src / "image_model.onnx")
-    meta = sess.get_modelmeta().custom_metadata_map
-    names, temp = json.loads(meta["class_names"]), float(meta.get("temperature", "1.0"))
-    spec = PreprocessSpec.from_dict(json.loads(meta["preprocess"]))
+    b = LoadedBundle(src, ServingSettings(artifacts_dir=src_art))  # its calibrated classifier, as served
+    names = b.class_names
+    # the spec the model was exported with (the dataset's pixel cache is keyed by it)
+    spec = PreprocessSpec.from_dict(json.loads(b.image_model.get_modelmeta().custom_metadata_map["preprocess"]))
     data = Path(m["image_root"])
     items = pd.read_parquet(src / "items.parquet", columns=["item_id", "category", "image"])
     pixels, errors = decode_cached([data / p for p in items["image"]], data / "cache", spec)
-    probs = []
-    for s in range(0, len(items), 2048):
-        z = sess.run(None, {"image": normalize(pixels[s : s + 2048], spec)})[0] / temp
-        p = np.exp(z - z.max(1, keepdims=True))
-        probs.append(p / p.sum(1, keepdims=True))
-    P = np.concatenate(probs)
+    P = np.concatenate([b.class_probabilities(normalize(pixels[s : s + 2048], spec))
+                        for s in range(0, len(items), 2048)])  # (N, K)
     cls = items["category"].map({c: i for i, c in enumerate(names)})
+    p_cat = np.where(cls.notna(), P[np.arange(len(P)), cls.fillna(0).astype(int)], np.nan)  # NaN: not a class
     table = pd.DataFrame({"item_id": items["item_id"], "predicted": np.asarray(names)[P.argmax(1)],
-                          "confidence": P.max(1), "p_category": P[np.arange(len(P)), cls.fillna(0).astype(int)]})
+                          "confidence": P.max(1), "p_category": p_cat})
     with tempfile.TemporaryDirectory() as t:
         PhotoPredictions.from_table(table, items["item_id"], names).save(Path(t) / "image_predictions.npz")
         files = {f: src / f for f in m["files"]} | {"image_predictions.npz": Path(t) / "image_predictions.npz"}

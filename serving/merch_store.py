@@ -84,9 +84,6 @@ class MerchStore:
     def rules(self, fresh: bool = False) -> RuleSet:
         return RuleSet(list(self._rules.get(fresh).values()))
 
-    def rule(self, rule_id: str) -> Rule | None:
-        return self._rules.get(True).get(rule_id)
-
     def save_rule(self, rule: Rule) -> Rule:
         """Logged durably, then in effect in this worker at once (and in the others within ``poll_s``)."""
         if rule.rule_id is None:
