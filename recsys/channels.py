@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -28,11 +29,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from common.mapped import open_npz
+from recsys.union_kernel import ABSENT, union_batch
 
 log = logging.getLogger(__name__)
-
-ABSENT = 2000  # the rank of a candidate a channel did not return (beyond any channel's depth)
-
 
 @dataclass(frozen=True)
 class ChannelConfig:
@@ -180,7 +179,8 @@ def item2item_scores(ch: Channels, seen: np.ndarray, n_items: int) -> np.ndarray
 
 
 def category_popular(ch: Channels, category: np.ndarray, seen: np.ndarray, allowed: np.ndarray, n: int) -> np.ndarray:
-    """The popular items of the shopper's categories, ordered by share of their history × popularity."""
+    """The popular items of the shopper's categories, ordered by share of their history × popularity
+    (the union's kernel computes the same list; this is its readable form, the tests' oracle)."""
     if not len(seen) or n == 0:
         return np.zeros(0, np.int64)
     share = np.bincount(category[seen], minlength=len(ch.category_top)) / len(seen)
@@ -189,10 +189,7 @@ def category_popular(ch: Channels, category: np.ndarray, seen: np.ndarray, allow
     rows = rows[(rows >= 0) & (rows < len(allowed))]
     rows = rows[allowed[rows]]
     score = share[category[rows]] * (1.0 + ch.popularity[rows])
-    if len(rows) > n:
-        keep = np.argpartition(-score, n - 1)[:n]
-        rows, score = rows[keep], score[keep]
-    return rows[np.argsort(-score, kind="stable")]
+    return rows[np.argsort(-score, kind="stable")[:n]]  # ties keep their place in the category lists
 
 
 @dataclass
@@ -207,69 +204,73 @@ class Candidates:
     i2i_recent_score: np.ndarray  # (C,) the same from the shopper's ``recent_items`` latest items only
 
 
-def _sparse_i2i(ch: Channels, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``item2item_scores`` on the rows it is non-zero on: (rows ascending, float32 scores), from the
-    few thousand neighbour entries of the shopper's items rather than a catalog-sized sum (the
-    request path's cost then does not grow with the catalog). Same float64 sums, same order."""
-    nb, w = _neighbours_of(ch, seen)
-    rows, inv = np.unique(nb, return_inverse=True)
-    return rows, np.bincount(inv, weights=w, minlength=len(rows)).astype(np.float32)
+_scratch = threading.local()  # per thread: the kernel's catalog-sized scratch (zero between calls)
 
 
-def _lookup(keys: np.ndarray, values: np.ndarray, rows: np.ndarray, missing: float) -> np.ndarray:
-    """``values`` at each of ``rows`` in the sorted ``keys`` (float32), ``missing`` where absent."""
-    if not len(keys):
-        return np.full(len(rows), missing, np.float32)
-    pos = np.minimum(np.searchsorted(keys, rows), len(keys) - 1)
-    return np.where(keys[pos] == rows, values[pos], missing).astype(np.float32)
+def _scratch_for(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    got = getattr(_scratch, "arrays", None)
+    if got is None or len(got[0]) < n:  # grows with the catalog (products added live)
+        got = _scratch.arrays = (np.zeros(n, np.float64), np.zeros(n, np.uint8), np.zeros(n, np.int32))
+    return got
 
 
-def _ranks(lst: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Position of each of ``rows`` in ``lst`` (float32), ABSENT where absent (``lst`` has no repeats)."""
-    order = np.argsort(lst, kind="stable")
-    return _lookup(lst[order], order.astype(np.float32), rows, ABSENT)
+def _ragged(lists: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    off = np.zeros(len(lists) + 1, np.int64)
+    off[1:] = np.cumsum([len(x) for x in lists])
+    return (np.concatenate(lists).astype(np.int64, copy=False) if off[-1] else np.zeros(0, np.int64)), off
+
+
+def union_block(ch: Channels, towers: list[np.ndarray], seen: list[np.ndarray], recent: list[np.ndarray],
+                allowed: np.ndarray, category: np.ndarray, size: int,
+                blocked: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``union_many`` as one padded block: rows (B, size) int64, features (B, size, 5) float32 in
+    ``Candidates``' field order after ``rows``, lengths (B,). Past a shopper's length the block
+    holds zeros."""
+    B = len(towers)
+    rows, feats, lens = np.zeros((B, size), np.int64), np.zeros((B, size, 5), np.float32), np.zeros(B, np.int64)
+    if not B:
+        return rows, feats, lens
+    tw, seen_, recent_ = _ragged(towers), _ragged(seen), _ragged(recent)
+    bl = _ragged(blocked if blocked is not None else [np.zeros(0, np.int64)] * B)
+    n = max(len(allowed), len(category), len(ch.neighbours))
+    acc, flag, slot = _scratch_for(n)
+    cfg = ch.config
+    union_batch(ch.neighbours, ch.weights, ch.category_top, ch.popularity, np.asarray(category, np.int64),
+                np.asarray(allowed, np.bool_), *tw, *seen_, *recent_, *bl, size, cfg.item2item,
+                cfg.category_popular, cfg.recent_items, acc, flag, slot, rows, feats, lens)
+    return rows, feats, lens
+
+
+def union_many(ch: Channels | None, towers: list[np.ndarray], seen: list[np.ndarray], recent: list[np.ndarray],
+               allowed: np.ndarray, category: np.ndarray, size: int,
+               blocked: list[np.ndarray] | None = None) -> list[Candidates]:
+    """Per shopper, at most ``size`` candidates: the extra channels' lists (over ``allowed`` rows less
+    the shopper's ``blocked`` ones, e.g. their purchases), then the tower's list (already filtered,
+    in its order) fills the rest. Without channels: the tower's first ``size``.
+    ``seen``: every item of the shopper's; ``recent``: their latest, most recent first.
+
+    - item-to-item: the top ``item2item`` rows by positive score (the sum of neighbour weights from
+      the shopper's items), ties to the lower row;
+    - popular in the shopper's categories: the top ``category_popular`` by share × (1 + popularity)
+      (``category_popular``);
+    - picked = the item-to-item list, then the category list's rows not in it; the tower's rows a
+      channel picked keep their tower position, the first other tower rows fill ``size -
+      len(picked)`` places, then the picked rows the tower lacked follow.
+
+    One compiled call for the whole batch (recsys/union_kernel.py): nothing here is catalog-sized
+    per shopper, and the call does not hold the GIL."""
+    if ch is None:
+        out = []
+        for t in towers:
+            r = np.asarray(t, np.int64)[:size]
+            absent, zero = np.full(len(r), ABSENT, np.float32), np.zeros(len(r), np.float32)
+            out.append(Candidates(r, np.arange(len(r), dtype=np.float32), absent, absent.copy(), zero, zero.copy()))
+        return out
+    rows, feats, lens = union_block(ch, towers, seen, recent, allowed, category, size, blocked)
+    return [Candidates(rows[b, :n], *(feats[b, :n, f] for f in range(5))) for b, n in enumerate(lens.tolist())]
 
 
 def union(ch: Channels | None, tower: np.ndarray, seen: np.ndarray, recent: np.ndarray, allowed: np.ndarray,
           category: np.ndarray, size: int) -> Candidates:
-    """At most ``size`` candidates: the extra channels' lists (over ``allowed`` rows), then the tower's
-    list (already filtered, in its order) fills the rest. Without channels: the tower's first ``size``.
-    ``seen``: every item of the shopper's; ``recent``: their latest, most recent first.
-
-    Runs on every request, so nothing here is catalog-sized: the item-to-item scores are summed over
-    the shopper's neighbour entries (``_sparse_i2i``) and membership goes through sorted lookups of
-    the few hundred candidates (``_lookup``)."""
-    tower = np.asarray(tower, np.int64)
-    if ch is None or not len(seen):
-        rows = tower[:size]
-        absent, zero = np.full(len(rows), ABSENT, np.float32), np.zeros(len(rows), np.float32)
-        return Candidates(rows, np.arange(len(rows), dtype=np.float32), absent, absent.copy(), zero, zero.copy())
-    keys, vals = _sparse_i2i(ch, seen)
-    i2i = np.zeros(0, np.int64)
-    if ch.config.item2item:
-        positive = vals > 0
-        i2i = _top_of(keys[positive], vals[positive], allowed, ch.config.item2item)
-    cat = category_popular(ch, category, seen, allowed, ch.config.category_popular)
-    # isin(kind="table"): a bool table over the rows' range, 3x the default's speed on these few
-    # hundred rows of a 70k catalog and no slower at 1M (the union runs on every request)
-    picked = np.concatenate([i2i, cat[~np.isin(cat, i2i, kind="table")]])  # each list is distinct; drop the overlap
-    from_tower = np.isin(tower, picked, kind="table")  # tower candidates a channel also picked
-    free = np.flatnonzero(~from_tower)[: max(size - len(picked), 0)]  # the tower fills what is left
-    from_tower[free] = True
-    rows = np.concatenate([tower[from_tower], picked[~np.isin(picked, tower, kind="table")]])[:size]
-    tower_rank = np.full(len(rows), ABSENT, np.float32)
-    k = int(from_tower.sum())
-    tower_rank[:k] = np.flatnonzero(from_tower)[: len(rows)]
-    rkeys, rvals = _sparse_i2i(ch, recent[: ch.config.recent_items])
-    return Candidates(rows, tower_rank, _ranks(i2i, rows), _ranks(cat, rows), _lookup(keys, vals, rows, 0.0),
-                      _lookup(rkeys, rvals, rows, 0.0))
-
-
-def _top_of(rows: np.ndarray, scores: np.ndarray, allowed: np.ndarray, n: int) -> np.ndarray:
-    """``_top`` over the rows a sparse score is positive on (ascending, as ``_top``'s scan finds them)."""
-    keep = allowed[rows]
-    rows, scores = rows[keep], scores[keep]
-    if len(rows) > n:
-        part = np.argpartition(-scores, n - 1)[:n]
-        rows, scores = rows[part], scores[part]
-    return rows[np.argsort(-scores, kind="stable")]
+    """``union_many`` for one shopper."""
+    return union_many(ch, [tower], [seen], [recent], allowed, category, size)[0]

@@ -29,7 +29,7 @@ import yaml
 from torch import nn
 
 from common.torch_runtime import export_onnx, parity, pick_device, save_checkpoint
-from recsys.channels import ChannelConfig, Channels, binary_matrix, fit_channels, union
+from recsys.channels import ChannelConfig, Channels, binary_matrix, fit_channels, union_many
 from recsys.data import EvalUsers, RecData
 from recsys.evaluate import item_vectors, user_vectors
 from recsys.features import Vocab
@@ -139,12 +139,13 @@ def channel_candidates(ch: Channels, data: RecData, eu: EvalUsers, tower: np.nda
     cat = data.item_inputs["category"]
     out: dict[str, list] = {"rows": [], **{k: [] for k in CHANNEL_FEATURES}}
     recent = recent_rows(eu)
-    for u in range(len(tower)):
-        allowed = np.ones(data.n_items, bool)
-        allowed[eu.exclude[u]] = False
-        c = union(ch, tower[u], eu.exclude[u], recent[u], allowed, cat, size)
-        for k in out:
-            out[k].append(getattr(c, k))
+    everything = np.ones(data.n_items, bool)
+    for lo in range(0, len(tower), 4096):  # the seen items are blocked per user, not cleared in a mask
+        hi = min(lo + 4096, len(tower))
+        for c in union_many(ch, list(tower[lo:hi]), eu.exclude[lo:hi], recent[lo:hi], everything, cat, size,
+                            blocked=eu.exclude[lo:hi]):
+            for k in out:
+                out[k].append(getattr(c, k))
     n = min(len(r) for r in out["rows"]) if out["rows"] else size
     if n < size:  # a user who saw nearly the whole catalog: every list is cut to the shortest
         log.warning("candidate lists cut to %d (of %d): too few unseen items", n, size)

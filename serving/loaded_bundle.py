@@ -219,17 +219,15 @@ class LoadedBundle:
         about them (None: the tower's list in its order). Shorter lists are padded with their last
         candidate so the batch is one (B, C) block (every feature of a row depends only on its own
         position and candidate, so padding changes nothing); ``rank_scores`` cuts the padding off."""
-        C = max(len(c) for c in cands)
-        pad = lambda x: np.pad(x, (0, C - len(x)), mode="edge") if len(x) < C else x  # noqa: E731
-        cand = np.stack([pad(c) for c in cands])  # (B, C)
-        score = np.stack([pad(s) for s in scores])
+        cand = _padded(cands, np.int64)  # (B, C)
+        score = _padded(scores, np.float32)
         feats = None if channels is None else {
-            k: np.stack([pad(getattr(c, k)) for c in channels]) for k in CHANNEL_FEATURES}
-        dense = rank_features(self.stats, seen, recent, cand, score.astype(np.float32),
+            k: _padded([getattr(c, k) for c in channels], np.float32) for k in CHANNEL_FEATURES}
+        dense = rank_features(self.stats, seen, recent, cand, score,
                               self.spec.category_vocab.size, feats)  # (B, C, F)
         flat = cand.ravel()  # (B*C,)
         return {"dense": dense.reshape(len(flat), -1)[:, self.ranker_dense],
-                "user_vec": np.repeat(U.astype(np.float32), C, 0),
+                "user_vec": np.repeat(U.astype(np.float32), cand.shape[1], 0),
                 "item_vec": self.items_index.vectors[flat], "category": self.stats.category[flat]}
 
     def rank(self, feed: dict[str, np.ndarray]) -> np.ndarray:
@@ -365,3 +363,13 @@ def load_current(settings: ServingSettings) -> LoadedBundle:
         raise BundleError(f"{settings.artifacts_dir / 'CURRENT'}: no current bundle (run the nightly job or "
                           "`vitrine bundle promote`)")
     return LoadedBundle(bundles_dir(settings.artifacts_dir) / v, settings)
+
+
+def _padded(lists: list[np.ndarray], dtype: type) -> np.ndarray:
+    """(B, C) block of non-empty lists, each padded with its last value (``np.pad``'s "edge" mode,
+    which costs ~10 µs a call: this runs for six fields of every request in a batch)."""
+    out = np.empty((len(lists), max(len(x) for x in lists)), dtype)
+    for j, x in enumerate(lists):
+        out[j, : len(x)] = x
+        out[j, len(x) :] = x[-1]
+    return out

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from recsys.channels import Candidates, union
+from recsys.channels import Candidates, union_many
 from serving.errors import RequestError
 from serving.explain import reasons
 from serving.loaded_bundle import LoadedBundle
@@ -140,20 +140,19 @@ def _retrieve_group(b: LoadedBundle, ctxs: list[_Ctx], U: np.ndarray, candidates
         c.ms["retrieve_ms"] = per
 
 
-def _add_channels(b: LoadedBundle, c: _Ctx, u: np.ndarray, size: int) -> None:
-    """Replace the tower's list by the channels' union (recsys.channels.union, the lists the ranker
-    was trained on), under the same filters and exclusions; tower scores u · v for every candidate."""
-    allowed, before = c.allowed, None
-    if len(c.purchased):  # cleared in place and put back: a copy of a catalog-sized mask per request is
-        before = allowed[c.purchased]  # what made a 1M-item catalog slow; the mask is this batch's own
-        allowed[c.purchased] = False
-    try:
-        c.channels = union(b.channels, c.cand, c.seen, c.history, allowed, b.stats.category, size)
-    finally:
-        if before is not None:
-            allowed[c.purchased] = before
-    c.cand = c.channels.rows
-    c.score = b.items_index.vectors[c.cand] @ u.astype(np.float32)  # (C,)
+def _add_channels(b: LoadedBundle, model: list[_Ctx], U: np.ndarray, size: int) -> None:
+    """Replace each tower list by the channels' union (recsys.channels.union_many, the lists the ranker
+    was trained on) under the same filters, the shopper's purchases blocked; tower scores u · v for
+    every candidate. One compiled call for requests with the same filters (``_filter_key``), whose
+    mask they share; the mask is never written."""
+    t = time.perf_counter()
+    got = union_many(b.channels, [c.cand for c in model], [c.seen for c in model], [c.history for c in model],
+                     model[0].allowed, b.stats.category, size, [c.purchased for c in model])
+    per = (time.perf_counter() - t) * 1e3 / len(model)
+    for j, (c, ch) in enumerate(zip(model, got, strict=True)):
+        c.channels, c.cand = ch, ch.rows
+        c.score = b.items_index.vectors[c.cand] @ U[j].astype(np.float32)  # (C,)
+        c.ms["retrieve_ms"] += per
 
 
 def _finish(b: LoadedBundle, c: _Ctx, ranked: np.ndarray, scores: np.ndarray | None, fallback: str | None) -> dict:
@@ -227,13 +226,8 @@ def recommend_many(b: LoadedBundle, reqs: list[RecommendationRequest], candidate
         extra = b.channels.config.extra if b.channels is not None else 0
         for js in groups.values():  # the tower fetches the whole union's size: it fills what the channels leave
             _retrieve_group(b, [model[j] for j in js], U[js], candidates + extra)
-        if b.channels is not None:
-            t = time.perf_counter()
-            for j, c in enumerate(model):
-                _add_channels(b, c, U[j], candidates + extra)
-            per = (time.perf_counter() - t) * 1e3 / len(model)
-            for c in model:
-                c.ms["retrieve_ms"] += per
+            if b.channels is not None:
+                _add_channels(b, [model[j] for j in js], U[js], candidates + extra)
         ranked = [j for j, c in enumerate(model) if len(c.cand)]
         for c in model:
             c.retrieved = c.cand

@@ -10,12 +10,14 @@ import scipy.sparse as sp
 from recsys.channels import (
     ABSENT,
     ChannelConfig,
+    Channels,
     binary_matrix,
     category_popular,
     ease_weights,
     fit_channels,
     item2item_scores,
     union,
+    union_many,
 )
 
 
@@ -120,22 +122,43 @@ def test_union_has_a_fixed_size_the_tower_fills_and_ranks_are_positions() -> Non
     np.testing.assert_array_equal(alone.tower_rank, np.arange(12))
 
 
-def test_ranks() -> None:
-    from recsys.channels import _ranks
-
-    np.testing.assert_array_equal(_ranks(np.array([5, 2, 9]), np.array([9, 5, 7])), [2, 0, ABSENT])
-    np.testing.assert_array_equal(_ranks(np.zeros(0, np.int64), np.array([1])), [ABSENT])
+def test_ties_are_broken_by_row_and_by_position_and_batches_equal_single_calls() -> None:
+    # every source item has the same two neighbours with equal weights: all scores tie
+    n = 10
+    nb = np.full((n, 2), -1, np.int32)
+    nb[:, 0], nb[:, 1] = 7, 3
+    w = np.ones((n, 2), np.float32)
+    ch = Channels(nb, w, np.array([[9, 8, 1], [6, 5, -1]], np.int32), np.zeros(n, np.float32),
+                  ChannelConfig(item2item=1, category_popular=2, neighbours=2))
+    cat = np.array([0, 0, 1, 1, 0, 1, 1, 0, 0, 0])
+    allowed = np.ones(n, bool)
+    c = union(ch, np.array([2, 4]), np.array([0]), np.array([0]), allowed, cat, 5)
+    assert c.rows.tolist() == [2, 4, 3, 9, 8]  # i2i keeps row 3 over row 7 (equal score); category 0: 9 before 8
+    assert c.i2i_rank.tolist() == [ABSENT, ABSENT, 0, ABSENT, ABSENT]
+    assert c.catpop_rank.tolist() == [ABSENT, ABSENT, ABSENT, 0, 1]
+    # a batch is the single calls side by side (the scratch is clean between shoppers); blocked rows
+    # are out of every channel for that shopper only
+    towers = [np.array([2, 4]), np.array([5, 6, 1]), np.array([0])]
+    seen = [np.array([0]), np.array([2, 9]), np.zeros(0, np.int64)]
+    many = union_many(ch, towers, seen, seen, allowed, cat, 5, blocked=[np.array([3]), np.zeros(0, np.int64), np.zeros(0, np.int64)])
+    assert many[0].rows.tolist() == [2, 4, 7, 9, 8]
+    for got, t, s in zip(many[1:], towers[1:], seen[1:], strict=True):
+        one = union(ch, t, s, s, allowed, cat, 5)
+        for f in ("rows", "tower_rank", "i2i_rank", "catpop_rank", "i2i_score", "i2i_recent_score"):
+            np.testing.assert_array_equal(getattr(got, f), getattr(one, f))
+    # an item added live (row past the tables) has no neighbours and is nobody's
+    grown = np.ones(n + 1, bool)
+    c = union(ch, np.array([10, 2]), np.array([10]), np.array([10]), grown, np.append(cat, 0), 4)
+    assert c.rows.tolist()[:2] == [10, 2] and not c.i2i_score.any()
 
 
 def _dense_union(ch, tower, seen, recent, allowed, category, size):
-    """The catalog-sized formulation the request path used before 2026-11-28: the oracle."""
+    """The catalog-sized numpy formulation: the oracle of the compiled union."""
     n = len(allowed)
     scores = item2item_scores(ch, seen, n)
     ok = np.flatnonzero(scores > 0)
     ok = ok[allowed[ok]]
-    if len(ok) > ch.config.item2item:
-        ok = ok[np.argpartition(-scores[ok], ch.config.item2item - 1)[: ch.config.item2item]]
-    i2i = ok[np.argsort(-scores[ok], kind="stable")]
+    i2i = ok[np.argsort(-scores[ok], kind="stable")][: ch.config.item2item]  # ties: the lower row first
     cat = category_popular(ch, category, seen, allowed, ch.config.category_popular)
     picked = np.concatenate([i2i, cat[~np.isin(cat, i2i)]])
     from_tower = np.isin(tower, picked)
