@@ -35,6 +35,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=13)
     a = ap.parse_args()
     s = ServingSettings(artifacts_dir=a.artifacts)
+    import faiss
+
+    faiss.omp_set_num_threads(s.faiss_threads)  # as the service runs its batches
     b = LoadedBundle(a.artifacts / "bundles" / (a.artifacts / "CURRENT").read_text().strip(), s)
     users = [u for u, r in b.user_row.items() if len(b.user_history[r])]
     rng = np.random.default_rng(0)

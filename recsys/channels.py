@@ -29,7 +29,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from common.mapped import open_npz
-from recsys.union_kernel import ABSENT, union_batch
+from recsys.union_kernel import ABSENT as ABSENT  # re-exported: the rank of a candidate a channel lacks
+from recsys.union_kernel import union_batch
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +205,8 @@ class Candidates:
     i2i_recent_score: np.ndarray  # (C,) the same from the shopper's ``recent_items`` latest items only
 
 
+FIELDS = ("tower_rank", "i2i_rank", "catpop_rank", "i2i_score", "i2i_recent_score")  # union_block's feature order
+
 _scratch = threading.local()  # per thread: the kernel's catalog-sized scratch (zero between calls)
 
 
@@ -220,29 +223,45 @@ def _ragged(lists: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return (np.concatenate(lists).astype(np.int64, copy=False) if off[-1] else np.zeros(0, np.int64)), off
 
 
-def union_block(ch: Channels, towers: list[np.ndarray], seen: list[np.ndarray], recent: list[np.ndarray],
-                allowed: np.ndarray, category: np.ndarray, size: int,
-                blocked: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``union_many`` as one padded block: rows (B, size) int64, features (B, size, 5) float32 in
-    ``Candidates``' field order after ``rows``, lengths (B,). Past a shopper's length the block
-    holds zeros."""
-    B = len(towers)
+def _no_channels(n_items: int) -> Channels:
+    """Empty tables: the union is then the tower's list with absent channel ranks and zero scores,
+    the features a ranker trained without channels saw."""
+    return Channels(np.full((0, 1), -1, np.int32), np.zeros((0, 1), np.float32), np.full((0, 1), -1, np.int32),
+                    np.zeros(0, np.float32), ChannelConfig(item2item=0, category_popular=0))
+
+
+def union_block(ch: Channels | None, tower: np.ndarray, seen: list[np.ndarray], recent: list[np.ndarray],
+                allowed: np.ndarray, category: np.ndarray, size: int, blocked: list[np.ndarray] | None = None,
+                n_tower: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``union_many`` for a (B, T) block of tower answers (-1 = none, e.g. FAISS's), as one padded
+    block: rows (B, size) int64, features (B, size, 5) float32 named by ``FIELDS``, lengths (B,);
+    past a shopper's length the block holds zeros. The tower's list is the first ``n_tower``
+    (default: all) rows of its answer that are not ``blocked``."""
+    tower = np.asarray(tower, np.int64)
+    B = len(tower)
     rows, feats, lens = np.zeros((B, size), np.int64), np.zeros((B, size, 5), np.float32), np.zeros(B, np.int64)
     if not B:
         return rows, feats, lens
-    tw, seen_, recent_ = _ragged(towers), _ragged(seen), _ragged(recent)
+    ch = ch if ch is not None else _no_channels(len(allowed))
+    seen_, recent_ = _ragged(seen), _ragged(recent)
     bl = _ragged(blocked if blocked is not None else [np.zeros(0, np.int64)] * B)
-    n = max(len(allowed), len(category), len(ch.neighbours))
-    acc, flag, slot = _scratch_for(n)
+    acc, flag, slot = _scratch_for(max(len(allowed), len(category), len(ch.neighbours)))
     cfg = ch.config
     union_batch(ch.neighbours, ch.weights, ch.category_top, ch.popularity, np.asarray(category, np.int64),
-                np.asarray(allowed, np.bool_), *tw, *seen_, *recent_, *bl, size, cfg.item2item,
-                cfg.category_popular, cfg.recent_items, acc, flag, slot, rows, feats, lens)
+                np.asarray(allowed, np.bool_), tower, *seen_, *recent_, *bl, size,
+                tower.shape[1] if n_tower is None else n_tower, cfg.item2item, cfg.category_popular, cfg.recent_items,
+                acc, flag, slot, rows, feats, lens)
     return rows, feats, lens
 
 
-def union_many(ch: Channels | None, towers: list[np.ndarray], seen: list[np.ndarray], recent: list[np.ndarray],
-               allowed: np.ndarray, category: np.ndarray, size: int,
+def candidates_of(rows: np.ndarray, feats: np.ndarray, lens: np.ndarray) -> list[Candidates]:
+    """Per shopper, views of ``union_block``'s block."""
+    return [Candidates(rows[b, :n], **{k: feats[b, :n, f] for f, k in enumerate(FIELDS)})
+            for b, n in enumerate(lens.tolist())]
+
+
+def union_many(ch: Channels | None, towers: list[np.ndarray] | np.ndarray, seen: list[np.ndarray],
+               recent: list[np.ndarray], allowed: np.ndarray, category: np.ndarray, size: int,
                blocked: list[np.ndarray] | None = None) -> list[Candidates]:
     """Per shopper, at most ``size`` candidates: the extra channels' lists (over ``allowed`` rows less
     the shopper's ``blocked`` ones, e.g. their purchases), then the tower's list (already filtered,
@@ -259,15 +278,12 @@ def union_many(ch: Channels | None, towers: list[np.ndarray], seen: list[np.ndar
 
     One compiled call for the whole batch (recsys/union_kernel.py): nothing here is catalog-sized
     per shopper, and the call does not hold the GIL."""
-    if ch is None:
-        out = []
-        for t in towers:
-            r = np.asarray(t, np.int64)[:size]
-            absent, zero = np.full(len(r), ABSENT, np.float32), np.zeros(len(r), np.float32)
-            out.append(Candidates(r, np.arange(len(r), dtype=np.float32), absent, absent.copy(), zero, zero.copy()))
-        return out
-    rows, feats, lens = union_block(ch, towers, seen, recent, allowed, category, size, blocked)
-    return [Candidates(rows[b, :n], *(feats[b, :n, f] for f in range(5))) for b, n in enumerate(lens.tolist())]
+    if not isinstance(towers, np.ndarray):  # ragged lists: one -1 padded block
+        block = np.full((len(towers), max((len(t) for t in towers), default=0)), -1, np.int64)
+        for j, t in enumerate(towers):
+            block[j, : len(t)] = t
+        towers = block
+    return candidates_of(*union_block(ch, towers, seen, recent, allowed, category, size, blocked))
 
 
 def union(ch: Channels | None, tower: np.ndarray, seen: np.ndarray, recent: np.ndarray, allowed: np.ndarray,

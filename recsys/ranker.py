@@ -142,7 +142,7 @@ def channel_candidates(ch: Channels, data: RecData, eu: EvalUsers, tower: np.nda
     everything = np.ones(data.n_items, bool)
     for lo in range(0, len(tower), 4096):  # the seen items are blocked per user, not cleared in a mask
         hi = min(lo + 4096, len(tower))
-        for c in union_many(ch, list(tower[lo:hi]), eu.exclude[lo:hi], recent[lo:hi], everything, cat, size,
+        for c in union_many(ch, tower[lo:hi], eu.exclude[lo:hi], recent[lo:hi], everything, cat, size,
                             blocked=eu.exclude[lo:hi]):
             for k in out:
                 out[k].append(getattr(c, k))

@@ -82,25 +82,36 @@ def _category_list(seen: np.ndarray, category: np.ndarray, category_top: np.ndar
 @numba.njit(cache=True, nogil=True)
 def union_batch(neighbours: np.ndarray, weights: np.ndarray, category_top: np.ndarray, popularity: np.ndarray,
                 category: np.ndarray, allowed: np.ndarray,
-                tower: np.ndarray, tower_off: np.ndarray, seen: np.ndarray, seen_off: np.ndarray,
+                tower: np.ndarray, seen: np.ndarray, seen_off: np.ndarray,
                 recent: np.ndarray, recent_off: np.ndarray, blocked: np.ndarray, blocked_off: np.ndarray,
-                size: int, n_i2i: int, n_cat: int, n_recent: int,
+                size: int, n_tower: int, n_i2i: int, n_cat: int, n_recent: int,
                 acc: np.ndarray, flag: np.ndarray, slot: np.ndarray,
                 rows: np.ndarray, feats: np.ndarray, lens: np.ndarray) -> None:
-    """For shopper b (ragged inputs: ``x[x_off[b]:x_off[b+1]]``), write ``lens[b]`` candidates into
-    ``rows[b]`` (B, size) and their (tower_rank, i2i_rank, catpop_rank, i2i_score, i2i_recent_score)
-    into ``feats[b]`` (B, size, 5). ``blocked``: rows no channel may return for this shopper (their
-    purchases) on top of ``allowed``. ``acc`` (float64), ``flag`` (uint8) and ``slot`` (int32) are
-    catalog-sized scratch, all zero on entry and on exit."""
+    """For shopper b, write ``lens[b]`` candidates into ``rows[b]`` (B, size) and their (tower_rank,
+    i2i_rank, catpop_rank, i2i_score, i2i_recent_score) into ``feats[b]`` (B, size, 5).
+
+    ``tower[b]``: the tower's answer in its order, -1 = none; its first ``n_tower`` rows that are
+    not ``blocked`` are the tower's list. Ragged inputs are ``x[x_off[b]:x_off[b+1]]``.
+    ``blocked``: rows nobody may return to this shopper (their purchases), on top of ``allowed``.
+    ``acc`` (float64), ``flag`` (uint8) and ``slot`` (int32) are catalog-sized scratch, all zero on
+    entry and on exit."""
     n_src = neighbours.shape[0]
     K = neighbours.shape[1]
-    for b in range(tower_off.shape[0] - 1):
-        tw = tower[tower_off[b] : tower_off[b + 1]]
+    for b in range(tower.shape[0]):
         sn = seen[seen_off[b] : seen_off[b + 1]]
         rc = recent[recent_off[b] : recent_off[b + 1]][:n_recent]
         bl = blocked[blocked_off[b] : blocked_off[b + 1]]
         for r in bl:
             flag[r] |= BLOCKED
+        tw = np.empty(min(n_tower, tower.shape[1]), np.int64)
+        n_tw = 0
+        for r in tower[b]:
+            if n_tw == tw.shape[0]:
+                break
+            if r >= 0 and not (flag[r] & BLOCKED):
+                tw[n_tw] = r
+                n_tw += 1
+        tw = tw[:n_tw]
         # item-to-item sums over the shopper's neighbour entries, in entry order
         touched = np.empty(sn.shape[0] * K, np.int64)
         nt = 0

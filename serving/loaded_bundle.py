@@ -20,7 +20,7 @@ import pandas as pd
 
 from common.mapped import mapped, open_npy, touch
 from common.onnx_runtime import make_session, run
-from recsys.channels import Candidates, Channels
+from recsys.channels import FIELDS, Channels
 from recsys.features import OOV, FeatureSpec, stored_profiles
 from recsys.rank_features import CHANNEL_FEATURES, DENSE, ItemStats, rank_features
 from serving.bundle import BundleError, bundles_dir, current_version, verify_bundle
@@ -210,35 +210,32 @@ class LoadedBundle:
                 ids[j], feats[j] = self.user_vocab_index[r], self.user_features[r]
         return run(self.user_tower, self.spec.user_tower_feed(ids, feats, histories, profiles))[0]
 
-    def rank_inputs(self, U: np.ndarray, cands: list[np.ndarray], scores: list[np.ndarray],
-                    seen: list[np.ndarray], recent: list[np.ndarray],
-                    channels: list[Candidates] | None = None) -> dict[str, np.ndarray]:
-        """The ranker's (B*C, ...) inputs for several requests' candidates in one feature pass (the
-        training code's ``rank_features``). U: (B, D) user vectors; cands[j], scores[j]: request j's
-        non-empty candidate rows and their tower scores; channels[j]: what the recall channels said
-        about them (None: the tower's list in its order). Shorter lists are padded with their last
-        candidate so the batch is one (B, C) block (every feature of a row depends only on its own
-        position and candidate, so padding changes nothing); ``rank_scores`` cuts the padding off."""
-        cand = _padded(cands, np.int64)  # (B, C)
-        score = _padded(scores, np.float32)
-        feats = None if channels is None else {
-            k: _padded([getattr(c, k) for c in channels], np.float32) for k in CHANNEL_FEATURES}
-        dense = rank_features(self.stats, seen, recent, cand, score,
+    def rank_block(self, U: np.ndarray, cand: np.ndarray, seen: list[np.ndarray], recent: list[np.ndarray],
+                   channels: np.ndarray | None = None, score: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """Ranker and tower scores, both (B, C), for a block of candidates: one feature pass (the
+        training code's ``rank_features``) and one ONNX Runtime call. U: (B, D) user vectors; cand:
+        (B, C) rows (a shorter list padded with any rows: every feature of a row depends only on its
+        own position and candidate, so padding changes nothing; callers cut it off); channels:
+        (B, C, 5) what the recall channels said (``recsys.channels.union_block``), None: the tower's
+        list in its order; score: the tower scores u · v, computed here when None."""
+        V = self.items_index.vectors[cand]  # (B, C, D)
+        if score is None:
+            score = (V @ U.astype(np.float32)[:, :, None])[..., 0]  # (B, C)
+        feats = None if channels is None else {k: channels[..., FIELDS.index(k)] for k in CHANNEL_FEATURES}
+        dense = rank_features(self.stats, seen, recent, cand, score.astype(np.float32, copy=False),
                               self.spec.category_vocab.size, feats)  # (B, C, F)
-        flat = cand.ravel()  # (B*C,)
-        return {"dense": dense.reshape(len(flat), -1)[:, self.ranker_dense],
-                "user_vec": np.repeat(U.astype(np.float32), cand.shape[1], 0),
-                "item_vec": self.items_index.vectors[flat], "category": self.stats.category[flat]}
-
-    def rank(self, feed: dict[str, np.ndarray]) -> np.ndarray:
-        """(B*C,) ranker scores: one ONNX Runtime call."""
-        return run(self.ranker, feed)[0]
+        B, C = cand.shape
+        feed = {"dense": dense.reshape(B * C, -1)[:, self.ranker_dense],
+                "user_vec": np.repeat(U.astype(np.float32), C, 0), "item_vec": V.reshape(B * C, -1),
+                "category": self.stats.category[cand.ravel()]}
+        return run(self.ranker, feed)[0].reshape(B, C), score
 
     def rank_scores(self, U: np.ndarray, cands: list[np.ndarray], scores: list[np.ndarray],
-                    seen: list[np.ndarray], recent: list[np.ndarray],
-                    channels: list[Candidates] | None = None) -> list[np.ndarray]:
-        """Ranker scores per candidate list: ``rank_inputs`` then one ``rank`` call, padding removed."""
-        block = self.rank(self.rank_inputs(U, cands, scores, seen, recent, channels)).reshape(len(cands), -1)  # (B, C)
+                    seen: list[np.ndarray], recent: list[np.ndarray]) -> list[np.ndarray]:
+        """Ranker scores per (non-empty) list of the tower's candidates and scores: ``rank_block`` on
+        the lists padded into one block, padding removed."""
+        block, _ = self.rank_block(U, _padded(cands, np.int64), seen, recent, score=_padded(scores, np.float32))
         return [block[j, : len(c)] for j, c in enumerate(cands)]
 
     def require_images(self) -> None:

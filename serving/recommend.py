@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from recsys.channels import Candidates, union_many
+from recsys.channels import Candidates, candidates_of, union_block
 from serving.errors import RequestError
 from serving.explain import reasons
 from serving.loaded_bundle import LoadedBundle
@@ -71,7 +71,7 @@ class _Ctx:
     ms: dict[str, float]  # stage -> milliseconds (a plain dict: pydantic attribute writes cost µs each)
     cand: np.ndarray | None = None  # retrieved rows, tower order
     score: np.ndarray | None = None
-    channels: Candidates | None = None  # the recall channels' view of ``cand`` (bundles with channels)
+    channels: Candidates | None = None  # the recall channels' view of ``retrieved`` (the model path)
     retrieved: np.ndarray | None = None  # ``cand`` in the order the ranker received it (explanations)
     rules: list[Rule] | None = None  # the merchandising rules in effect for this request
 
@@ -124,35 +124,26 @@ def _popular(b: LoadedBundle, c: _Ctx) -> np.ndarray:
         n *= 8
 
 
-def _retrieve_group(b: LoadedBundle, ctxs: list[_Ctx], U: np.ndarray, candidates: int) -> None:
-    """One FAISS call for requests with the same filters: over-fetch by the largest purchase list,
-    then drop each user's own purchases, so every request keeps its top-N allowed candidates."""
-    t1 = time.perf_counter()
-    extra = max(len(c.purchased) for c in ctxs)
-    n = max(candidates, max(c.req.offset + c.req.k for c in ctxs))
-    D, I = b.items_index.search(U, n + extra, allowed=ctxs[0].allowed)
-    per = (time.perf_counter() - t1) * 1e3 / len(ctxs)
-    for c, d, i in zip(ctxs, D, I, strict=True):
-        keep = i >= 0
-        if len(c.purchased):
-            keep &= ~np.isin(i, c.purchased, kind="table")
-        c.cand, c.score = i[keep][:n], d[keep][:n]
-        c.ms["retrieve_ms"] = per
-
-
-def _add_channels(b: LoadedBundle, model: list[_Ctx], U: np.ndarray, size: int) -> None:
-    """Replace each tower list by the channels' union (recsys.channels.union_many, the lists the ranker
-    was trained on) under the same filters, the shopper's purchases blocked; tower scores u · v for
-    every candidate. One compiled call for requests with the same filters (``_filter_key``), whose
-    mask they share; the mask is never written."""
+def _rank_group(b: LoadedBundle, ctxs: list[_Ctx], U: np.ndarray, size: int) -> None:
+    """The model path for requests with the same filters (``_filter_key``), one call per stage:
+    FAISS over-fetches by the largest purchase list; the union (recsys.channels.union_block: the
+    tower's list less each shopper's purchases, then the channels' candidates, the lists the ranker
+    was trained on) fills one (B, C) block; the ranker scores the block; each request's candidates
+    are put in the ranker's order. ``size``: the union's size (the tower's whole list without channels)."""
     t = time.perf_counter()
-    got = union_many(b.channels, [c.cand for c in model], [c.seen for c in model], [c.history for c in model],
-                     model[0].allowed, b.stats.category, size, [c.purchased for c in model])
-    per = (time.perf_counter() - t) * 1e3 / len(model)
-    for j, (c, ch) in enumerate(zip(model, got, strict=True)):
-        c.channels, c.cand = ch, ch.rows
-        c.score = b.items_index.vectors[c.cand] @ U[j].astype(np.float32)  # (C,)
-        c.ms["retrieve_ms"] += per
+    n = max(size, max(c.req.offset + c.req.k for c in ctxs))  # the tower's list (a deep page asks for more)
+    _, I = b.items_index.search(U, n + max(len(c.purchased) for c in ctxs), allowed=ctxs[0].allowed)  # (B, T)
+    rows, feats, lens = union_block(b.channels, I, [c.seen for c in ctxs], [c.history for c in ctxs],
+                                    ctxs[0].allowed, b.stats.category, size if b.channels is not None else n,
+                                    [c.purchased for c in ctxs], n_tower=n)
+    t2 = time.perf_counter()
+    scores, tower = b.rank_block(U, rows, [c.seen for c in ctxs], [c.history for c in ctxs], feats)  # (B, C)
+    t3 = time.perf_counter()
+    for c, cand, s, f, m in zip(ctxs, rows, scores, feats, lens.tolist(), strict=True):
+        c.ms["retrieve_ms"], c.ms["rank_ms"] = (t2 - t) * 1e3 / len(ctxs), (t3 - t2) * 1e3 / len(ctxs)
+        c.retrieved, c.channels = cand[:m], candidates_of(cand[None, :m], f[None, :m], np.array([m]))[0]
+        order = np.argsort(-s[:m], kind="stable")
+        c.cand, c.score = cand[:m][order], s[:m][order]
 
 
 def _finish(b: LoadedBundle, c: _Ctx, ranked: np.ndarray, scores: np.ndarray | None, fallback: str | None) -> dict:
@@ -193,8 +184,9 @@ def _finish(b: LoadedBundle, c: _Ctx, ranked: np.ndarray, scores: np.ndarray | N
 
 def recommend_many(b: LoadedBundle, reqs: list[RecommendationRequest], candidates: int,
                    rules: RuleSet | None = None) -> list[dict | Exception]:
-    """The online path for a batch of concurrent requests: one user-tower call and one ranker call
-    for all of them, one FAISS call per distinct set of filters. A request's error is its own.
+    """The online path for a batch of concurrent requests: one user-tower call for all of them, then
+    per distinct set of filters one FAISS call, one union call and one ranker call
+    (``_rank_group``). A request's error is its own.
 
     Answers are plain dicts in the shape of :class:`RecommendationResponse`, built from the bundle's
     typed arrays: the route serialises them with ``pydantic_core.to_json`` (the same bytes as the
@@ -223,25 +215,9 @@ def recommend_many(b: LoadedBundle, reqs: list[RecommendationRequest], candidate
         for j, c in enumerate(model):
             c.ms["user_ms"] += per
             groups.setdefault(_filter_key(c.req), []).append(j)
-        extra = b.channels.config.extra if b.channels is not None else 0
+        size = candidates + (b.channels.config.extra if b.channels is not None else 0)
         for js in groups.values():  # the tower fetches the whole union's size: it fills what the channels leave
-            _retrieve_group(b, [model[j] for j in js], U[js], candidates + extra)
-            if b.channels is not None:
-                _add_channels(b, [model[j] for j in js], U[js], candidates + extra)
-        ranked = [j for j, c in enumerate(model) if len(c.cand)]
-        for c in model:
-            c.retrieved = c.cand
-        t = time.perf_counter()
-        chans = [model[j].channels for j in ranked] if b.channels is not None else None
-        scores = b.rank_scores(U[ranked], [model[j].cand for j in ranked], [model[j].score for j in ranked],
-                               [model[j].seen for j in ranked], [model[j].history for j in ranked],
-                               chans) if ranked else []
-        per = (time.perf_counter() - t) * 1e3 / max(len(ranked), 1)
-        for j, s in zip(ranked, scores, strict=True):
-            c = model[j]
-            c.ms["rank_ms"] = per
-            order = np.argsort(-s, kind="stable")
-            c.cand, c.score = c.cand[order], s[order]
+            _rank_group(b, [model[j] for j in js], U[js], size)
         for i, c in zip(at, model, strict=True):
             out[i] = _finish(b, c, c.cand, c.score if len(c.cand) else None, None)
     return out

@@ -9,6 +9,7 @@ import scipy.sparse as sp
 
 from recsys.channels import (
     ABSENT,
+    FIELDS,
     ChannelConfig,
     Channels,
     binary_matrix,
@@ -17,6 +18,7 @@ from recsys.channels import (
     fit_channels,
     item2item_scores,
     union,
+    union_block,
     union_many,
 )
 
@@ -140,7 +142,8 @@ def test_ties_are_broken_by_row_and_by_position_and_batches_equal_single_calls()
     # are out of every channel for that shopper only
     towers = [np.array([2, 4]), np.array([5, 6, 1]), np.array([0])]
     seen = [np.array([0]), np.array([2, 9]), np.zeros(0, np.int64)]
-    many = union_many(ch, towers, seen, seen, allowed, cat, 5, blocked=[np.array([3]), np.zeros(0, np.int64), np.zeros(0, np.int64)])
+    none = np.zeros(0, np.int64)
+    many = union_many(ch, towers, seen, seen, allowed, cat, 5, blocked=[np.array([3]), none, none])
     assert many[0].rows.tolist() == [2, 4, 7, 9, 8]
     for got, t, s in zip(many[1:], towers[1:], seen[1:], strict=True):
         one = union(ch, t, s, s, allowed, cat, 5)
@@ -205,3 +208,19 @@ def test_channels_round_trip_and_live_append(tmp_path: Path) -> None:
     assert back.neighbours.shape == (13, 5) and (back.neighbours[-1] == -1).all() and back.popularity[-1] == 0
     assert item2item_scores(back, np.array([12]), 13).sum() == 0  # a new product has no neighbours yet
     assert replace(ch.config, item2item=0).extra == ch.config.category_popular
+
+
+def test_union_block_drops_missing_and_blocked_tower_rows_and_keeps_n_tower() -> None:
+    X = _matrix(5, users=80, items=30)
+    cat = np.arange(30) % 3
+    ch = fit_channels(X, cat, 3, ChannelConfig(item2item=3, category_popular=2, neighbours=10, method="itemknn"))
+    allowed = np.ones(30, bool)
+    tower = np.array([[4, -1, 9, 11, 12, 13, 14, -1], [20, 21, 22, 23, -1, -1, -1, -1]])
+    seen, blocked = [np.array([0, 1]), np.array([2])], [np.array([9, 12]), np.zeros(0, np.int64)]
+    rows, feats, lens = union_block(ch, tower, seen, seen, allowed, cat, 8, blocked, n_tower=3)
+    for b, (own, n) in enumerate(zip(([4, 11, 13], [20, 21, 22]), lens, strict=True)):
+        want = union(ch, np.array(own), seen[b], seen[b], allowed & ~np.isin(np.arange(30), blocked[b]), cat, 8)
+        np.testing.assert_array_equal(rows[b, :n], want.rows)  # the tower's list: its first 3 allowed rows
+        for f, k in enumerate(FIELDS):
+            np.testing.assert_array_equal(feats[b, :n, f], getattr(want, k))
+        assert not np.isin(rows[b, :n], blocked[b]).any() and not rows[b, n:].any() and not feats[b, n:].any()
