@@ -28,26 +28,41 @@ TOUCHED, BLOCKED, PICKED, TOWER = 1, 2, 4, 8  # bits of ``flag``: the per-row sc
 @numba.njit(cache=True, nogil=True)
 def _i2i_list(touched: np.ndarray, nt: int, acc: np.ndarray, allowed: np.ndarray, flag: np.ndarray,
               n: int) -> np.ndarray:
-    """Top ``n`` allowed rows by positive float32 score, ties to the lower row: one int64 key per
-    row, (descending score bits, row), so a partition and a sort of ``n`` keys give the order."""
-    rows = np.empty(nt, np.int64)
-    score = np.empty(nt, np.float32)
+    """Top ``n`` allowed rows by positive float32 score, ties to the lower row. One int64 key per
+    row, larger = better: (score bits, inverted row) (a positive float32's bits grow with its value),
+    kept in a min-heap of ``n`` while scanning, so most rows cost one comparison."""
+    heap = np.empty(n, np.int64)
     m = 0
+    f32 = np.empty(1, np.float32)
+    bits = f32.view(np.int32)
     for j in range(nt):
         t = touched[j]
-        s = np.float32(acc[t])
-        if s > 0 and t < allowed.shape[0] and allowed[t] and not (flag[t] & BLOCKED):
-            rows[m], score[m] = t, s
+        f32[0] = np.float32(acc[t])
+        if f32[0] <= 0 or t >= allowed.shape[0] or not allowed[t] or (flag[t] & BLOCKED):
+            continue
+        key = (np.int64(bits[0]) << 32) | (0xFFFFFFFF - t)
+        if m < n:  # sift up
+            i = m
             m += 1
-    bits = score[:m].view(np.int32)  # positive float32: the bits grow with the value
-    keys = np.empty(m, np.int64)
-    for j in range(m):
-        keys[j] = (np.int64(0x7FFFFFFF - bits[j]) << 32) | rows[j]
-    keys = keys[:m]
-    if m > n:
-        keys = np.partition(keys, n - 1)[:n]
-    keys = np.sort(keys)
-    return keys & 0xFFFFFFFF
+            while i > 0 and heap[(i - 1) // 2] > key:
+                heap[i] = heap[(i - 1) // 2]
+                i = (i - 1) // 2
+            heap[i] = key
+        elif key > heap[0]:  # replace the worst kept, sift down
+            i = 0
+            while True:
+                c = 2 * i + 1
+                if c >= n:
+                    break
+                if c + 1 < n and heap[c + 1] < heap[c]:
+                    c += 1
+                if heap[c] >= key:
+                    break
+                heap[i] = heap[c]
+                i = c
+            heap[i] = key
+    best = np.sort(heap[:m])[::-1]
+    return 0xFFFFFFFF - (best & 0xFFFFFFFF)
 
 
 @numba.njit(cache=True, nogil=True)

@@ -8,12 +8,10 @@ the batch function once over up to ``max_batch`` of them. Waiting for the reques
 requests costs far less than ten calls (docs/benchmarks.md, "Online service"). An idle server adds
 no latency: a lone request is the only one inside, so its batch starts at once.
 
-By default the batch runs *on* the event loop thread: the work is CPU-bound Python glued to ONNX
-Runtime / FAISS / numba calls, and on this 2-core machine handing it to a thread has served fewer
-requests per second than running it inline (docs/benchmarks.md). The cost is that other requests
-on this worker wait for the batch in progress; run one worker process per core. With an
-``executor`` (``VITRINE_BATCH_THREAD``) batches run there, one at a time: the loop keeps reading
-requests meanwhile, and when a batch ends everything queued behind it goes as the next one.
+The batch runs *on* the event loop thread, deliberately: the work is CPU-bound Python glued to
+ONNX Runtime / FAISS calls, and measured on this 2-core machine, handing it (or only its native
+calls) to a worker thread served fewer requests per second than running it inline. The cost is
+that other requests on this worker wait for the batch in progress; run one worker process per core.
 """
 
 from __future__ import annotations
@@ -21,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor
 from contextlib import contextmanager
 from typing import Any
 
@@ -29,12 +26,9 @@ log = logging.getLogger(__name__)
 
 
 class Batcher:
-    def __init__(self, fn: Callable[[list[Any]], list[Any]], max_batch: int = 32, max_wait_s: float = 0.0,
-                 executor: Executor | None = None) -> None:
-        """``fn`` maps a list of items to a list of results (an Exception instance = that item's error).
-        ``executor``: run batches there, one at a time, while the loop reads the next requests."""
-        self.fn, self.max_batch, self.max_wait_s, self.executor = fn, max_batch, max_wait_s, executor
-        self._running = False  # a batch is in the executor; the queue waits for it
+    def __init__(self, fn: Callable[[list[Any]], list[Any]], max_batch: int = 32, max_wait_s: float = 0.0) -> None:
+        """``fn`` maps a list of items to a list of results (an Exception instance = that item's error)."""
+        self.fn, self.max_batch, self.max_wait_s = fn, max_batch, max_wait_s
         self._pending: list[tuple[Any, asyncio.Future]] = []
         self._timer: asyncio.Handle | None = None
         self._inside = 0  # requests between route entry and their answer (see ``arrival``)
@@ -68,35 +62,16 @@ class Batcher:
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         self._timer = None
-        if self._running:  # the batch in flight flushes the queue when it ends
-            return
         batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+        if self._pending:
+            self._schedule(loop, 0.0)  # the rest after the loop has had a turn
         if not batch:
             return
-        if self.executor is None:
-            if self._pending:
-                self._schedule(loop, 0.0)  # the rest after the loop has had a turn
-            self._deliver(batch, self._run([b[0] for b in batch]))
-            return
-        self._running = True
-        done = loop.run_in_executor(self.executor, self._run, [b[0] for b in batch])
-        done.add_done_callback(lambda f: self._finished(loop, batch, f.result()))
-
-    def _finished(self, loop: asyncio.AbstractEventLoop, batch: list, results: list[Any]) -> None:
-        self._running = False
-        if self._pending:  # what queued while the batch ran: at once, all of it (up to max_batch)
-            self._schedule(loop, 0.0)
-        self._deliver(batch, results)
-
-    def _run(self, items: list[Any]) -> list[Any]:
         try:
-            return self.fn(items)
+            results = self.fn([b[0] for b in batch])
         except Exception as e:  # the batch function itself failed: every caller gets the error
-            log.exception("batch of %d failed", len(items))
-            return [e] * len(items)
-
-    @staticmethod
-    def _deliver(batch: list, results: list[Any]) -> None:
+            log.exception("batch of %d failed", len(batch))
+            results = [e] * len(batch)
         for (_, fut), r in zip(batch, results, strict=True):
             if fut.cancelled():
                 continue

@@ -33,8 +33,6 @@ class ServingSettings(BaseSettings):
     max_batch: int = Field(32, ge=1, description="Most concurrent recommendation requests run as one batch.")
     batch_wait_ms: float = Field(2.0, ge=0, le=50, description="Longest a queued request waits for the requests "
                                  "still reading their bodies to join its batch (serving/batcher.py).")
-    batch_thread: bool = Field(False, description="Run recommendation batches on a thread of their own, one at a "
-                               "time, while the event loop reads the next requests (serving/batcher.py).")
     gil_switch_interval_s: float = Field(0.0002, gt=0, description="sys.setswitchinterval for the server process.")
     watch_interval_s: float = Field(0.0, ge=0, description="Poll CURRENT and reload on change; 0 = off.")
     public_docs: bool = Field(True, description="Serve /docs, /redoc and /openapi.json; false = not at all.")

@@ -5,9 +5,7 @@ recommendation requests as one model call."""
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
-import faiss
 from fastapi import HTTPException
 
 from serving.analytics import ExposureCache
@@ -30,11 +28,8 @@ class ServiceState:
         self.decodes = threading.BoundedSemaphore(settings.max_concurrent_decodes)  # serving/limits.py
         self.exposure_cache = ExposureCache()  # the console's exposure sample (serving/analytics.py)
         self.merch = MerchStore(settings.artifacts_dir, poll_s=settings.changes_poll_s or 1.0)  # rules, labels
-        # OpenMP's thread count is per calling thread: set it on the thread that runs the batches
-        pool = ThreadPoolExecutor(1, thread_name_prefix="batches", initializer=faiss.omp_set_num_threads,
-                                  initargs=(settings.faiss_threads,)) if settings.batch_thread else None
         self.batcher = Batcher(self._recommend_batch, max_batch=settings.max_batch,
-                               max_wait_s=settings.batch_wait_ms / 1e3, executor=pool)
+                               max_wait_s=settings.batch_wait_ms / 1e3)
 
     def require_bundle(self) -> LoadedBundle:
         """The bundle a request should use from start to end; 503 before the first one is loaded."""

@@ -97,31 +97,3 @@ def test_a_batch_waits_for_requests_inside_and_starts_when_all_are_queued() -> N
 
     took = asyncio.run(main())
     assert seen == [[0, 1, 2]] and took < 5  # one batch, started when the slow parser submitted
-
-
-def test_with_an_executor_one_batch_runs_at_a_time_off_the_loop_and_the_queue_follows_it() -> None:
-    import threading
-    import time
-    from concurrent.futures import ThreadPoolExecutor
-
-    seen: list[tuple[list[int], str]] = []
-
-    def fn(items: list[int]) -> list:
-        seen.append((sorted(items), threading.current_thread().name))
-        time.sleep(0.2 if items == [0] else 0.0)  # the first batch is slow
-        return [ValueError("odd") if i % 2 else i for i in items]
-
-    async def main() -> tuple[list, float]:
-        bt = Batcher(fn, max_batch=32, executor=ThreadPoolExecutor(1, thread_name_prefix="batches"))
-        first = asyncio.ensure_future(bt.submit(0))
-        await asyncio.sleep(0.02)  # batch [0] is running on its thread now
-        t = time.perf_counter()
-        await asyncio.sleep(0.01)  # the loop is free meanwhile
-        loop_free = time.perf_counter() - t
-        rest = asyncio.gather(*(bt.submit(i) for i in range(1, 6)), return_exceptions=True)
-        return [await first, *await rest], loop_free
-
-    out, loop_free = asyncio.run(main())
-    assert [o if not isinstance(o, Exception) else "err" for o in out] == [0, "err", 2, "err", 4, "err"]
-    assert [s[0] for s in seen] == [[0], [1, 2, 3, 4, 5]]  # queued while [0] ran, then one batch
-    assert all(name.startswith("batches") for _, name in seen) and loop_free < 0.1
