@@ -17,15 +17,34 @@ Exactness (tests/recsys/test_channels.py compares against the catalog-sized nump
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import numba
 import numpy as np
+
+
+def _compile_cache() -> bool:
+    """Compiled code is cached (a first compile takes seconds) under the temp dir unless
+    NUMBA_CACHE_DIR says where: numba's default, beside the source, is read-only in the serving
+    image, and numba refuses a cached function it has nowhere to write. No writable place: no cache."""
+    if not numba.config.CACHE_DIR:
+        numba.config.CACHE_DIR = os.path.join(tempfile.gettempdir(), "vitrine-numba")
+    try:
+        os.makedirs(numba.config.CACHE_DIR, exist_ok=True)
+        return os.access(numba.config.CACHE_DIR, os.W_OK)
+    except OSError:
+        return False
+
+
+CACHE = _compile_cache()
 
 ABSENT = 2000  # the rank of a candidate a channel did not return (beyond any channel's depth)
 
 TOUCHED, BLOCKED, PICKED, TOWER = 1, 2, 4, 8  # bits of ``flag``: the per-row scratch state
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=CACHE, nogil=True)
 def _i2i_list(touched: np.ndarray, nt: int, acc: np.ndarray, allowed: np.ndarray, flag: np.ndarray,
               n: int) -> np.ndarray:
     """Top ``n`` allowed rows by positive float32 score, ties to the lower row. One int64 key per
@@ -65,7 +84,7 @@ def _i2i_list(touched: np.ndarray, nt: int, acc: np.ndarray, allowed: np.ndarray
     return 0xFFFFFFFF - (best & 0xFFFFFFFF)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=CACHE, nogil=True)
 def _category_list(seen: np.ndarray, category: np.ndarray, category_top: np.ndarray, popularity: np.ndarray,
                    allowed: np.ndarray, flag: np.ndarray, n: int) -> np.ndarray:
     """The popular items of the shopper's categories by share of their history × (1 + popularity)."""
@@ -94,7 +113,7 @@ def _category_list(seen: np.ndarray, category: np.ndarray, category_top: np.ndar
     return rows[order]
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=CACHE, nogil=True)
 def union_batch(neighbours: np.ndarray, weights: np.ndarray, category_top: np.ndarray, popularity: np.ndarray,
                 category: np.ndarray, allowed: np.ndarray,
                 tower: np.ndarray, seen: np.ndarray, seen_off: np.ndarray,
