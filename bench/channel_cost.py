@@ -4,14 +4,17 @@
 
 Loads the bundle CURRENT names, asks ``recommend_many`` for 2,000 default storefront pages of known
 shoppers in batches of 13 (the service's average batch under load), alternating the bundle's
-channels on and off twice; prints the milliseconds per request of each pass.
+channels on and off twice; prints the milliseconds per request of each pass, then where a
+channels-on pass spends them (one more pass under cProfile).
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import os
 import platform
+import pstats
 import sys
 import time
 from datetime import date
@@ -21,6 +24,11 @@ import numpy as np
 
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT))
+
+
+STAGES = (("user tower", "loaded_bundle.py", "user_vectors"), ("FAISS", "index.py", "search"),
+          ("union kernel", "union_kernel.py", "union_batch"), ("rank_block", "loaded_bundle.py", "rank_block"),
+          ("ranker features", "rank_features.py", "rank_features"), ("rules and records", "recommend.py", "_finish"))
 
 
 def main() -> None:
@@ -59,6 +67,19 @@ def main() -> None:
     print("command: .venv/bin/python " + " ".join(sys.argv))
     for name, ms in rows:
         print(f"  {name}: {ms:.3f} ms per request")
+    # where the channels-on path spends it: one more pass under cProfile (which adds its own overhead)
+    prof = cProfile.Profile()
+    prof.runcall(run, channels)
+    cum = {}
+    for (path, _, fn), (_, _, _, ct, _) in pstats.Stats(prof).stats.items():
+        cum[(Path(path).name, fn)] = cum.get((Path(path).name, fn), 0.0) + ct
+    total = cum[("channel_cost.py", "run")]
+    per = {name: cum.get((path, fn), 0.0) for name, path, fn in STAGES}
+    per["ranker call and its inputs"] = per.pop("rank_block") - per["ranker features"]
+    per["the rest (request set-up, Python between the calls)"] = total - sum(per.values())
+    print(f"  channels on under cProfile (which adds its own overhead): {total / len(reqs) * 1e3:.3f} ms per request")
+    for name, t in per.items():
+        print(f"    {name}: {t / len(reqs) * 1e3:.3f} ms per request, {t / total:.0%}")
 
 
 if __name__ == "__main__":
