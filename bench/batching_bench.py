@@ -5,6 +5,8 @@
 Runs the model stages of the online path (user tower -> filtered index search -> ranker over the
 candidates) for B shoppers one request at a time, and as one batched call per stage, on the
 bundle CURRENT names, single-threaded like a server worker. Prints the time per request of both.
+(Until 2026-11-28 the ranker's features and its call were timed apart; ``LoadedBundle.rank_block``
+now does both.)
 """
 
 from __future__ import annotations
@@ -44,12 +46,10 @@ def main() -> None:
         t1 = time.perf_counter()
         D, I = b.items_index.search(uvec, C, allowed=allowed)
         t2 = time.perf_counter()
-        feed = b.rank_inputs(uvec, list(I), list(D), [b.user_seen[r] for r in rows], hist)
+        b.rank_block(uvec, I, [b.user_seen[r] for r in rows], hist, score=D)
         t3 = time.perf_counter()
-        b.rank(feed)
-        t4 = time.perf_counter()
-        for k, dt in zip(("user tower", "index search", "ranker features", "ranker"), (t1 - t0, t2 - t1, t3 - t2,
-                                                                                        t4 - t3), strict=True):
+        for k, dt in zip(("user tower", "index search", "ranker features and call"), (t1 - t0, t2 - t1, t3 - t2),
+                         strict=True):
             clock[k] = clock.get(k, 0.0) + dt
 
     stages(users[:B], {})  # warm-up

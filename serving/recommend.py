@@ -137,13 +137,13 @@ def _rank_group(b: LoadedBundle, ctxs: list[_Ctx], U: np.ndarray, size: int) -> 
                                     ctxs[0].allowed, b.stats.category, size if b.channels is not None else n,
                                     [c.purchased for c in ctxs], n_tower=n)
     t2 = time.perf_counter()
-    scores, tower = b.rank_block(U, rows, [c.seen for c in ctxs], [c.history for c in ctxs], feats)  # (B, C)
+    scores, _ = b.rank_block(U, rows, [c.seen for c in ctxs], [c.history for c in ctxs], feats)  # (B, C)
     t3 = time.perf_counter()
-    for c, cand, s, f, m in zip(ctxs, rows, scores, feats, lens.tolist(), strict=True):
+    for c, got, s in zip(ctxs, candidates_of(rows, feats, lens), scores, strict=True):
         c.ms["retrieve_ms"], c.ms["rank_ms"] = (t2 - t) * 1e3 / len(ctxs), (t3 - t2) * 1e3 / len(ctxs)
-        c.retrieved, c.channels = cand[:m], candidates_of(cand[None, :m], f[None, :m], np.array([m]))[0]
-        order = np.argsort(-s[:m], kind="stable")
-        c.cand, c.score = cand[:m][order], s[:m][order]
+        c.retrieved, c.channels = got.rows, got
+        order = np.argsort(-s[: len(got.rows)], kind="stable")
+        c.cand, c.score = got.rows[order], s[order]
 
 
 def _finish(b: LoadedBundle, c: _Ctx, ranked: np.ndarray, scores: np.ndarray | None, fallback: str | None) -> dict:
