@@ -108,7 +108,8 @@ def _category_list(seen: np.ndarray, category: np.ndarray, category_top: np.ndar
     rows = rows[:m]
     score = np.empty(m, np.float64)
     for j in range(m):  # float32 (1 + popularity), then float64: numpy's promotion in the formula
-        score[j] = share[category[rows[j]]] * np.float64(np.float32(1.0) + popularity[rows[j]])
+        c = category[rows[j]]
+        score[j] = (share[c] if c < n_cat else 0.0) * np.float64(np.float32(1.0) + popularity[rows[j]])
     order = np.argsort(-score, kind="mergesort")[:n]  # stable: ties keep their position
     return rows[order]
 

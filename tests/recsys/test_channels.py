@@ -224,3 +224,14 @@ def test_union_block_drops_missing_and_blocked_tower_rows_and_keeps_n_tower() ->
         for f, k in enumerate(FIELDS):
             np.testing.assert_array_equal(feats[b, :n, f], getattr(want, k))
         assert not np.isin(rows[b, :n], blocked[b]).any() and not rows[b, n:].any() and not feats[b, n:].any()
+
+
+def test_rows_outside_the_catalog_are_refused_before_the_kernel_runs() -> None:
+    ch = fit_channels(_matrix(6), np.arange(12) % 2, 2, ChannelConfig(neighbours=5))
+    cat, allowed = np.arange(12) % 2, np.ones(12, bool)
+    with pytest.raises(ValueError, match="seen holds rows outside"):
+        union(ch, np.array([1, 2]), np.array([0, 12]), np.array([0]), allowed, cat, 5)
+    with pytest.raises(ValueError, match="tower holds rows outside"):
+        union(ch, np.array([1, 40]), np.array([0]), np.array([0]), allowed, cat, 5)
+    with pytest.raises(ValueError, match="neighbour lists"):
+        union(ch, np.array([1]), np.array([0]), np.array([0]), allowed[:10], cat[:10], 5)
