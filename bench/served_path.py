@@ -78,7 +78,7 @@ def served_topk(bundle, user_ids: np.ndarray, exclude: list[np.ndarray], k: int,
         for j, r in enumerate(recommend_many(bundle, reqs[s : s + batch], candidates)):
             if isinstance(r, Exception):
                 raise r
-            rows = np.array([bundle.row_of[i["item_id"]] for i in r["items"]], np.int64)
+            rows = bundle.row_of.rows([i["item_id"] for i in r["items"]])
             rows = rows[~np.isin(rows, exclude[s + j])][:k]
             out[s + j, : len(rows)] = rows
             for name, ms in r["timings"].items():
