@@ -124,26 +124,39 @@ def _popular(b: LoadedBundle, c: _Ctx) -> np.ndarray:
         n *= 8
 
 
-def _rank_group(b: LoadedBundle, ctxs: list[_Ctx], U: np.ndarray, size: int) -> None:
-    """The model path for requests with the same filters (``_filter_key``), one call per stage:
-    FAISS over-fetches by the largest purchase list; the union (recsys.channels.union_block: the
-    tower's list less each shopper's purchases, then the channels' candidates, the lists the ranker
-    was trained on) fills one (B, C) block; the ranker scores the block; each request's candidates
-    are put in the ranker's order. ``size``: the union's size (the tower's whole list without channels)."""
-    t = time.perf_counter()
-    n = max(size, max(c.req.offset + c.req.k for c in ctxs))  # the tower's list (a deep page asks for more)
+def _candidates(b: LoadedBundle, ctxs: list[_Ctx], U: np.ndarray, size: int) -> tuple[np.ndarray, ...]:
+    """Candidates for requests with the same filters (``_filter_key``), one call per stage: FAISS
+    over-fetches by the largest purchase list; the union (recsys.channels.union_block: the tower's
+    list less each shopper's purchases, then the channels' candidates, the lists the ranker was
+    trained on) fills one block: rows (B, C), channel features (B, C, 5), lengths (B,). ``size``:
+    the union's size; a page deeper than that widens it (the tower's list fills the extra places)."""
+    n = max(size, max(c.req.offset + c.req.k for c in ctxs))
     _, I = b.items_index.search(U, n + max(len(c.purchased) for c in ctxs), allowed=ctxs[0].allowed)  # (B, T)
-    rows, feats, lens = union_block(b.channels, I, [c.seen for c in ctxs], [c.history for c in ctxs],
-                                    ctxs[0].allowed, b.stats.category, size if b.channels is not None else n,
-                                    [c.purchased for c in ctxs], n_tower=n)
+    return union_block(b.channels, I, [c.seen for c in ctxs], [c.history for c in ctxs], ctxs[0].allowed,
+                       b.stats.category, n, [c.purchased for c in ctxs], n_tower=n)
+
+
+def _ranked(b: LoadedBundle, model: list[_Ctx], U: np.ndarray, groups: list[list[int]], size: int) -> None:
+    """Every model-path request's candidates in the ranker's order: ``_candidates`` per filter set,
+    then one ranker call over all their blocks (padded to the widest)."""
+    t = time.perf_counter()
+    blocks = [_candidates(b, [model[j] for j in js], U[js], size) for js in groups]
+    order = [j for js in groups for j in js]
+    rows, feats, lens = blocks[0]
+    if len(blocks) > 1:  # several filter sets: one block, zero-padded to the widest (a deep page's)
+        C = max(r.shape[1] for r, _, _ in blocks)
+        rows = np.concatenate([np.pad(r, ((0, 0), (0, C - r.shape[1]))) for r, _, _ in blocks])  # (B, C)
+        feats = np.concatenate([np.pad(f, ((0, 0), (0, C - f.shape[1]), (0, 0))) for _, f, _ in blocks])
+        lens = np.concatenate([n for _, _, n in blocks])
+    ctxs = [model[j] for j in order]
     t2 = time.perf_counter()
-    scores, _ = b.rank_block(U, rows, [c.seen for c in ctxs], [c.history for c in ctxs], feats)  # (B, C)
+    scores, _ = b.rank_block(U[order], rows, [c.seen for c in ctxs], [c.history for c in ctxs], feats)  # (B, C)
     t3 = time.perf_counter()
     for c, got, s in zip(ctxs, candidates_of(rows, feats, lens), scores, strict=True):
         c.ms["retrieve_ms"], c.ms["rank_ms"] = (t2 - t) * 1e3 / len(ctxs), (t3 - t2) * 1e3 / len(ctxs)
         c.retrieved, c.channels = got.rows, got
-        order = np.argsort(-s[: len(got.rows)], kind="stable")
-        c.cand, c.score = got.rows[order], s[order]
+        by = np.argsort(-s[: len(got.rows)], kind="stable")
+        c.cand, c.score = got.rows[by], s[by]
 
 
 def _finish(b: LoadedBundle, c: _Ctx, ranked: np.ndarray, scores: np.ndarray | None, fallback: str | None) -> dict:
@@ -184,9 +197,9 @@ def _finish(b: LoadedBundle, c: _Ctx, ranked: np.ndarray, scores: np.ndarray | N
 
 def recommend_many(b: LoadedBundle, reqs: list[RecommendationRequest], candidates: int,
                    rules: RuleSet | None = None) -> list[dict | Exception]:
-    """The online path for a batch of concurrent requests: one user-tower call for all of them, then
-    per distinct set of filters one FAISS call, one union call and one ranker call
-    (``_rank_group``). A request's error is its own.
+    """The online path for a batch of concurrent requests: one user-tower call and one ranker call
+    for all of them, and per distinct set of filters one FAISS call and one union call
+    (``_ranked``). A request's error is its own.
 
     Answers are plain dicts in the shape of :class:`RecommendationResponse`, built from the bundle's
     typed arrays: the route serialises them with ``pydantic_core.to_json`` (the same bytes as the
@@ -215,9 +228,8 @@ def recommend_many(b: LoadedBundle, reqs: list[RecommendationRequest], candidate
         for j, c in enumerate(model):
             c.ms["user_ms"] += per
             groups.setdefault(_filter_key(c.req), []).append(j)
-        size = candidates + (b.channels.config.extra if b.channels is not None else 0)
-        for js in groups.values():  # the tower fetches the whole union's size: it fills what the channels leave
-            _rank_group(b, [model[j] for j in js], U[js], size)
+        extra = b.channels.config.extra if b.channels is not None else 0
+        _ranked(b, model, U, list(groups.values()), candidates + extra)  # the tower fills what the channels leave
         for i, c in zip(at, model, strict=True):
             out[i] = _finish(b, c, c.cand, c.score if len(c.cand) else None, None)
     return out

@@ -22,13 +22,16 @@ def _requests(artifacts: Path) -> list[RecommendationRequest]:
     known = users[users["history"].map(len) > 0]["user_id"].tolist()[:6]
     return ([RecommendationRequest(user_id=u, k=5) for u in known] + [RecommendationRequest(k=5)] +
             [RecommendationRequest(user_id=known[0], categories=["Spaceship"])] +
-            [RecommendationRequest(user_id=known[1], k=3, offset=2, diversity=1, in_stock_only=False)])
+            [RecommendationRequest(user_id=known[1], k=3, offset=2, diversity=1, in_stock_only=False)] +
+            # a page past the union's size: its block is wider than the others' (padded into one ranker call)
+            [RecommendationRequest(user_id=known[2], k=7, offset=240, in_stock_only=False)])
 
 
 def test_batch_equals_one_by_one_and_errors_stay_local(tiny_artifacts: Path) -> None:
     b = load_current(ServingSettings(artifacts_dir=tiny_artifacts, candidates=50))
     reqs = _requests(tiny_artifacts)
     batch = recommend_many(b, reqs, 50)
+    assert len(batch[-1]["items"]) == 7  # the deep page is served (its block was the widest)
     for r, got in zip(reqs, batch, strict=True):
         if r.categories == ["Spaceship"]:
             assert isinstance(got, RequestError) and "unknown categories" in str(got)
