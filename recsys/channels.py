@@ -5,16 +5,18 @@ The two-tower finds items *like the shopper*; two cheap channels find what it mi
 - ``item2item``: the best neighbours of each item, precomputed — EASE's weights (Steck 2019) on a
   catalog small enough for its dense inverse, ItemKNN cosine otherwise — kept as the top ``K``
   targets of every source item. A shopper's score for item j is the sum of the weights from the
-  items they saw to j: one ``bincount`` per request, no model call.
+  items they saw to j, summed over their neighbour entries only, no model call.
 - ``category_popular``: the most popular items of the categories the shopper buys in, weighted
   by the share of their history in each.
 
 The union of the channels goes to the ranker, which sees every candidate's rank in each channel
 and its item-to-item score (recsys/rank_features.py). The union has a fixed size: the extra
 channels contribute their top lists, and the tower's list fills the rest, so the ranker always
-sees the same number of candidates offline and online.
+sees the same number of candidates offline and online. ``union_block`` computes it for a batch in
+one compiled call (recsys/union_kernel.py); ``item2item_scores`` and ``category_popular`` are the
+same channels in plain numpy, the tests' oracle.
 
-numpy only at serving time (scipy for fitting): serving imports this module.
+numpy and numba at serving time (scipy for fitting): serving imports this module.
 """
 
 from __future__ import annotations

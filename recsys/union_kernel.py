@@ -1,12 +1,12 @@
 """The candidate union of a batch of shoppers in one compiled call (numba, no GIL held).
 
 ``recsys.channels.union_many`` is the Python face of this; read its docstring for *what* the
-union is. This file is *how*: the request path's union was ~40 numpy calls per shopper (a sort
-of the shopper's few thousand neighbour entries, membership tests, sorted lookups), 0.56 ms of
-the 1.1 ms a recommendation cost in-process. Here each shopper is a few loops over their
+union is. This file is *how*: the request path's union was a few dozen numpy calls per shopper
+(a sort of the shopper's few thousand neighbour entries, membership tests, sorted lookups), 0.56
+ms of the 1.1 ms a recommendation cost in-process. Here each shopper is a few loops over their
 neighbour entries with catalog-sized scratch arrays that are touched only where the shopper's
 entries land and reset after each shopper, so the cost follows the shopper's history, never the
-catalog's size, and the whole batch releases the GIL (the service runs it beside the event loop).
+catalog's size; the call holds no GIL (other threads of the process run meanwhile).
 
 Exactness (tests/recsys/test_channels.py compares against the catalog-sized numpy formulation):
 - item-to-item sums are float64 in entry order (seen order, then neighbour order), as
