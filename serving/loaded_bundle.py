@@ -211,14 +211,13 @@ class LoadedBundle:
         return run(self.user_tower, self.spec.user_tower_feed(ids, feats, histories, profiles))[0]
 
     def rank_block(self, U: np.ndarray, cand: np.ndarray, seen: list[np.ndarray], recent: list[np.ndarray],
-                   channels: np.ndarray | None = None, score: np.ndarray | None = None
-                   ) -> tuple[np.ndarray, np.ndarray]:
-        """Ranker and tower scores, both (B, C), for a block of candidates: one feature pass (the
-        training code's ``rank_features``) and one ONNX Runtime call. U: (B, D) user vectors; cand:
-        (B, C) rows (a shorter list padded with any rows: every feature of a row depends only on its
-        own position and candidate, so padding changes nothing; callers cut it off); channels:
-        (B, C, 5) what the recall channels said (``recsys.channels.union_block``), None: the tower's
-        list in its order; score: the tower scores u · v, computed here when None."""
+                   channels: np.ndarray | None = None, score: np.ndarray | None = None) -> np.ndarray:
+        """(B, C) ranker scores for a block of candidates: one feature pass (the training code's
+        ``rank_features``) and one ONNX Runtime call. U: (B, D) user vectors; cand: (B, C) rows (a
+        shorter list padded with any rows: every feature of a row depends only on its own position
+        and candidate, so padding changes nothing; callers cut it off); channels: (B, C, 5) what the
+        recall channels said (``recsys.channels.union_block``), None: the tower's list in its order;
+        score: the tower scores u · v, computed here when None."""
         V = self.items_index.vectors[cand]  # (B, C, D)
         if score is None:
             score = (V @ U.astype(np.float32)[:, :, None])[..., 0]  # (B, C)
@@ -229,13 +228,13 @@ class LoadedBundle:
         feed = {"dense": dense.reshape(B * C, -1)[:, self.ranker_dense],
                 "user_vec": np.repeat(U.astype(np.float32), C, 0), "item_vec": V.reshape(B * C, -1),
                 "category": self.stats.category[cand.ravel()]}
-        return run(self.ranker, feed)[0].reshape(B, C), score
+        return run(self.ranker, feed)[0].reshape(B, C)
 
     def rank_scores(self, U: np.ndarray, cands: list[np.ndarray], scores: list[np.ndarray],
                     seen: list[np.ndarray], recent: list[np.ndarray]) -> list[np.ndarray]:
         """Ranker scores per (non-empty) list of the tower's candidates and scores: ``rank_block`` on
         the lists padded into one block, padding removed."""
-        block, _ = self.rank_block(U, _padded(cands, np.int64), seen, recent, score=_padded(scores, np.float32))
+        block = self.rank_block(U, _padded(cands, np.int64), seen, recent, score=_padded(scores, np.float32))
         return [block[j, : len(c)] for j, c in enumerate(cands)]
 
     def require_images(self) -> None:

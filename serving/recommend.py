@@ -150,7 +150,7 @@ def _ranked(b: LoadedBundle, model: list[_Ctx], U: np.ndarray, groups: list[list
         lens = np.concatenate([n for _, _, n in blocks])
     ctxs = [model[j] for j in order]
     t2 = time.perf_counter()
-    scores, _ = b.rank_block(U[order], rows, [c.seen for c in ctxs], [c.history for c in ctxs], feats)  # (B, C)
+    scores = b.rank_block(U[order], rows, [c.seen for c in ctxs], [c.history for c in ctxs], feats)  # (B, C)
     t3 = time.perf_counter()
     for c, got, s in zip(ctxs, candidates_of(rows, feats, lens), scores, strict=True):
         c.ms["retrieve_ms"], c.ms["rank_ms"] = (t2 - t) * 1e3 / len(ctxs), (t3 - t2) * 1e3 / len(ctxs)
