@@ -230,13 +230,6 @@ class LoadedBundle:
                 "category": self.stats.category[cand.ravel()]}
         return run(self.ranker, feed)[0].reshape(B, C)
 
-    def rank_scores(self, U: np.ndarray, cands: list[np.ndarray], scores: list[np.ndarray],
-                    seen: list[np.ndarray], recent: list[np.ndarray]) -> list[np.ndarray]:
-        """Ranker scores per (non-empty) list of the tower's candidates and scores: ``rank_block`` on
-        the lists padded into one block, padding removed."""
-        block = self.rank_block(U, _padded(cands, np.int64), seen, recent, score=_padded(scores, np.float32))
-        return [block[j, : len(c)] for j, c in enumerate(cands)]
-
     def require_images(self) -> None:
         """A RequestError (409) when this bundle was built without photos."""
         if self.image_model is None:
@@ -359,13 +352,3 @@ def load_current(settings: ServingSettings) -> LoadedBundle:
         raise BundleError(f"{settings.artifacts_dir / 'CURRENT'}: no current bundle (run the nightly job or "
                           "`vitrine bundle promote`)")
     return LoadedBundle(bundles_dir(settings.artifacts_dir) / v, settings)
-
-
-def _padded(lists: list[np.ndarray], dtype: type) -> np.ndarray:
-    """(B, C) block of non-empty lists, each padded with its last value (``np.pad``'s "edge" mode,
-    which costs ~10 µs a call: this runs for six fields of every request in a batch)."""
-    out = np.empty((len(lists), max(len(x) for x in lists)), dtype)
-    for j, x in enumerate(lists):
-        out[j, : len(x)] = x
-        out[j, len(x) :] = x[-1]
-    return out

@@ -69,10 +69,9 @@ class _Ctx:
     allowed: np.ndarray  # the request's filters (shared by requests with the same filters)
     purchased: np.ndarray  # the user's own exclusions on top of ``allowed``
     ms: dict[str, float]  # stage -> milliseconds (a plain dict: pydantic attribute writes cost µs each)
-    cand: np.ndarray | None = None  # retrieved rows, tower order
-    score: np.ndarray | None = None
-    channels: Candidates | None = None  # the recall channels' view of ``retrieved`` (the model path)
-    retrieved: np.ndarray | None = None  # ``cand`` in the order the ranker received it (explanations)
+    cand: np.ndarray | None = None  # the candidates in the ranker's order (the model path)
+    score: np.ndarray | None = None  # their ranker scores
+    channels: Candidates | None = None  # the candidates as the ranker received them, with the channels' view
     rules: list[Rule] | None = None  # the merchandising rules in effect for this request
 
 
@@ -154,7 +153,7 @@ def _ranked(b: LoadedBundle, model: list[_Ctx], U: np.ndarray, groups: list[list
     t3 = time.perf_counter()
     for c, got, s in zip(ctxs, candidates_of(rows, feats, lens), scores, strict=True):
         c.ms["retrieve_ms"], c.ms["rank_ms"] = (t2 - t) * 1e3 / len(ctxs), (t3 - t2) * 1e3 / len(ctxs)
-        c.retrieved, c.channels = got.rows, got
+        c.channels = got
         by = np.argsort(-s[: len(got.rows)], kind="stable")
         c.cand, c.score = got.rows[by], s[by]
 
@@ -185,7 +184,7 @@ def _finish(b: LoadedBundle, c: _Ctx, ranked: np.ndarray, scores: np.ndarray | N
     items = items_out(b, page, page_scores)
     if req.explain:
         why = reasons(b.items_index.vectors, b.item_ids, page, c.history,
-                      before if fallback else c.retrieved, None if fallback else before,
+                      before if fallback else c.channels.rows, None if fallback else before,
                       c.channels, effect.by_row, fallback)
         for item, r in zip(items, why, strict=True):
             item["reason"] = r

@@ -68,13 +68,17 @@ def test_ranker_scores_do_not_depend_on_the_batch_or_its_padding(tiny_artifacts:
     users = [u for u in range(len(b.user_history)) if len(b.user_history[u])][:3]
     U = b.user_vectors([None] * 3, [b.user_history[u] for u in users], [b.user_profile[u] for u in users])
     D, I = b.items_index.search(U, 20)
-    lens = [20, 7, 1]  # the longest list sets the block; the others are padded with their last candidate
-    cands, scores = [I[j, :n] for j, n in enumerate(lens)], [D[j, :n] for j, n in enumerate(lens)]
+    lens = [20, 7, 1]  # the longest list sets the block; the others are zero-padded, as union_block pads them
+    cand, score = np.zeros((3, 20), np.int64), np.zeros((3, 20), np.float32)
+    for j, n in enumerate(lens):
+        cand[j, :n], score[j, :n] = I[j, :n], D[j, :n]
     seen, recent = [b.user_seen[u] for u in users], [b.user_history[u] for u in users]
-    together = b.rank_scores(U, cands, scores, seen, recent)
+    block = b.rank_block(U, cand, seen, recent, score=score)
+    together = [block[j, :n] for j, n in enumerate(lens)]
     assert [len(s) for s in together] == lens
-    for j in range(3):
-        alone = b.rank_scores(U[j : j + 1], cands[j : j + 1], scores[j : j + 1], seen[j : j + 1], recent[j : j + 1])[0]
+    for j, n in enumerate(lens):
+        alone = b.rank_block(U[j : j + 1], cand[j : j + 1, :n], seen[j : j + 1], recent[j : j + 1],
+                             score=score[j : j + 1, :n])[0]
         np.testing.assert_allclose(together[j], alone, rtol=1e-5, atol=1e-5)
 
 
