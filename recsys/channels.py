@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from common.jit import check_rows, ragged
 from common.mapped import open_npz
 from recsys.union_kernel import ABSENT as ABSENT  # re-exported: the rank of a candidate a channel lacks
 from recsys.union_kernel import union_batch
@@ -219,24 +220,11 @@ def _scratch_for(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return got
 
 
-def _ragged(lists: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    off = np.zeros(len(lists) + 1, np.int64)
-    off[1:] = np.cumsum([len(x) for x in lists])
-    return (np.concatenate(lists).astype(np.int64, copy=False) if off[-1] else np.zeros(0, np.int64)), off
-
-
 def _no_channels() -> Channels:
     """Empty tables: the union is then the tower's list with absent channel ranks and zero scores,
     the features a ranker trained without channels saw."""
     return Channels(np.full((0, 1), -1, np.int32), np.zeros((0, 1), np.float32), np.full((0, 1), -1, np.int32),
                     np.zeros(0, np.float32), ChannelConfig(item2item=0, category_popular=0))
-
-
-def _check_rows(n: int, **arrays: np.ndarray) -> None:
-    """The compiled kernel checks no bounds: a row past the catalog would write outside its scratch."""
-    for name, x in arrays.items():
-        if len(x) and (x.max() >= n or (name != "tower" and x.min() < 0)):
-            raise ValueError(f"union: {name} holds rows outside the catalog's {n}")
 
 
 def union_block(ch: Channels | None, tower: np.ndarray, seen: list[np.ndarray], recent: list[np.ndarray],
@@ -252,12 +240,12 @@ def union_block(ch: Channels | None, tower: np.ndarray, seen: list[np.ndarray], 
     if not B:
         return rows, feats, lens
     ch = ch if ch is not None else _no_channels()
-    seen_, recent_ = _ragged(seen), _ragged(recent)
-    bl = _ragged(blocked if blocked is not None else [np.zeros(0, np.int64)] * B)
+    seen_, recent_ = ragged(seen), ragged(recent)
+    bl = ragged(blocked if blocked is not None else [np.zeros(0, np.int64)] * B)
     n = len(allowed)
     if len(category) < n or len(ch.neighbours) > n:
         raise ValueError(f"union: {len(category)} categories and {len(ch.neighbours)} neighbour lists for {n} rows")
-    _check_rows(n, tower=tower.ravel(), seen=seen_[0], recent=recent_[0], blocked=bl[0])
+    check_rows("union", n, ("tower",), tower=tower.ravel(), seen=seen_[0], recent=recent_[0], blocked=bl[0])
     acc, flag, slot = _scratch_for(n)
     cfg = ch.config
     union_batch(ch.neighbours, ch.weights, ch.category_top, ch.popularity, np.asarray(category, np.int64),

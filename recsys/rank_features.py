@@ -1,5 +1,5 @@
-"""Ranker features for (user, candidate) pairs. numpy + pandas only: serving computes the same
-features for one request that training computed for thousands of users.
+"""Ranker features for (user, candidate) pairs: serving computes them for a request batch with the
+same compiled pass (numba; common/jit.py) that training runs over thousands of users.
 
 The ranker sees what the towers cannot: the tower's own score and rank among the candidates, how
 much of the user's history sits in the candidate's category, the candidate's price against the
@@ -14,11 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numba
 import numpy as np
 import pandas as pd
 
+from common.jit import CACHE, check_rows, ragged
 from common.mapped import open_npz
-from recsys.channels import ABSENT
+from recsys.channels import ABSENT, FIELDS
 
 DENSE = ("tower_score", "tower_rank", "cat_share", "cat_seen", "rel_price", "popularity", "recent_popularity",
          "age", "image_sim_mean", "image_sim_max", "history_len", "same_cat_as_last",
@@ -26,7 +28,6 @@ DENSE = ("tower_score", "tower_rank", "cat_share", "cat_seen", "rel_price", "pop
 # the fields of recsys.channels.Candidates the features read
 CHANNEL_FEATURES = ("tower_rank", "i2i_score", "i2i_rank", "catpop_rank", "i2i_recent_score")
 RECENT_DAYS = 7
-USERS_PER_PASS = 256
 RANK_SCALE = 200  # tower_rank = log1p(rank) / log1p(RANK_SCALE): same meaning whatever the list length
 
 
@@ -81,80 +82,99 @@ class ItemStats:
             self.image = np.concatenate([self.image, img.astype(np.float32)])
 
 
-def _segments(lists: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Ragged lists -> (values, owner of each value, length of each list), for per-user reductions
-    without a Python loop (serving builds features for a whole request batch at once)."""
-    lens = np.fromiter((len(x) for x in lists), np.int64, len(lists))
-    values = np.concatenate(lists).astype(np.int64) if lens.sum() else np.zeros(0, np.int64)
-    return values, np.repeat(np.arange(len(lists)), lens), lens
+@numba.njit(cache=CACHE, nogil=True, fastmath=True)
+def _dot(x: np.ndarray, y: np.ndarray) -> np.float32:
+    """float32 dot product; fastmath lets LLVM vectorise the sum (its order, hence the last bits, differ)."""
+    s = np.float32(0)
+    for e in range(x.shape[0]):
+        s += x[e] * y[e]
+    return s
 
 
-def _rank(r: np.ndarray) -> np.ndarray:
-    return np.log1p(r) / np.log1p(RANK_SCALE)
+@numba.njit(cache=CACHE, nogil=True)
+def _features(category, log_price, popularity, recent_pop, age_days, image, seen, seen_off, recent, recent_off,
+              cand, score, ch, n_categories, out):  # pragma: no cover - compiled
+    """Fills ``out`` (B, C, len(DENSE)) in one pass per shopper: their category counts, median price,
+    last category and recent images are gathered once, then every candidate reads them. The recent
+    images sit in a small contiguous block that stays in cache while the candidates stream past."""
+    B, C = cand.shape
+    counts = np.zeros(n_categories, np.int64)
+    inv = 1.0 / np.log1p(RANK_SCALE)
+    E = image.shape[1]
+    for b in range(B):
+        s0, s1, r0, r1 = seen_off[b], seen_off[b + 1], recent_off[b], recent_off[b + 1]
+        ns, nr = s1 - s0, r1 - r0
+        for j in range(s0, s1):
+            counts[category[seen[j]]] += 1
+        median = np.float32(0)
+        if ns:
+            lp = np.sort(log_price[seen[s0:s1]])
+            median = np.float32(0.5) * (lp[(ns - 1) // 2] + lp[ns // 2])
+        last = category[recent[r0]] if nr else -1
+        rimg = np.empty((nr if E else 0, E), np.float32)
+        for j in range(rimg.shape[0]):
+            rimg[j] = image[recent[r0 + j]]
+        hist = np.log1p(ns)
+        for c in range(C):
+            i, o = cand[b, c], out[b, c]
+            o[0] = score[b, c]
+            o[1] = np.log1p(ch[b, c, 0]) * inv  # tower_rank
+            o[13] = np.log1p(ch[b, c, 1]) * inv  # i2i_rank
+            o[14] = np.log1p(ch[b, c, 2]) * inv  # catpop_rank
+            o[12] = ch[b, c, 3]  # i2i_score
+            o[15] = ch[b, c, 4]  # i2i_recent_score
+            k = category[i]
+            if ns:
+                o[2] = np.float32(counts[k]) / np.float32(ns)
+                o[3] = np.log1p(counts[k])
+                o[4] = log_price[i] - median
+            if nr:
+                o[11] = k == last
+                if E:  # similarity to each recent image: their mean and max
+                    tot, mx = np.float32(0), np.float32(-np.inf)
+                    for j in range(nr):
+                        d = _dot(image[i], rimg[j])
+                        tot += d
+                        mx = max(mx, d)
+                    o[8], o[9] = tot / nr, mx
+            o[5], o[6], o[7], o[10] = popularity[i], recent_pop[i], np.log1p(age_days[i]), hist
+        for j in range(s0, s1):  # reset only what this shopper touched
+            counts[category[seen[j]]] = 0
 
 
 def rank_features(stats: ItemStats, seen: list[np.ndarray], recent: list[np.ndarray], cand: np.ndarray,
-                  score: np.ndarray, n_categories: int, channels: dict[str, np.ndarray] | None = None) -> np.ndarray:
-    """(U, C, len(DENSE)) float32 features.
+                  score: np.ndarray, n_categories: int, channels: dict[str, np.ndarray] | np.ndarray | None = None
+                  ) -> np.ndarray:
+    """(U, C, len(DENSE)) float32 features, one compiled pass (no GIL held): serving's request batch
+    and training's thousands of users take the same code.
 
     seen: per user, catalog rows of everything they interacted with (category share, usual price);
     recent: per user, their most recent rows, most recent first (image similarity, last category);
     cand, score: (U, C) candidate rows and their tower scores (u · v);
-    channels: (U, C) arrays named by CHANNEL_FEATURES (ranks from recsys.channels.Candidates); None:
-    the candidates are the tower's list in its order and no other channel ran.
+    channels: what the recall channels said (recsys.channels): (U, C) arrays named by
+    CHANNEL_FEATURES, or one (U, C, 5) block in ``FIELDS`` order (``union_block``'s); None: the
+    candidates are the tower's list in its order and no other channel ran.
     """
     U, C = cand.shape
-    if U > USERS_PER_PASS:  # training-size inputs: bound the (U, C, E) and (U, C, R) temporaries
-        sl = [slice(i, i + USERS_PER_PASS) for i in range(0, U, USERS_PER_PASS)]
-        return np.concatenate([rank_features(stats, seen[s], recent[s], cand[s], score[s], n_categories,
-                                             None if channels is None else {k: v[s] for k, v in channels.items()})
-                               for s in sl])
-    out = np.zeros((U, C, len(DENSE)), np.float32)
-    out[..., 0] = score
     if channels is None:
-        out[..., 1] = _rank(np.arange(C, dtype=np.float32))
-        out[..., 13:15] = _rank(np.float32(ABSENT))
+        ch = np.zeros((U, C, len(FIELDS)), np.float32)
+        ch[..., FIELDS.index("tower_rank")] = np.arange(C)
+        ch[..., FIELDS.index("i2i_rank")] = ch[..., FIELDS.index("catpop_rank")] = ABSENT
+    elif isinstance(channels, dict):
+        ch = np.stack([np.asarray(channels[k], np.float32) for k in FIELDS], -1)
     else:
-        out[..., 1] = _rank(channels["tower_rank"])
-        out[..., 12] = channels["i2i_score"]
-        out[..., 13] = _rank(channels["i2i_rank"])
-        out[..., 14] = _rank(channels["catpop_rank"])
-        out[..., 15] = channels["i2i_recent_score"]
-    ccat = stats.category[cand]  # (U, C)
-    rows = np.arange(U)[:, None]
-
-    s, owner, n_seen = _segments(seen)
-    counts = np.bincount(owner * n_categories + stats.category[s], minlength=U * n_categories)
-    counts = counts.reshape(U, n_categories).astype(np.float32)[rows, ccat]  # (U, C) seen items in c's category
-    has = n_seen > 0
-    out[..., 2] = np.where(has[:, None], counts / np.maximum(n_seen, 1)[:, None], 0)
-    out[..., 3] = np.log1p(counts)
-    # Median log-price per user: sort by (user, price), average the one or two middle entries.
-    lp = stats.log_price[s][np.lexsort((stats.log_price[s], owner))]
-    start = np.concatenate([[0], np.cumsum(n_seen)[:-1]])
-    lo, hi = start + np.maximum(n_seen - 1, 0) // 2, start + n_seen // 2
-    median = 0.5 * (lp[np.minimum(lo, len(lp) - 1)] + lp[np.minimum(hi, len(lp) - 1)]) if len(lp) else np.zeros(U)
-    out[..., 4] = np.where(has[:, None], stats.log_price[cand] - median[:, None], 0)
-
-    r, r_owner, n_recent = _segments(recent)
-    first = np.concatenate([[0], np.cumsum(n_recent)[:-1]])
-    has_r = n_recent > 0
-    last_cat = stats.category[r[np.minimum(first, max(len(r) - 1, 0))]] if len(r) else np.zeros(U, np.int64)
-    out[..., 11] = has_r[:, None] & (ccat == last_cat[:, None])
-    if stats.image is not None and len(r):
-        # (U, C, R) similarities of each candidate's image to the user's recent images in one batched
-        # matmul: histories padded to the longest with copies of their own first item (a duplicate
-        # leaves the max unchanged); the mean is the candidate against the mean recent image.
-        R = int(n_recent.max())
-        take = first[:, None] + np.minimum(np.arange(R)[None, :], np.maximum(n_recent - 1, 0)[:, None])  # (U, R)
-        cand_img = stats.image[cand]  # (U, C, E)
-        sims_max = (cand_img @ stats.image[r[np.minimum(take, len(r) - 1)]].transpose(0, 2, 1)).max(2)  # (U, C)
-        mean_img = np.zeros((U, stats.image.shape[1]), np.float32)
-        mean_img[has_r] = np.add.reduceat(stats.image[r], first[has_r]) / n_recent[has_r, None]
-        out[..., 8] = (cand_img @ mean_img[:, :, None])[..., 0]
-        out[..., 9] = np.where(has_r[:, None], sims_max, 0)
-    out[..., 10] = np.log1p(n_seen)[:, None]
-    out[..., 5] = stats.popularity[cand]
-    out[..., 6] = stats.recent[cand]
-    out[..., 7] = np.log1p(stats.age_days[cand])
+        ch = np.asarray(channels, np.float32)
+    if ch.shape != (U, C, len(FIELDS)):
+        raise ValueError(f"rank_features: channels of shape {ch.shape} for {U} x {C} candidates")
+    n = len(stats.category)
+    s, r = ragged(seen), ragged(recent)
+    cand = np.asarray(cand, np.int64)
+    check_rows("rank_features", n, cand=cand, seen=s[0], recent=r[0])
+    cats = stats.category if stats.category.dtype == np.int64 else stats.category.astype(np.int64)
+    if s[0].size and cats[s[0]].max() >= n_categories:
+        raise ValueError(f"rank_features: a seen item's category is past the {n_categories} known")
+    image = stats.image if stats.image is not None else np.zeros((0, 0), np.float32)
+    out = np.zeros((U, C, len(DENSE)), np.float32)
+    _features(cats, stats.log_price, stats.popularity, stats.recent, stats.age_days, image, *s, *r, cand,
+              np.asarray(score, np.float32), ch, n_categories, out)
     return out

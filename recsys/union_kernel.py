@@ -17,27 +17,10 @@ Exactness (tests/recsys/test_channels.py compares against the catalog-sized nump
 
 from __future__ import annotations
 
-import os
-import tempfile
-
 import numba
 import numpy as np
 
-
-def _compile_cache() -> bool:
-    """Compiled code is cached (a first compile takes seconds) under the temp dir unless
-    NUMBA_CACHE_DIR says where: numba's default, beside the source, is read-only in the serving
-    image, and numba refuses a cached function it has nowhere to write. No writable place: no cache."""
-    if not numba.config.CACHE_DIR:
-        numba.config.CACHE_DIR = os.path.join(tempfile.gettempdir(), "vitrine-numba")
-    try:
-        os.makedirs(numba.config.CACHE_DIR, exist_ok=True)
-        return os.access(numba.config.CACHE_DIR, os.W_OK)
-    except OSError:
-        return False
-
-
-CACHE = _compile_cache()
+from common.jit import CACHE
 
 ABSENT = 2000  # the rank of a candidate a channel did not return (beyond any channel's depth)
 

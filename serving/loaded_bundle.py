@@ -20,9 +20,9 @@ import pandas as pd
 
 from common.mapped import mapped, open_npy, touch
 from common.onnx_runtime import make_session, run
-from recsys.channels import FIELDS, Channels
+from recsys.channels import Channels
 from recsys.features import OOV, FeatureSpec, stored_profiles
-from recsys.rank_features import CHANNEL_FEATURES, DENSE, ItemStats, rank_features
+from recsys.rank_features import DENSE, ItemStats, rank_features
 from serving.bundle import BundleError, bundles_dir, current_version, verify_bundle
 from serving.catalog_columns import STR, RowIndex, labels, strings, utc_times
 from serving.errors import RequestError
@@ -221,9 +221,8 @@ class LoadedBundle:
         V = self.items_index.vectors[cand]  # (B, C, D)
         if score is None:
             score = (V @ U.astype(np.float32)[:, :, None])[..., 0]  # (B, C)
-        feats = None if channels is None else {k: channels[..., FIELDS.index(k)] for k in CHANNEL_FEATURES}
         dense = rank_features(self.stats, seen, recent, cand, score.astype(np.float32, copy=False),
-                              self.spec.category_vocab.size, feats)  # (B, C, F)
+                              self.spec.category_vocab.size, channels)  # (B, C, F)
         B, C = cand.shape
         feed = {"dense": dense.reshape(B * C, -1)[:, self.ranker_dense],
                 "user_vec": np.repeat(U.astype(np.float32), C, 0), "item_vec": V.reshape(B * C, -1),

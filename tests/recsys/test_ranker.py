@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from common.onnx_runtime import make_session
+from recsys.channels import FIELDS
 from recsys.rank_features import DENSE, ItemStats, rank_features
 from recsys.ranker import DCNRanker, Lists, RankerConfig, export_ranker, ndcg10, rerank
 
@@ -38,7 +39,7 @@ def test_rank_features_match_a_hand_computed_example() -> None:
 
 def _features_one_user_at_a_time(stats: ItemStats, seen: list, recent: list, cand: np.ndarray, score: np.ndarray,
                                  n_categories: int, channels: dict | None = None) -> np.ndarray:
-    """The plain per-user loop the vectorised ``rank_features`` replaced: the oracle it must equal."""
+    """The plain per-user numpy loop: the oracle the compiled ``rank_features`` must equal."""
     U, C = cand.shape
     out = np.zeros((U, C, len(DENSE)), np.float32)
     out[..., 0] = score
@@ -68,8 +69,7 @@ def _features_one_user_at_a_time(stats: ItemStats, seen: list, recent: list, can
     return out
 
 
-def test_batched_features_equal_the_per_user_loop(monkeypatch) -> None:
-    monkeypatch.setattr("recsys.rank_features.USERS_PER_PASS", 2)  # several passes, the last one shorter
+def test_batched_features_equal_the_per_user_loop() -> None:
     rng = np.random.default_rng(3)
     n, ncat = 50, 6
     img = rng.standard_normal((n, 8)).astype(np.float32)
@@ -89,6 +89,24 @@ def test_batched_features_equal_the_per_user_loop(monkeypatch) -> None:
     np.testing.assert_allclose(rank_features(st, seen, recent, cand, score, ncat, ch),
                                _features_one_user_at_a_time(st, seen, recent, cand, score, ncat, ch),
                                rtol=1e-5, atol=1e-6)
+    block = np.stack([ch[k] for k in FIELDS], -1)  # union_block's form: the same features
+    np.testing.assert_array_equal(rank_features(st, seen, recent, cand, score, ncat, block),
+                                  rank_features(st, seen, recent, cand, score, ncat, ch))
+    want = _features_one_user_at_a_time(st, seen, recent, cand, score, ncat, ch)
+    st.image = None  # a catalog without photos: the image columns stay 0, the rest as before
+    no_img = rank_features(st, seen, recent, cand, score, ncat, ch)
+    assert not no_img[..., 8:10].any()
+    np.testing.assert_allclose(np.delete(no_img, [8, 9], -1), np.delete(want, [8, 9], -1), rtol=1e-5, atol=1e-6)
+
+
+def test_features_refuse_rows_outside_the_catalog() -> None:
+    st = _stats()  # 4 items: the compiled pass checks no bounds, the wrapper must
+    ok = dict(seen=[np.array([0])], recent=[np.array([1])], cand=np.array([[1, 3]]),
+              score=np.zeros((1, 2), np.float32), n_categories=5)
+    assert rank_features(st, **ok).shape == (1, 2, len(DENSE))
+    for field, bad in (("cand", np.array([[1, 4]])), ("seen", [np.array([-1])]), ("recent", [np.array([9])])):
+        with pytest.raises(ValueError, match=f"{field} holds rows outside the catalog's 4"):
+            rank_features(st, **(ok | {field: bad}))
 
 
 def test_item_stats_round_trip_and_live_append(tmp_path: Path) -> None:
