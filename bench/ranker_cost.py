@@ -46,13 +46,13 @@ def main() -> None:
     print(f"{date.today()}; machine: {platform.machine()}, {os.cpu_count()} cores; bundle {b.version} "
           f"({b.n_items:,} items); batches of {a.batch} shoppers; ONNX Runtime threads {s.ort_threads}")
     print("command: .venv/bin/python " + " ".join(sys.argv))
+    ncat = b.spec.category_vocab.size
     print("| union size C | features ms/request | ranker call ms/request | both | per candidate µs |")
     print("| --- | --- | --- | --- | --- |")
     for C in map(int, a.sizes.split(",")):
         cand = rng.integers(0, b.n_items, (a.batch, C))
         ch = rng.random((a.batch, C, 5)).astype(np.float32)
         score = rng.random((a.batch, C)).astype(np.float32)
-        ncat = b.spec.category_vocab.size
 
         def timed(fn) -> float:
             fn()

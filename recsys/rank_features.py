@@ -104,8 +104,9 @@ def _features(category, log_price, popularity, recent_pop, age_days, image, seen
     for b in range(B):
         s0, s1, r0, r1 = seen_off[b], seen_off[b + 1], recent_off[b], recent_off[b + 1]
         ns, nr = s1 - s0, r1 - r0
-        for j in range(s0, s1):
-            counts[category[seen[j]]] += 1
+        for j in range(s0, s1):  # a category code past the table counts nowhere (as in the union kernel)
+            if category[seen[j]] < n_categories:
+                counts[category[seen[j]]] += 1
         median = np.float32(0)
         if ns:
             lp = np.sort(log_price[seen[s0:s1]])
@@ -125,8 +126,9 @@ def _features(category, log_price, popularity, recent_pop, age_days, image, seen
             o[15] = ch[b, c, 4]  # i2i_recent_score
             k = category[i]
             if ns:
-                o[2] = np.float32(counts[k]) / np.float32(ns)
-                o[3] = np.log1p(counts[k])
+                m = counts[k] if k < n_categories else 0
+                o[2] = np.float32(m) / np.float32(ns)
+                o[3] = np.log1p(m)
                 o[4] = log_price[i] - median
             if nr:
                 o[11] = k == last
@@ -139,7 +141,8 @@ def _features(category, log_price, popularity, recent_pop, age_days, image, seen
                     o[8], o[9] = tot / nr, mx
             o[5], o[6], o[7], o[10] = popularity[i], recent_pop[i], np.log1p(age_days[i]), hist
         for j in range(s0, s1):  # reset only what this shopper touched
-            counts[category[seen[j]]] = 0
+            if category[seen[j]] < n_categories:
+                counts[category[seen[j]]] = 0
 
 
 def rank_features(stats: ItemStats, seen: list[np.ndarray], recent: list[np.ndarray], cand: np.ndarray,
@@ -171,8 +174,6 @@ def rank_features(stats: ItemStats, seen: list[np.ndarray], recent: list[np.ndar
     cand = np.asarray(cand, np.int64)
     check_rows("rank_features", n, cand=cand, seen=s[0], recent=r[0])
     cats = stats.category if stats.category.dtype == np.int64 else stats.category.astype(np.int64)
-    if s[0].size and cats[s[0]].max() >= n_categories:
-        raise ValueError(f"rank_features: a seen item's category is past the {n_categories} known")
     image = stats.image if stats.image is not None else np.zeros((0, 0), np.float32)
     out = np.zeros((U, C, len(DENSE)), np.float32)
     _features(cats, stats.log_price, stats.popularity, stats.recent, stats.age_days, image, *s, *r, cand,

@@ -107,6 +107,9 @@ def test_features_refuse_rows_outside_the_catalog() -> None:
     for field, bad in (("cand", np.array([[1, 4]])), ("seen", [np.array([-1])]), ("recent", [np.array([9])])):
         with pytest.raises(ValueError, match=f"{field} holds rows outside the catalog's 4"):
             rank_features(st, **(ok | {field: bad}))
+    # a category code past the table (3 known here) counts nowhere, and writes nothing astray
+    f = rank_features(st, **(ok | {"seen": [np.array([0, 3])], "n_categories": 3}))  # seen: categories 2, 4
+    assert f[0, 0, DENSE.index("cat_share")] == 0.5 and f[0, 1, DENSE.index("cat_share")] == 0  # cand: 2, 4
 
 
 def test_item_stats_round_trip_and_live_append(tmp_path: Path) -> None:
