@@ -25,8 +25,6 @@ from recsys.channels import ABSENT, FIELDS
 DENSE = ("tower_score", "tower_rank", "cat_share", "cat_seen", "rel_price", "popularity", "recent_popularity",
          "age", "image_sim_mean", "image_sim_max", "history_len", "same_cat_as_last",
          "i2i_score", "i2i_rank", "catpop_rank", "i2i_recent_score")
-# the fields of recsys.channels.Candidates the features read
-CHANNEL_FEATURES = ("tower_rank", "i2i_score", "i2i_rank", "catpop_rank", "i2i_recent_score")
 RECENT_DAYS = 7
 RANK_SCALE = 200  # tower_rank = log1p(rank) / log1p(RANK_SCALE): same meaning whatever the list length
 
@@ -154,8 +152,8 @@ def rank_features(stats: ItemStats, seen: list[np.ndarray], recent: list[np.ndar
     seen: per user, catalog rows of everything they interacted with (category share, usual price);
     recent: per user, their most recent rows, most recent first (image similarity, last category);
     cand, score: (U, C) candidate rows and their tower scores (u · v);
-    channels: what the recall channels said (recsys.channels): (U, C) arrays named by
-    CHANNEL_FEATURES, or one (U, C, 5) block in ``FIELDS`` order (``union_block``'s); None: the
+    channels: what the recall channels said (recsys.channels): (U, C) arrays named by ``FIELDS``,
+    or one (U, C, 5) block in that order (``union_block``'s); None: the
     candidates are the tower's list in its order and no other channel ran.
     """
     U, C = cand.shape

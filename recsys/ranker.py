@@ -29,13 +29,13 @@ import yaml
 from torch import nn
 
 from common.torch_runtime import export_onnx, parity, pick_device, save_checkpoint
-from recsys.channels import ChannelConfig, Channels, binary_matrix, fit_channels, union_many
+from recsys.channels import FIELDS, ChannelConfig, Channels, binary_matrix, fit_channels, union_block
 from recsys.data import EvalUsers, RecData
 from recsys.evaluate import item_vectors, user_vectors
 from recsys.features import Vocab
 from recsys.metrics import ranking_metrics
 from recsys.model import TwoTower
-from recsys.rank_features import CHANNEL_FEATURES, DENSE, ItemStats, rank_features
+from recsys.rank_features import DENSE, ItemStats, rank_features
 
 log = logging.getLogger(__name__)
 
@@ -134,22 +134,20 @@ def recent_rows(eu: EvalUsers) -> list[np.ndarray]:
 
 def channel_candidates(ch: Channels, data: RecData, eu: EvalUsers, tower: np.ndarray, size: int
                        ) -> dict[str, np.ndarray]:
-    """(U, C) candidate rows and channel features per user: the union serving builds (recsys.channels.union),
-    each user's seen items excluded from every channel."""
-    cat = data.item_inputs["category"]
-    out: dict[str, list] = {"rows": [], **{k: [] for k in CHANNEL_FEATURES}}
+    """(U, C) candidate rows and channel features (named by ``FIELDS``) per user: the union serving
+    builds (recsys.channels.union_block), each user's seen items excluded from every channel."""
     recent = recent_rows(eu)
-    everything = np.ones(data.n_items, bool)
-    for lo in range(0, len(tower), 4096):  # the seen items are blocked per user, not cleared in a mask
-        hi = min(lo + 4096, len(tower))
-        for c in union_many(ch, tower[lo:hi], eu.exclude[lo:hi], recent[lo:hi], everything, cat, size,
-                            blocked=eu.exclude[lo:hi]):
-            for k in out:
-                out[k].append(getattr(c, k))
-    n = min(len(r) for r in out["rows"]) if out["rows"] else size
+    everything = np.ones(data.n_items, bool)  # the seen items are blocked per user, not cleared in a mask
+    blocks = [union_block(ch, tower[lo : lo + 4096], eu.exclude[lo : lo + 4096], recent[lo : lo + 4096], everything,
+                          data.item_inputs["category"], size, blocked=eu.exclude[lo : lo + 4096])
+              for lo in range(0, len(tower), 4096)]
+    if not blocks:
+        return {k: np.zeros((0, size)) for k in ("rows", *FIELDS)}
+    rows, feats, lens = (np.concatenate(x) for x in zip(*blocks, strict=True))  # (U, size), (U, size, 5), (U,)
+    n = int(lens.min())
     if n < size:  # a user who saw nearly the whole catalog: every list is cut to the shortest
         log.warning("candidate lists cut to %d (of %d): too few unseen items", n, size)
-    return {k: np.stack([x[:n] for x in v]) if v else np.zeros((0, n)) for k, v in out.items()}
+    return {"rows": rows[:, :n], **{k: feats[:, :n, f] for f, k in enumerate(FIELDS)}}
 
 
 def build_lists(model: TwoTower, data: RecData, eu: EvalUsers, stats: ItemStats, V: np.ndarray, C: int = 200,
