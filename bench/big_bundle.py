@@ -27,12 +27,12 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bundle.index import VectorIndex  # noqa: E402
+from bundle.versions import promote, verify_bundle, write_bundle  # noqa: E402
 from common.onnx_runtime import make_session, run  # noqa: E402
 from recsys.channels import Channels  # noqa: E402
 from recsys.features import OOV, FeatureSpec  # noqa: E402
 from recsys.rank_features import ItemStats  # noqa: E402
-from serving.bundle import promote, verify_bundle, write_bundle  # noqa: E402
-from serving.index import VectorIndex  # noqa: E402
 
 log = logging.getLogger("big_bundle")
 

@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import index_bench  # noqa: E402
-from serving.index import IVFFLAT_MAX, VectorIndex, choose_kind  # noqa: E402
+from bundle.index import IVFFLAT_MAX, VectorIndex, choose_kind  # noqa: E402
 
 
 def rss_mb() -> float:

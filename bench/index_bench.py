@@ -23,7 +23,7 @@ import faiss
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
-from serving import index as ix  # noqa: E402
+from bundle import index as ix  # noqa: E402
 
 
 def unit(x: np.ndarray) -> np.ndarray:

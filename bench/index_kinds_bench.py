@@ -22,7 +22,7 @@ import faiss
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
-from serving import index as ix  # noqa: E402
+from bundle import index as ix  # noqa: E402
 from serving.loaded_bundle import load_current  # noqa: E402
 from serving.settings import ServingSettings  # noqa: E402
 

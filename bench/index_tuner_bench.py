@@ -31,8 +31,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import index_bench  # noqa: E402
-from serving.index import FLAT_MAX, VectorIndex, exact_search, recall_at_k  # noqa: E402
-from serving.index_tuner import tune_kinds  # noqa: E402
+from bundle.index import FLAT_MAX, VectorIndex, exact_search, recall_at_k  # noqa: E402
+from bundle.index_tuner import tune_kinds  # noqa: E402
 
 
 def mixture(n: int, rng: np.random.Generator, d: int = 64) -> np.ndarray:

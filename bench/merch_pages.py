@@ -40,9 +40,9 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from serving.bundle import current_version, promote, verify_bundle, write_bundle  # noqa: E402
+from bundle.photo_predictions import PhotoPredictions  # noqa: E402
+from bundle.versions import current_version, promote, verify_bundle, write_bundle  # noqa: E402
 from serving.loaded_bundle import LoadedBundle  # noqa: E402
-from serving.photo_checks import PhotoPredictions  # noqa: E402
 from serving.settings import ServingSettings  # noqa: E402
 from vision.pixel_cache import decode_cached  # noqa: E402
 from vision.preprocess import PreprocessSpec, normalize  # noqa: E402

@@ -6,7 +6,7 @@
 
 The serving path's cost depends on the sizes (tower candidates, channel lists, catalog, history),
 not on the weights; so the copy keeps every model and table and only rewrites the channel
-configuration in ``channels.npz``, publishing it through ``serving.bundle.write_bundle`` (checksums,
+configuration in ``channels.npz``, publishing it through ``bundle.versions.write_bundle`` (checksums,
 verification) under a new artifacts directory. Its ranker was trained on the original union: the
 copy's *quality* means nothing. Quality at a union size comes from ``bench/served_path.py``
 with ``--candidates`` and ``--ranker '{"channels": ...}'``, which trains on that union.
@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
+    from bundle.versions import promote, write_bundle
     from recsys.channels import Channels
-    from serving.bundle import promote, write_bundle
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--from", dest="src", type=Path, required=True, help="An artifacts directory (its CURRENT).")

@@ -5,7 +5,7 @@ the catalog in row order, each known user's state (recent items, everything seen
 per-item statistics for the ranker, the recall channels' tables (fitted on every event, with the
 configuration the ranker was trained with), and the two indexes (tower vectors, image
 embeddings; none for a catalog without photos), built and tuned to a recall target with the recall
-and QPS recorded in the manifest. Then ``serving.bundle.write_bundle`` copies, checksums, verifies,
+and QPS recorded in the manifest. Then ``bundle.versions.write_bundle`` copies, checksums, verifies,
 smoke-tests and renames. No torch: user vectors for index tuning come from ``user_tower.onnx`` through ONNX Runtime.
 """
 
@@ -20,15 +20,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bundle.index import VectorIndex
+from bundle.index_tuner import tune_kinds
+from bundle.photo_predictions import PhotoPredictions
+from bundle.versions import write_bundle
 from common.onnx_runtime import make_session, run
 from pipelines.tables import fingerprint
 from recsys.channels import ChannelConfig, Channels, binary_matrix, fit_channels
 from recsys.features import PAD, FeatureSpec, Vocab, stored_profiles
 from recsys.rank_features import ItemStats
-from serving.bundle import write_bundle
-from serving.index import VectorIndex
-from serving.index_tuner import tune_kinds
-from serving.photo_checks import PhotoPredictions
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def bundle_channels(ranker: Path, events: pd.DataFrame, spec: FeatureSpec, stats
 def build_index(vectors: np.ndarray, queries: np.ndarray, *, target_recall: float = 0.95, k: int = 100,
                 kind: str = "auto", seed: int = 0, budget_s: float = 600.0) -> VectorIndex:
     """The `vitrine index build` step: ``auto`` measures the candidate kinds on ``queries`` and keeps the
-    fastest at the recall target (``serving/index_tuner.py``); a named kind is only tuned."""
+    fastest at the recall target (``bundle/index_tuner.py``); a named kind is only tuned."""
     if kind == "auto":
         return tune_kinds(vectors, queries, target_recall=target_recall, k=k, seed=seed, budget_s=budget_s)
     vi = VectorIndex.build(vectors, kind, seed=seed)
@@ -177,7 +177,7 @@ def bundle_from_runs(artifacts: Path, data_dir: Path, *, towers_dir: Path, ranke
 
 def assemble_bundle(artifacts: Path, data_dir: Path, models: TrainedModels, *, target_recall: float = 0.95,
                     version: str | None = None, smoke=None, seed: int = 0) -> Path:
-    """Write a new bundle version under ``artifacts/bundles`` (not promoted; see serving.bundle.promote).
+    """Write a new bundle version under ``artifacts/bundles`` (not promoted; see bundle.versions.promote).
     ``models.image_model`` None: a catalog without photos (no image model, image index or vectors)."""
     spec = FeatureSpec.load(models.towers_dir / "features.json")
     items = catalog(data_dir)

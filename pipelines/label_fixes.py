@@ -1,5 +1,5 @@
 """Merchandisers' accepted label fixes applied to the next night's data: a product whose photo
-they agreed is another category (serving/merch_store.py, "photos to check") takes that category
+they agreed is another category (bundle/labels.py, written by the console's "photos to check") takes that category
 in ``DATA/items.parquet`` before the nightly job validates and fingerprints the data, so every
 model trains on the corrected catalog and the next bundle carries it."""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from serving.merch_store import label_decisions
+from bundle.labels import label_decisions
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ Unattended operation:
   re-enters an incomplete one in the same directory, where training resumes from ``last.pt``;
 - an OS file lock stops two runs at once (released by the kernel when a run dies);
 - exit codes a scheduler can act on (EXIT_*); one JSON summary per run in ``ARTIFACTS/runs/``;
-- nothing reaches ``bundles/`` half-written (serving.bundle) and ``CURRENT`` only moves after the
+- nothing reaches ``bundles/`` half-written (bundle.versions) and ``CURRENT`` only moves after the
   gate.
 """
 
@@ -30,25 +30,27 @@ from pathlib import Path
 
 import yaml
 
-from pipelines import train_steps as ts
-from pipelines.assemble import TrainedModels, bundle_metrics
-from pipelines.errors import EXIT_DATA, EXIT_ERROR, EXIT_GATE, EXIT_LOCKED, NightlyError
-from pipelines.label_fixes import apply_label_fixes
-from pipelines.report import write_report
-from pipelines.tables import fingerprint as dataset_fingerprint
-from pipelines.tables import images_fingerprint
-from serving.bundle import (
+from bundle.object_store import push, set_store_current
+from bundle.runs import GUARDS, write_run
+from bundle.versions import (
     BundleError,
     bundles_dir,
     current_version,
     promote,
+    read_manifest,
     retain,
     sha256_file,
     sweep_partial,
     verify_bundle,
 )
-from serving.bundle_store import push, set_store_current
-from serving.run_history import GUARDS
+from pipelines import train_steps as ts
+from pipelines.assemble import TrainedModels, bundle_metrics
+from pipelines.errors import EXIT_DATA, EXIT_ERROR, EXIT_GATE, EXIT_LOCKED, NightlyError
+from pipelines.label_fixes import apply_label_fixes
+from pipelines.report import write_report
+from pipelines.settings import get_settings
+from pipelines.tables import fingerprint as dataset_fingerprint
+from pipelines.tables import images_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +67,8 @@ class NightlyConfig:
     gate_metric: str = "ranker_ndcg@10"  # a key of the bundle's metrics["headline"]
     gate_margin: float = 0.05  # refuse when the metric drops by more than this share of CURRENT's
     keep_bundles: int = 5
-    reload_url: str | None = None  # e.g. http://127.0.0.1:8000 (token from VITRINE_ADMIN_TOKEN)
-    bundle_store: str | None = None  # fsspec URL the replicas pull from (serving/bundle_store.py)
+    reload_url: str | None = None  # e.g. http://127.0.0.1:8000 (token: pipelines/settings.py admin_token)
+    bundle_store: str | None = None  # fsspec URL the replicas pull from (bundle/object_store.py)
 
     @classmethod
     def from_yaml(cls, path: Path | None, **overrides) -> NightlyConfig:
@@ -164,9 +166,7 @@ def run_nightly(data: Path, artifacts: Path, cfg: NightlyConfig, *, force: bool 
     finally:
         summary["steps"] = steps.record
         summary["finished_at"] = datetime.now(UTC).isoformat()
-        runs = artifacts / "runs"
-        runs.mkdir(parents=True, exist_ok=True)
-        (runs / f"{started.strftime('%Y%m%dT%H%M%SZ')}.json").write_text(json.dumps(summary, indent=2, default=str))
+        write_run(artifacts, started.strftime("%Y%m%dT%H%M%SZ"), summary)
     return summary
 
 
@@ -212,6 +212,10 @@ def _night(data: Path, artifacts: Path, cfg: NightlyConfig, steps: Steps, force:
     bundle = steps.run("bundle", fp("bundle", data_fp, vision_key, tt_key, rk_key, asdict(cfg)),
                        lambda d: ts.bundle_step(artifacts, data, models, cfg.target_recall))
     version = bundle["version"]
+    # One verification of tonight's bundle per run: write_bundle hashed every file if the step ran
+    # now; a bundle from an earlier, killed run is hashed here. Promote and push reuse the result.
+    path = bundles_dir(artifacts) / version
+    manifest = read_manifest(path) if steps.record[-1]["status"] == "ran" else verify_bundle(path)
     headline = metrics["headline"]
     out = {"version": version, "headline": headline, "label_fixes": label_fixes,
            "data_volume": {t: c for t, c in checked.items() if isinstance(c, dict)},  # rows, rejects per table
@@ -225,9 +229,9 @@ def _night(data: Path, artifacts: Path, cfg: NightlyConfig, steps: Steps, force:
         log.warning("quality gate failed (%s) but --force: publishing %s anyway", gate["reason"], version)
         out["forced"] = True
     previous = current_version(artifacts)
-    promote(artifacts, version)
+    promote(artifacts, version, verified=manifest)
     if cfg.bundle_store:  # the bundle's files, then the store's CURRENT: replicas pull it from there
-        push(artifacts, version, cfg.bundle_store)
+        push(artifacts, version, cfg.bundle_store, verified=manifest)
     out["reload"] = notify_reload(cfg.reload_url)
     if out["reload"].startswith("refused"):  # the running service would not load it: put CURRENT back
         if previous is not None:
@@ -253,8 +257,8 @@ def quality_gate(artifacts: Path, headline: dict, cfg: NightlyConfig, bundle: di
     cur = current_version(artifacts)
     if cur is None:
         return {"passed": True, "reason": "no CURRENT bundle to compare with", "baseline": None}
-    try:
-        base = verify_bundle(bundles_dir(artifacts) / cur)["metrics"]["headline"][cfg.gate_metric]
+    try:  # the manifest only: reading a metric needs no checksum of every file
+        base = read_manifest(bundles_dir(artifacts) / cur)["metrics"]["headline"][cfg.gate_metric]
     except (BundleError, KeyError) as e:
         return {"passed": True, "reason": f"CURRENT {cur} has no comparable metric ({e})", "baseline": None}
     if not math.isfinite(base):
@@ -271,7 +275,7 @@ def live_headline(artifacts: Path) -> dict:
     """CURRENT's headline metrics before tonight's publish ({} when there is none to read)."""
     cur = current_version(artifacts)
     try:
-        return verify_bundle(bundles_dir(artifacts) / cur)["metrics"]["headline"] if cur else {}
+        return read_manifest(bundles_dir(artifacts) / cur)["metrics"]["headline"] if cur else {}
     except (BundleError, KeyError):
         return {}
 
@@ -281,7 +285,7 @@ def notify_reload(url: str | None) -> str:
     CURRENT); ``refused: ...`` when it answered 409 (it could not load the bundle)."""
     if not url:
         return "not configured"
-    token = os.environ.get("VITRINE_ADMIN_TOKEN", "")
+    token = get_settings().admin_token
     req = urllib.request.Request(url.rstrip("/") + "/admin/reload", method="POST",
                                  headers={"Authorization": f"Bearer {token}"})
     try:

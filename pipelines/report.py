@@ -1,7 +1,7 @@
 """The merchandisers' nightly report: quality tonight and over past nights, what gets recommended
 and what never is, and the product photos that look mislabeled (Markdown, JSON and a
 self-contained HTML file under ``ARTIFACTS/reports/``). Written by the nightly job after a
-publish; reads run summaries only (serving/run_history.py)."""
+publish; reads run summaries only (bundle/runs.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bundle.runs import GUARDS, nights
 from pipelines.report_html import write_html_report
-from serving.run_history import GUARDS, nights
 
 
 def write_report(artifacts: Path, version: str, metrics: dict, vision_dir: Path,

@@ -1,6 +1,6 @@
 """The nightly report as one self-contained HTML file (``ARTIFACTS/reports/<version>.html``), beside
 the Markdown one: quality tonight and over the nights (plotly charts; the service's vendored
-plotly.js, serving/static/vendor/, inlined once), the
+plotly.js, common/vendor/, inlined once), the
 image model's confusion matrix, and the photos that look mislabeled as inline thumbnails. Opens
 from a mail attachment or a file share with no network and no server."""
 
@@ -15,7 +15,9 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader
 from PIL import Image
 
-from serving.assets import PLOTLY_JS, STATIC, TEMPLATES
+from common.assets import plotly_source
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 THUMBS = 24  # suspected mislabeled photos shown as thumbnails (the Markdown lists 20, the console all)
 
@@ -46,7 +48,7 @@ def _chart(history: list[dict], key: str, title: str) -> dict:
 def write_html_report(path: Path, version: str, headline: dict, history: list[dict], suspects: pd.DataFrame,
                       data: Path | None, vision_dir: Path) -> Path:
     """``history``: one record per night, oldest first, each with ``run``, ``headline`` and ``guards``
-    (serving/run_history.py), tonight last; ``suspects``: vision embed's suspected_mislabeled table."""
+    (bundle/runs.py), tonight last; ``suspects``: vision embed's suspected_mislabeled table."""
     before = history[-2]["headline"] if len(history) > 1 else {}
     metrics = [{"name": k, "value": v, "before": before.get(k), "delta": v - before[k] if k in before else None}
                for k, v in headline.items()]
@@ -60,7 +62,7 @@ def write_html_report(path: Path, version: str, headline: dict, history: list[di
         rows.append({"item_id": s["item_id"], "category": s["category"], "predicted": s["predicted"],
                      "confidence": float(s["confidence"]), "thumb": _png_b64(data / img, 112) if img else None})
     html = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True).get_template("report.html").render(
-        version=version, metrics=metrics, plotly_js=(STATIC / PLOTLY_JS).read_text(),
+        version=version, metrics=metrics, plotly_js=plotly_source(),
         charts=json.dumps({"history": _chart(history, "headline", "Headline metrics by night"),
                            "guards": _chart(history, "guards", "What gets recommended: coverage, Gini, novelty")}
                           ).replace("</", "<\\/"),  # inside <script>: no "</script>" can close it early

@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     # Validation: the job fails when more than this share of a table's rows is rejected.
     max_bad_share: float = Field(0.01, ge=0.0, le=1.0)
     log_level: str = "INFO"
+    # The service's admin token: the nightly job's reload notice (``reload_url``) carries it.
+    admin_token: str = ""
 
 
 @lru_cache

@@ -13,6 +13,7 @@ import json
 import logging
 from pathlib import Path
 
+from bundle.versions import BundleError, bundles_dir, current_version
 from pipelines.assemble import TrainedModels, assemble_bundle
 from pipelines.errors import EXIT_DATA, NightlyError
 from pipelines.settings import get_settings
@@ -20,7 +21,6 @@ from pipelines.splits import split_events, write_splits
 from pipelines.tables import read_dataset, read_table
 from pipelines.validate import DataValidationError, check_threshold, validate
 from recsys.data import load_rec_data
-from serving.bundle import BundleError, bundles_dir, current_version
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def ranker_step(rec: RecDataCache, tt_dir: Path, out: Path, overrides: dict) -> 
 
 def bundle_step(artifacts: Path, data: Path, models: TrainedModels, target_recall: float) -> dict:
     """Assemble (not promote) the bundle; the version is remembered so a re-run does not rebuild it."""
-    from serving.reload import check_servable
+    from serving.smoke import check_servable
 
     # the service's own load + smoke check before the rename: a bundle it would refuse is never published
     path = assemble_bundle(artifacts, data, models, target_recall=target_recall, smoke=check_servable)

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from bundle.photo_predictions import suspect_rows
 from serving.loaded_bundle import LoadedBundle
-from serving.photo_checks import suspect_rows
 from serving.recommend import recommend_many
 from serving.rules import RuleSet
 from serving.saliency import catalog_overlay

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
+from common.assets import VENDOR
 from serving.assets import STATIC
 from serving.errors import install_error_handlers
 from serving.limits import BodyLimit
@@ -65,6 +66,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     for r in (recommendations.router, items.router, images.router, admin.router, health.router, analytics.router,
               merch.router, pages.router):
         app.include_router(r)
+    app.mount("/static/vendor", StaticFiles(directory=VENDOR), name="vendor")  # plotly.js (common/assets.py)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")  # the pages' CSS and JavaScript
     install_error_handlers(app)
     install_openapi(app, settings)

@@ -1,8 +1,7 @@
-"""Where the pages' files are: Jinja2 templates, static files, and the vendored plotly.js (one name,
-used by the console's pages and by the nightly HTML report, which inlines it)."""
+"""Where the pages' files are: Jinja2 templates and static files (CSS, JavaScript). The vendored
+plotly.js is common/assets.py's, served under ``/static/vendor/``."""
 
 from pathlib import Path
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 STATIC = Path(__file__).resolve().parent / "static"
-PLOTLY_JS = "vendor/plotly-cartesian-4.1.1.min.js"  # under STATIC (vendor/README.md: source, version, sha256)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from common.jsonlines import append_line, fsync_dir, read_lines
 from serving.errors import RequestError
-from serving.jsonlines import append_line, fsync_dir, read_lines
 from serving.loaded_bundle import LoadedBundle
 from vision.preprocess import preprocess
 
@@ -32,7 +32,7 @@ class ChangeLog:
         self.images = self.root / "images"
 
     def append(self, change: dict) -> None:
-        """Durably logged before it is applied (serving/jsonlines.py)."""
+        """Durably logged before it is applied (common/jsonlines.py)."""
         append_line(self.path, change)
 
     def save_image(self, item_id: str, data: bytes, suffix: str) -> Path:

@@ -18,17 +18,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bundle.gpu_index import gpu_count
+from bundle.index import VectorIndex
+from bundle.photo_predictions import PhotoPredictions
+from bundle.versions import BundleError, bundles_dir, current_version, verify_bundle
 from common.mapped import mapped, open_npy, touch
 from common.onnx_runtime import make_session, run
 from recsys.channels import Channels
 from recsys.features import OOV, FeatureSpec, stored_profiles
 from recsys.rank_features import DENSE, ItemStats, rank_features
-from serving.bundle import BundleError, bundles_dir, current_version, verify_bundle
 from serving.catalog_columns import STR, RowIndex, labels, strings, utc_times
 from serving.errors import RequestError
-from serving.gpu_index import gpu_count
-from serving.index import VectorIndex
-from serving.photo_checks import PhotoPredictions
 from serving.settings import ServingSettings
 from vision.preprocess import PreprocessSpec
 

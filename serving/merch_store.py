@@ -1,5 +1,5 @@
 """What merchandisers decide, kept across bundles: the rules (serving/rules.py) and the decisions
-on photos that look mislabeled. Two append-only logs every worker reads (serving/jsonlines.py):
+on photos that look mislabeled. Two append-only logs every worker reads (common/jsonlines.py):
 
     ARTIFACTS/merch/rules.jsonl    {"op": "put", "rule": {...}} | {"op": "delete", "rule_id": ...}
     ARTIFACTS/merch/labels.jsonl   {"item_id", "decision": "accept" | "dismiss", "category", "at"}
@@ -17,23 +17,9 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from serving.jsonlines import append_line, read_lines
+from bundle.labels import labels_path, latest_decisions, merch_dir
+from common.jsonlines import append_line, read_lines
 from serving.rules import Rule, RuleSet
-
-
-def merch_dir(artifacts: Path) -> Path:
-    return artifacts / "merch"
-
-
-def latest_decisions(entries: list[dict]) -> dict[str, dict]:
-    """The latest decision per item id, from the log's records in order."""
-    return {str(d["item_id"]): d for d in entries
-            if isinstance(d, dict) and "item_id" in d and d.get("decision") in ("accept", "dismiss")}
-
-
-def label_decisions(artifacts: Path) -> dict[str, dict]:
-    """The latest decision per item id, read from the log (the nightly job, which has no service)."""
-    return latest_decisions(read_lines(merch_dir(artifacts) / "labels.jsonl")[0])
 
 
 class _Followed:
@@ -77,7 +63,7 @@ class MerchStore:
     def __init__(self, artifacts: Path, poll_s: float = 1.0) -> None:
         self.root = merch_dir(artifacts)
         self._rules = _Followed(self.root / "rules.jsonl", _fold_rules, poll_s)
-        self._labels = _Followed(self.root / "labels.jsonl", _fold_labels, poll_s)
+        self._labels = _Followed(labels_path(artifacts), _fold_labels, poll_s)
 
     # ---------------------------------------------------------------- rules
 

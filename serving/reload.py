@@ -5,34 +5,17 @@ from __future__ import annotations
 import gc
 import logging
 import threading
-from pathlib import Path
 
-import numpy as np
-
-from serving.bundle import BundleError, bundles_dir, current_version, list_bundles
-from serving.bundle_store import pull_current
+from bundle.object_store import pull_current
+from bundle.versions import bundles_dir, current_version, list_bundles
 from serving.live import ChangeLog, apply_labels, catch_up, replay
 from serving.loaded_bundle import LoadedBundle, load_current
 from serving.metrics import BUNDLE, INDEX_SIZE, RELOADS
-from serving.recommend import recommend
-from serving.schemas import RecommendationRequest
 from serving.settings import ServingSettings
+from serving.smoke import smoke
 from serving.state import ServiceState
 
 log = logging.getLogger(__name__)
-
-
-def smoke(b: LoadedBundle) -> None:
-    """One model-path recommendation for a known user with history and one popular answer; raises on failure."""
-    user = next((u for u, i in b.user_row.items() if len(b.user_history[i])), None)
-    if user is not None:
-        r = recommend(b, RecommendationRequest(user_id=user, k=5, in_stock_only=False), b.settings.candidates)
-        if r.fallback is not None or not r.items:
-            raise BundleError("smoke query for a known shopper returned no model answer")  # no id: /readyz is public
-        if not all(np.isfinite(i.score) for i in r.items):
-            raise BundleError("smoke query produced non-finite scores")
-    if not recommend(b, RecommendationRequest(k=5, in_stock_only=False), b.settings.candidates).items:
-        raise BundleError("smoke query for popular items returned nothing")
 
 
 def load_for_service(state: ServiceState, version: str | None = None) -> LoadedBundle:
@@ -43,12 +26,6 @@ def load_for_service(state: ServiceState, version: str | None = None) -> LoadedB
     apply_labels(b, state.merch.label_entries(fresh=True))
     smoke(b)
     return b
-
-
-def check_servable(path: Path, settings: ServingSettings | None = None) -> None:
-    """What the service does with a bundle before serving it — load every file, smoke queries — run by
-    the publisher (``write_bundle(smoke=...)``), so nothing the service would refuse is published."""
-    smoke(LoadedBundle(path, settings or ServingSettings(artifacts_dir=path.parent.parent)))
 
 
 def fall_back(state: ServiceState) -> tuple[bool, str]:

@@ -41,7 +41,7 @@ class ServingSettings(BaseSettings):
                                   "often; 0 = off (one worker).")
     bundle_store: str | None = Field(None, description="fsspec URL of a bundle store (s3://bucket/prefix, "
                                      "file:///shared/vitrine): its CURRENT and that bundle are pulled into "
-                                     "artifacts_dir before each load (serving/bundle_store.py).")
+                                     "artifacts_dir before each load (bundle/object_store.py).")
     warm_analytics: bool = Field(True, description="Compute the console's exposure sample (serving/analytics.py) "
                                  "in the background whenever a bundle is installed; false = on the first visit.")
     device: str = Field("auto", description="auto | cpu | cuda: ONNX Runtime's provider and where FAISS indexes live "

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).parents[1]
-PACKAGES = ("common", "recsys", "vision", "serving", "pipelines")
+PACKAGES = ("common", "bundle", "recsys", "vision", "serving", "pipelines")
 
 
 def _modules() -> dict[str, Path]:
@@ -102,3 +102,19 @@ def test_the_cli_starts_without_torch() -> None:
     code = "import sys, pipelines.cli; assert 'torch' not in sys.modules, 'torch imported'"
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_pipelines_imports_of_serving_only_the_smoke_check() -> None:
+    """The offline half reaches the online half through the bundle contract (``bundle``) and one
+    function: the service's own smoke check, run before a bundle is published."""
+    for m, path in _modules().items():
+        if not m.startswith("pipelines"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                bad = [a.name for a in node.names if a.name.split(".")[0] == "serving"]
+                assert not bad, f"{m} imports {bad}"
+            elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "serving":
+                names = [a.name for a in node.names]
+                assert node.module == "serving.smoke" and names == ["check_servable"], \
+                    f"{m} imports {names} from {node.module}"

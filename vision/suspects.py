@@ -1,6 +1,6 @@
 """What "this photo looks mislabeled" means, in one place and torch-free: the image model gives
 another category at least ``MIN_CONFIDENCE`` and the catalog's own at most ``MAX_P_CATEGORY``.
-Used offline (vision/embed.py: the nightly's suspect list) and online (serving/photo_checks.py:
+Used offline (vision/embed.py: the nightly's suspect list) and online (bundle/photo_predictions.py:
 the console's gallery)."""
 
 from __future__ import annotations

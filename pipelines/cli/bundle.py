@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
+from bundle.versions import BundleError, bundles_dir, current_version, list_bundles, promote, rollback, verify_bundle
 from pipelines.assemble import bundle_from_runs
 from pipelines.cli.common import Artifacts, DataDir, artifacts_dir, console, fail
-from serving.bundle import BundleError, bundles_dir, current_version, list_bundles, promote, rollback, verify_bundle
 
 app = typer.Typer(help="Artifact bundles: build, list, verify, promote, roll back.", no_args_is_help=True)
 

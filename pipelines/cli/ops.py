@@ -13,11 +13,11 @@ import pandas as pd
 import typer
 import uvicorn
 
+from bundle.versions import current_version
 from pipelines.cli.common import Artifacts, DataDir, artifacts_dir, console, fail
 from pipelines.cli.data import fashion_shop
 from pipelines.errors import EXIT_ERROR, NightlyError
 from pipelines.nightly import NightlyConfig, run_nightly
-from serving.bundle import current_version
 
 log = logging.getLogger("vitrine")
 CPU_CONFIG = Path(__file__).parents[1] / "configs" / "nightly-cpu.yaml"

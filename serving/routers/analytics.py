@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 
+from bundle.runs import nights, tonight
 from serving import analytics as an
 from serving.deps import Bundle, State
 from serving.merch_schemas import (
@@ -19,7 +20,6 @@ from serving.merch_schemas import (
     Quality,
     Tonight,
 )
-from serving.run_history import nights, tonight
 from serving.saliency import catalog_overlay
 from serving.schemas import ERRORS
 from vision.preprocess import ImageError

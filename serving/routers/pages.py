@@ -2,7 +2,7 @@
 
 Server-rendered (Jinja2, serving/templates/): each page calls the same functions as its JSON twin
 under ``/v1/analytics`` / ``/v1/merch``, renders the tables, and embeds the chart data as JSON for
-serving/static/merch.js to draw with plotly.js — served by this app (serving/static/vendor/), so
+serving/static/merch.js to draw with plotly.js — served by this app (common/vendor/), so
 the pages work with no network."""
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from common.assets import PLOTLY_JS
 from serving.analytics import GALLERY, SHOPPERS, K
-from serving.assets import PLOTLY_JS, TEMPLATES
+from serving.assets import TEMPLATES
 from serving.deps import Bundle, State
 from serving.routers import analytics as an_routes
 from serving.routers.merch import list_rules, shoppers

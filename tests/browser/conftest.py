@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import uvicorn
 
+from bundle.photo_predictions import PhotoPredictions
 from serving.app import create_app
-from serving.photo_checks import PhotoPredictions
 from serving.settings import ServingSettings
 from tests.reliability.server import free_port
 from tests.serving.conftest import TOKEN

@@ -13,10 +13,10 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
+from bundle.versions import bundles_dir, current_version, list_bundles, verify_bundle
 from pipelines.errors import EXIT_GATE, NightlyError
 from pipelines.nightly import NightlyConfig, run_nightly
 from serving.app import create_app
-from serving.bundle import bundles_dir, current_version, list_bundles, verify_bundle
 from serving.settings import ServingSettings
 from tests.conftest import build_tiny_shop
 

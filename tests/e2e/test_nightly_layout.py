@@ -6,9 +6,9 @@ from pathlib import Path
 import yaml
 from typer.testing import CliRunner
 
+from bundle.versions import current_version
 from pipelines.cli import app
 from pipelines.settings import get_settings
-from serving.bundle import current_version
 from tests.conftest import build_tiny_shop
 from tests.e2e.test_nightly import TINY
 

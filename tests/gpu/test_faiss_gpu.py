@@ -9,8 +9,8 @@ pytestmark = pytest.mark.gpu
 
 @pytest.mark.parametrize("kind", ["flat", "ivfflat", "ivf"])
 def test_gpu_index_answers_like_exact_search(kind: str) -> None:
-    from serving.gpu_index import gpu_count
-    from serving.index import VectorIndex, exact_search
+    from bundle.gpu_index import gpu_count
+    from bundle.index import VectorIndex, exact_search
 
     assert gpu_count() > 0, "FAISS sees no GPU: install the gpu extra (faiss-gpu-cu12) on a CUDA host"
     rng = np.random.default_rng(0)

@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 from typer.testing import CliRunner
 
+from bundle.index import VectorIndex, exact_search
+from bundle.versions import current_version, verify_bundle
 from pipelines.assemble import assemble_bundle, user_states
 from pipelines.cli import app
 from recsys.features import FeatureSpec
-from serving.bundle import current_version, verify_bundle
-from serving.index import VectorIndex, exact_search
 
 runner = CliRunner()
 

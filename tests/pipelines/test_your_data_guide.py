@@ -15,8 +15,8 @@ import pandas as pd
 import yaml
 from fastapi.testclient import TestClient
 
+from bundle.versions import current_version
 from serving.app import create_app
-from serving.bundle import current_version
 from serving.settings import ServingSettings
 from tests.foreign_shop import PLANTED, write_foreign_shop
 

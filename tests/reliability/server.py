@@ -4,7 +4,7 @@ import json
 import socket
 from pathlib import Path
 
-from serving.bundle import bundles_dir, current_version, write_bundle
+from bundle.versions import bundles_dir, current_version, write_bundle
 
 
 def free_port() -> int:

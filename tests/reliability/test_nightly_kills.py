@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from serving.bundle import bundles_dir, current_version, list_bundles, verify_bundle
-from serving.reload import check_servable
+from bundle.versions import bundles_dir, current_version, list_bundles, verify_bundle
+from serving.smoke import check_servable
 from tests.conftest import build_tiny_shop
 
 KILLS = 8  # one random point in each eighth of an uninterrupted night, so every stage is hit

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from serving.bundle import bundles_dir, current_version, list_bundles, promote, retain, write_bundle
-from serving.reload import check_servable
+from bundle.versions import bundles_dir, current_version, list_bundles, promote, retain, write_bundle
+from serving.smoke import check_servable
 from tests.serving.conftest import make_client
 
 
@@ -98,7 +98,7 @@ def test_a_disk_full_while_publishing_leaves_nothing_half_written(artifacts: Pat
     import errno
     import shutil
 
-    import serving.bundle as sb
+    import bundle.versions as sb
 
     before, current = list_bundles(artifacts), current_version(artifacts)
     src = bundles_dir(artifacts) / current

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from serving.bundle import promote
+from bundle.versions import promote
 from tests.reliability.server import free_port, republish
 from tests.serving.conftest import TOKEN
 

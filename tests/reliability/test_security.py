@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from serving.bundle import bundles_dir, current_version, promote, write_bundle
+from bundle.versions import bundles_dir, current_version, promote, write_bundle
 from serving.live import ChangeLog
 from serving.settings import ServingSettings
 from tests.serving.conftest import TOKEN, make_client

@@ -12,7 +12,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from serving.bundle import bundles_dir, promote
+from bundle.versions import bundles_dir, promote
 from tests.reliability.server import free_port, republish
 from tests.serving.conftest import TOKEN
 

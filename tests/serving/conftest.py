@@ -14,8 +14,8 @@ TOKEN = "test-admin-token"
 
 @pytest.fixture(scope="session")
 def tiny_artifacts(tiny_shop: Path, tiny_models, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from bundle.versions import promote
     from pipelines.assemble import assemble_bundle
-    from serving.bundle import promote
 
     art = tmp_path_factory.mktemp("artifacts")
     assemble_bundle(art, tiny_shop, tiny_models, version="20260101T000000Z")

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from serving.bundle import bundles_dir, promote, write_bundle
+from bundle.versions import bundles_dir, promote, write_bundle
 from tests.serving.conftest import TOKEN, make_client
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

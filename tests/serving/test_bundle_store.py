@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from serving.bundle import BundleError, bundles_dir, current_version, list_bundles
-from serving.bundle_store import pull_current, push, set_store_current, store_current
+from bundle.object_store import pull_current, push, set_store_current, store_current
+from bundle.versions import BundleError, bundles_dir, current_version, list_bundles
 from tests.serving.conftest import make_client
 
 

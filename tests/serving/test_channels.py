@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bundle.versions import bundles_dir, current_version
 from common.onnx_runtime import make_session
 from recsys.channels import ChannelConfig, item2item_scores
-from serving.bundle import bundles_dir, current_version
 from serving.loaded_bundle import LoadedBundle
 from serving.settings import ServingSettings
 from tests.serving.conftest import TOKEN, make_client
@@ -55,8 +55,8 @@ def photoless_artifacts(tiny_shop: Path, tiny_models, tmp_path_factory: pytest.T
     """The tiny shop's models built into a bundle as if the catalog had no photos."""
     from dataclasses import replace
 
+    from bundle.versions import promote
     from pipelines.assemble import assemble_bundle
-    from serving.bundle import promote
 
     art = tmp_path_factory.mktemp("photoless")
     assemble_bundle(art, tiny_shop, replace(tiny_models, image_model=None, image_vectors=None), version="v1")

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bundle.versions import bundles_dir, current_version
 from common.mapped import mapped
-from serving.bundle import bundles_dir, current_version
 from serving.loaded_bundle import LoadedBundle
 from serving.recommend import recommend
 from serving.schemas import RecommendationRequest

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bundle.photo_predictions import PhotoPredictions
+from bundle.runs import nights, tonight
+from common.assets import PLOTLY_JS, VENDOR
 from pipelines.label_fixes import apply_label_fixes
 from serving.analytics import sample_shoppers
-from serving.assets import PLOTLY_JS, STATIC
-from serving.photo_checks import PhotoPredictions
-from serving.run_history import nights, tonight
 from tests.serving.conftest import TOKEN, make_client
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -185,5 +185,5 @@ def test_pages_render(client) -> None:
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/html"), path
         assert "/static/" in r.text and "https://" not in r.text, path
     js = client.get(f"/static/{PLOTLY_JS}")  # the vendored file is the one its README names, byte for byte
-    readme = (STATIC / "vendor" / "README.md").read_text()
+    readme = (VENDOR / "README.md").read_text()
     assert js.status_code == 200 and hashlib.sha256(js.content).hexdigest() in readme

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from bundle.photo_predictions import PhotoPredictions
 from serving import analytics as an
 from serving.explain import reasons
-from serving.photo_checks import PhotoPredictions
 from serving.rules import (
     Rule,
     RuleEffect,

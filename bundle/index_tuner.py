@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from serving.index import FLAT_MAX, VectorIndex
+from bundle.index import FLAT_MAX, VectorIndex
 
 log = logging.getLogger(__name__)
 

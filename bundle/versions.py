@@ -48,8 +48,19 @@ def new_version(now: datetime | None = None) -> str:
     return (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
 
 
-def verify_bundle(path: Path) -> dict:
-    """The manifest, after checking it parses, names this version, and every file matches its sha256."""
+def safe_name(name: str) -> str:
+    """A bundle file name: relative, inside the bundle (no ``..``, not absolute, not the manifest). A
+    manifest is data from a file or a store: its names never become paths unchecked."""
+    p = Path(name)
+    if not name or name == MANIFEST or p.is_absolute() or ".." in p.parts or "\\" in name or "\0" in name:
+        raise BundleError(f"bad file name in bundle: {name!r}")
+    return name
+
+
+def read_manifest(path: Path) -> dict:
+    """The manifest of the bundle in ``path``, parsed and its shape checked (required keys, file names,
+    the version its directory names), without hashing a file: for reading metrics and settings.
+    ``verify_bundle`` is this plus every file's checksum."""
     if not path.is_dir():
         raise BundleError(f"{path}: no such bundle directory")
     mpath = path / MANIFEST
@@ -59,11 +70,25 @@ def verify_bundle(path: Path) -> dict:
         manifest = json.loads(mpath.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise BundleError(f"{mpath}: unreadable manifest ({e})") from e
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{mpath}: the manifest is not a JSON object")
     missing = [k for k in REQUIRED_KEYS if k not in manifest]
     if missing:
         raise BundleError(f"{mpath}: manifest lacks {missing}")
     if manifest["version"] != path.name and not path.name.startswith(".tmp-"):
         raise BundleError(f"{mpath}: manifest says version {manifest['version']!r}, directory is {path.name!r}")
+    files = manifest["files"]
+    if not isinstance(files, dict) or not all(isinstance(m, dict) and {"sha256", "bytes"} <= m.keys()
+                                              for m in files.values()):
+        raise BundleError(f"{mpath}: files must map each name to its sha256 and bytes")
+    for name in files:
+        safe_name(name)
+    return manifest
+
+
+def verify_bundle(path: Path) -> dict:
+    """The manifest, after checking it parses, names this version, and every file matches its sha256."""
+    manifest = read_manifest(path)
     for name, meta in manifest["files"].items():
         f = path / name
         if not f.is_file():
@@ -91,9 +116,7 @@ def write_bundle(artifacts: Path, files: dict[str, Path], info: dict | None = No
     try:
         listing = {}
         for name, src in sorted(files.items()):
-            if name == MANIFEST or Path(name).is_absolute() or ".." in Path(name).parts:
-                raise BundleError(f"bad file name in bundle: {name!r}")
-            dest = tmp / name
+            dest = tmp / safe_name(name)
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, dest)
             listing[name] = {"sha256": sha256_file(dest), "bytes": dest.stat().st_size}
@@ -133,9 +156,10 @@ def list_bundles(artifacts: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
 
 
-def promote(artifacts: Path, version: str) -> dict:
-    """Verify ``version`` and point ``CURRENT`` at it atomically. Returns its manifest."""
-    manifest = verify_bundle(bundles_dir(artifacts) / version)
+def promote(artifacts: Path, version: str, *, verified: dict | None = None) -> dict:
+    """Verify ``version`` and point ``CURRENT`` at it atomically. Returns its manifest. ``verified``:
+    the manifest this process's own ``verify_bundle`` of that version returned (verified once per run)."""
+    manifest = verified if verified is not None else verify_bundle(bundles_dir(artifacts) / version)
     tmp = artifacts / ".CURRENT.tmp"
     tmp.write_text(version + "\n")
     with tmp.open("rb") as f:

@@ -1,6 +1,11 @@
-"""The nightly job's run summaries (``ARTIFACTS/runs/*.json``, pipelines/nightly.py) as the
-merchandisers read them: tonight's card and every model's metrics night by night. Read by the
-console (serving/routers/analytics.py) and the nightly report (pipelines/report.py)."""
+"""The nightly job's run summaries (``ARTIFACTS/runs/<started>.json``): written by the nightly job
+(pipelines/nightly.py, ``write_run``), read by the console (serving/routers/analytics.py) and the
+nightly report (pipelines/report.py) through ``nights`` / ``tonight``. One module owns the format.
+
+A summary: ``started_at``, ``finished_at``, ``status`` (published | refused by the gate | failed),
+``version``, ``headline`` (the bundle's headline metrics), ``guards`` (``GUARDS`` of the two-tower),
+``gate`` (the quality gate's verdict), ``live_headline`` (the live bundle's headline when the run
+started), ``error``, ``data_volume`` (rows and rejects per table), ``steps``, ``config``."""
 
 from __future__ import annotations
 
@@ -13,11 +18,26 @@ log = logging.getLogger(__name__)
 GUARDS = ("coverage", "gini", "novelty")  # the two-tower's guard metrics (what gets recommended)
 
 
+def runs_dir(artifacts: Path) -> Path:
+    return artifacts / "runs"
+
+
+def write_run(artifacts: Path, started: str, summary: dict) -> Path:
+    """``ARTIFACTS/runs/<started>.json`` (``started``: a sortable UTC stamp), written whole."""
+    d = runs_dir(artifacts)
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / f"{started}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(summary, indent=2, default=str))
+    tmp.replace(path)
+    return path
+
+
 def nights(artifacts: Path) -> list[dict]:
     """One record per nightly run, oldest first: status, version, headline metrics, guard metrics,
     the gate's verdict and the live bundle's headline it was compared with. Unreadable files skipped."""
     out = []
-    for p in sorted((artifacts / "runs").glob("*.json")):
+    for p in sorted(runs_dir(artifacts).glob("*.json")):
         try:
             s = json.loads(p.read_text())
         except (OSError, json.JSONDecodeError) as e:

@@ -1,11 +1,11 @@
-"""The GPU search path (serving/gpu_index.py) on the CPU: the same copy of the index the GPU would
+"""The GPU search path (bundle/gpu_index.py) on the CPU: the same copy of the index the GPU would
 hold, searched without ID selectors, over-fetching and refilling — checked against exact search."""
 
 import numpy as np
 import pytest
 
-from serving.gpu_index import overfetch_search
-from serving.index import VectorIndex, exact_search
+from bundle.gpu_index import overfetch_search
+from bundle.index import VectorIndex, exact_search
 
 
 def _unit(n: int, d: int, seed: int) -> np.ndarray:

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from serving import bundle as b
+from bundle import versions as b
 
 
 def _files(tmp: Path) -> dict[str, Path]:

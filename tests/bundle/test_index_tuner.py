@@ -1,10 +1,10 @@
-"""Tuning across index kinds (serving/index_tuner.py): the fastest kind meeting the recall target is
+"""Tuning across index kinds (bundle/index_tuner.py): the fastest kind meeting the recall target is
 kept, every candidate is recorded, and the budget stops further builds."""
 
 
-from serving.index import exact_search, recall_at_k
-from serving.index_tuner import candidate_kinds, tune_kinds
-from tests.serving.test_index import clustered
+from bundle.index import exact_search, recall_at_k
+from bundle.index_tuner import candidate_kinds, tune_kinds
+from tests.bundle.test_index import clustered
 
 
 def test_the_fastest_kind_at_the_target_is_kept_and_every_candidate_recorded() -> None:

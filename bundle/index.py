@@ -16,7 +16,7 @@ Kinds (``choose_kind``):
 - ``hnsw``: an HNSW32 graph over the raw vectors (``nprobe`` is its efSearch); it cannot delete, so a
   removed row is filtered by the live mask.
 
-``choose_kind`` is the size rule; bundles pick by measurement instead (``serving/index_tuner.py``:
+``choose_kind`` is the size rule; bundles pick by measurement instead (``bundle/index_tuner.py``:
 every candidate kind built, tuned and timed, the fastest at the recall target kept).
 
 Ids are catalog rows: ``vectors[i]`` is item row i. Small functions and one class, numpy in and out.
@@ -33,7 +33,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from serving import gpu_index
+from bundle import gpu_index
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ class VectorIndex:
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)  # (N, D)
         self.live = np.ones(len(vectors), bool) if live is None else live
         self.n_live = int(self.live.sum())
-        self.accel: faiss.Index | None = None  # the GPU copy searches go to (serving/gpu_index.py)
+        self.accel: faiss.Index | None = None  # the GPU copy searches go to (bundle/gpu_index.py)
         self.mapped = False  # the faiss structures are views of the index file (``load(mmap=True)``)
         self._accel_args: tuple | None = None
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from serving import index as ix
+from bundle import index as ix
 
 
 def clustered(n: int, d: int = 32, clusters: int = 50, seed: int = 0) -> np.ndarray:
@@ -122,5 +122,5 @@ def test_mapped_index_searches_like_a_read_one_and_copies_before_a_change(data, 
 
 
 def test_serving_index_is_torch_free() -> None:
-    code = "import sys, serving.index, serving.bundle; assert 'torch' not in sys.modules"
+    code = "import sys, bundle.index, bundle.versions; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import fsspec
 
-from serving.bundle import MANIFEST, bundles_dir, current_version, promote, verify_bundle
+from bundle.versions import MANIFEST, bundles_dir, current_version, promote, verify_bundle
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +41,11 @@ def set_store_current(url: str, version: str) -> None:
     log.info("store %s: CURRENT -> %s", url, version)
 
 
-def push(artifacts: Path, version: str, url: str, *, make_current: bool = True) -> None:
-    """Upload a published local version (verified first), its manifest last; then CURRENT."""
+def push(artifacts: Path, version: str, url: str, *, make_current: bool = True, verified: dict | None = None) -> None:
+    """Upload a published local version (verified first, unless ``verified`` is the manifest this
+    process's ``verify_bundle`` returned), its manifest last; then CURRENT."""
     src = bundles_dir(artifacts) / version
-    manifest = verify_bundle(src)
+    manifest = verified if verified is not None else verify_bundle(src)
     fs, root = _store(url)
     dest = f"{root}/bundles/{version}"
     for name in [*sorted(manifest["files"]), MANIFEST]:
