@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
+from recsys.ranking import features_block  # noqa: E402
 from serving.loaded_bundle import load_current  # noqa: E402
 from serving.settings import ServingSettings  # noqa: E402
 
@@ -34,19 +35,21 @@ def main() -> None:
     b = load_current(ServingSettings(artifacts_dir=a.artifacts))
     C, B = b.settings.candidates, a.batch
     rng = np.random.default_rng(0)
-    users = [u for u, i in b.user_row.items() if len(b.user_history[i])]
+    users = [u for u, i in b.shoppers.row_of.items() if len(b.shoppers.history[i])]
     allowed = b.allowed(categories=None, price_min=None, price_max=None, in_stock_only=True)
 
     def stages(us: list[str], clock: dict[str, float]) -> None:
         """The served code's model stages (serving/loaded_bundle.py) for these shoppers, timed one by one."""
-        rows = [b.user_row[u] for u in us]
-        hist = [b.user_history[r] for r in rows]
+        rows = [b.shoppers.row_of[u] for u in us]
+        hist = [b.shoppers.history[r] for r in rows]
         t0 = time.perf_counter()
-        uvec = b.user_vectors(us, hist, [b.user_profile[r] for r in rows])
+        uvec = b.user_vectors(us, hist, [b.shoppers.profiles[r] for r in rows])
         t1 = time.perf_counter()
         D, I = b.items_index.search(uvec, C, allowed=allowed)
         t2 = time.perf_counter()
-        b.rank_block(uvec, I, [b.user_seen[r] for r in rows], hist, score=D)
+        block = features_block(I, None, None, uvec, b.items_index.vectors, [b.shoppers.seen[r] for r in rows], hist,
+                               b.catalog.stats, b.spec.category_vocab.size, D)
+        b.ranker.score(block, uvec, b.catalog.codes)
         t3 = time.perf_counter()
         for k, dt in zip(("user tower", "index search", "ranker features and call"), (t1 - t0, t2 - t1, t3 - t2),
                          strict=True):
@@ -62,7 +65,7 @@ def main() -> None:
         stages(us, batch)
     n = a.rounds * B
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; 1 ONNX Runtime / FAISS thread; bundle {b.version}, "
-          f"{b.n_items:,} items, {C} candidates")
+          f"{b.catalog.n_items:,} items, {C} candidates")
     print(f"| stage | ms per request, one at a time | ms per request, {B} batched | gain |\n| --- | --- | --- | --- |")
     for k in single:
         print(f"| {k} | {single[k] / n * 1e3:.3f} | {batch[k] / n * 1e3:.3f} | x{single[k] / batch[k]:.2f} |")

@@ -51,7 +51,7 @@ def bundle_memory(bundle: Path) -> tuple[float, float, int, int]:
     b = LoadedBundle(bundle, ServingSettings(artifacts_dir=bundle.parent.parent))
     total = rss_mb() - before
     models = sum(p.stat().st_size for p in bundle.glob("*.onnx")) / 2**20
-    n, users = len(b.item_ids), len(b.user_row)
+    n, users = len(b.catalog.item_ids), len(b.shoppers.row_of)
     del b
     return models, (total - models) * 2**20 / n, n, users
 

@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 
 STAGES = (("user tower", "loaded_bundle.py", "user_vectors"), ("FAISS", "index.py", "search"),
-          ("union kernel", "union_kernel.py", "union_batch"), ("rank_block", "loaded_bundle.py", "rank_block"),
-          ("ranker features", "rank_features.py", "rank_features"), ("rules and records", "recommend.py", "_finish"))
+          ("union kernel", "union_kernel.py", "union_batch"), ("ranker features", "rank_features.py", "rank_features"),
+          ("ranker call and its inputs", "ranking.py", "score"), ("rules and records", "recommend.py", "page"))
 
 
 def main() -> None:
@@ -47,7 +47,7 @@ def main() -> None:
 
     faiss.omp_set_num_threads(s.faiss_threads)  # as the service runs its batches
     b = LoadedBundle(a.artifacts / "bundles" / (a.artifacts / "CURRENT").read_text().strip(), s)
-    users = [u for u, r in b.user_row.items() if len(b.user_history[r])]
+    users = [u for u, r in b.shoppers.row_of.items() if len(b.shoppers.history[r])]
     rng = np.random.default_rng(0)
     reqs = [RecommendationRequest(user_id=users[i], k=10) for i in rng.integers(0, len(users), a.requests)]
     channels = b.channels
@@ -63,7 +63,8 @@ def main() -> None:
     rows = [(name, run(ch)) for _ in range(2) for name, ch in (("channels on", channels), ("tower only", None))]
     b.channels = channels
     print(f"{date.today()}; machine: {platform.machine()}, {os.cpu_count()} cores; bundle {b.version} "
-          f"({b.n_items:,} items); {a.requests} requests in batches of {a.batch}, {s.candidates} tower candidates")
+          f"({b.catalog.n_items:,} items); {a.requests} requests in batches of {a.batch}, "
+          f"{s.candidates} tower candidates")
     print("command: .venv/bin/python " + " ".join(sys.argv))
     for name, ms in rows:
         print(f"  {name}: {ms:.3f} ms per request")
@@ -75,7 +76,6 @@ def main() -> None:
         cum[(Path(path).name, fn)] = cum.get((Path(path).name, fn), 0.0) + ct
     total = cum[("channel_cost.py", "run")]
     per = {name: cum.get((path, fn), 0.0) for name, path, fn in STAGES}
-    per["ranker call and its inputs"] = per.pop("rank_block") - per["ranker features"]
     per["the rest (request set-up, Python between the calls)"] = total - sum(per.values())
     print(f"  channels on under cProfile (which adds its own overhead): {total / len(reqs) * 1e3:.3f} ms per request")
     for name, t in per.items():

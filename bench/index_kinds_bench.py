@@ -35,12 +35,12 @@ def main() -> None:
     faiss.omp_set_num_threads(1)
     b = load_current(ServingSettings(artifacts_dir=a.artifacts))
     x = b.items_index.vectors
-    users = [u for u in range(len(b.user_history)) if len(b.user_history[u])]
+    users = [u for u in range(len(b.shoppers.history)) if len(b.shoppers.history[u])]
     users = np.random.default_rng(0).permutation(users)[:2000]
-    q = b.user_vectors([None] * len(users), [b.user_history[u] for u in users],
-                       [b.user_profile[u] for u in users]).astype(np.float32)
+    q = b.user_vectors([None] * len(users), [b.shoppers.history[u] for u in users],
+                       [b.shoppers.profiles[u] for u in users]).astype(np.float32)
     tune_q, test_q = q[:1000], q[1000:]
-    ok = b.in_stock.copy()
+    ok = b.catalog.in_stock.copy()
     ids = np.flatnonzero(ok)
     k = 103
     truth = ids[ix.exact_search(x[ids], test_q, k)[1]]

@@ -62,13 +62,13 @@ def with_predictions(src_art: Path, out_art: Path) -> Path:
         return out_art
     m = verify_bundle(src)
     b = LoadedBundle(src, ServingSettings(artifacts_dir=src_art))  # its calibrated classifier, as served
-    names = b.class_names
+    names = b.image_model.class_names
     # the spec the model was exported with (the dataset's pixel cache is keyed by it)
-    spec = PreprocessSpec.from_dict(json.loads(b.image_model.get_modelmeta().custom_metadata_map["preprocess"]))
+    spec = PreprocessSpec.from_dict(json.loads(b.image_model.session.get_modelmeta().custom_metadata_map["preprocess"]))
     data = Path(m["image_root"])
     items = pd.read_parquet(src / "items.parquet", columns=["item_id", "category", "image"])
     pixels, errors = decode_cached([data / p for p in items["image"]], data / "cache", spec)
-    P = np.concatenate([b.class_probabilities(normalize(pixels[s : s + 2048], spec))
+    P = np.concatenate([b.image_model.class_probabilities(normalize(pixels[s : s + 2048], spec))
                         for s in range(0, len(items), 2048)])  # (N, K)
     cls = items["category"].map({c: i for i, c in enumerate(names)})
     p_cat = np.where(cls.notna(), P[np.arange(len(P)), cls.fillna(0).astype(int)], np.nan)  # NaN: not a class

@@ -28,7 +28,9 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
+    from recsys.channels import FIELDS
     from recsys.rank_features import rank_features
+    from recsys.ranking import features_block
     from serving.loaded_bundle import LoadedBundle
     from serving.settings import ServingSettings
 
@@ -40,18 +42,18 @@ def main() -> None:
     s = ServingSettings(artifacts_dir=a.artifacts)
     b = LoadedBundle(a.artifacts / "bundles" / (a.artifacts / "CURRENT").read_text().strip(), s)
     rng = np.random.default_rng(0)
-    users = rng.choice([r for r in b.user_row.values() if len(b.user_history[r])], a.batch)
-    seen, recent = [b.user_seen[u] for u in users], [b.user_history[u] for u in users]
+    users = rng.choice([r for r in b.shoppers.row_of.values() if len(b.shoppers.history[r])], a.batch)
+    seen, recent = [b.shoppers.seen[u] for u in users], [b.shoppers.history[u] for u in users]
     U = rng.standard_normal((a.batch, b.items_index.vectors.shape[1])).astype(np.float32)
     print(f"{date.today()}; machine: {platform.machine()}, {os.cpu_count()} cores; bundle {b.version} "
-          f"({b.n_items:,} items); batches of {a.batch} shoppers; ONNX Runtime threads {s.ort_threads}")
+          f"({b.catalog.n_items:,} items); batches of {a.batch} shoppers; ONNX Runtime threads {s.ort_threads}")
     print("command: .venv/bin/python " + " ".join(sys.argv))
     ncat = b.spec.category_vocab.size
     print("| union size C | features ms/request | ranker call ms/request | both | per candidate µs |")
     print("| --- | --- | --- | --- | --- |")
     for C in map(int, a.sizes.split(",")):
-        cand = rng.integers(0, b.n_items, (a.batch, C))
-        ch = rng.random((a.batch, C, 5)).astype(np.float32)
+        cand = rng.integers(0, b.catalog.n_items, (a.batch, C))
+        ch = rng.random((a.batch, C, len(FIELDS))).astype(np.float32)
         score = rng.random((a.batch, C)).astype(np.float32)
 
         def timed(fn) -> float:
@@ -64,8 +66,12 @@ def main() -> None:
                 runs.append((time.perf_counter() - t) / 100 / a.batch * 1e3)
             return float(np.median(runs))
 
-        feats = timed(lambda: rank_features(b.stats, seen, recent, cand, score, ncat, ch))  # noqa: B023
-        both = timed(lambda: b.rank_block(U, cand, seen, recent, ch, score))  # noqa: B023
+        feats = timed(lambda: rank_features(b.catalog.stats, seen, recent, cand, score, ncat, ch))  # noqa: B023
+        def rank_stage(cand=cand, ch=ch, score=score) -> None:  # the ranking stage serving runs (recsys/ranking.py)
+            block = features_block(cand, ch, None, U, b.items_index.vectors, seen, recent, b.catalog.stats, ncat, score)
+            b.ranker.score(block, U, b.catalog.codes)
+
+        both = timed(rank_stage)
         print(f"| {C} | {feats:.3f} | {both - feats:.3f} | {both:.3f} | {both / C * 1e3:.2f} |")
 
 

@@ -67,7 +67,7 @@ def served_topk(bundle, user_ids: np.ndarray, exclude: list[np.ndarray], k: int,
     from serving.recommend import recommend_many
     from serving.schemas import RecommendationRequest
 
-    ids, cap = bundle.item_ids, 1000  # the request schema's limit on exclude_item_ids
+    ids, cap = bundle.catalog.item_ids, 1000  # the request schema's limit on exclude_item_ids
     # a shopper with more seen items than the schema takes: the rest are dropped from a longer page here
     reqs = [RecommendationRequest(user_id=str(u), k=k + max(0, len(ex) - cap), in_stock_only=False,
                                   exclude_purchased=False, exclude_item_ids=[str(ids[r]) for r in ex[:cap]])
@@ -78,7 +78,7 @@ def served_topk(bundle, user_ids: np.ndarray, exclude: list[np.ndarray], k: int,
         for j, r in enumerate(recommend_many(bundle, reqs[s : s + batch], candidates)):
             if isinstance(r, Exception):
                 raise r
-            rows = bundle.row_of.rows([i["item_id"] for i in r["items"]])
+            rows = bundle.catalog.row_of.rows([i["item_id"] for i in r["items"]])
             rows = rows[~np.isin(rows, exclude[s + j])][:k]
             out[s + j, : len(rows)] = rows
             for name, ms in r["timings"].items():

@@ -33,6 +33,8 @@ import scipy.sparse as sp
 from common.jit import check_rows, ragged
 from common.mapped import open_npz
 from recsys.union_kernel import ABSENT as ABSENT  # re-exported: the rank of a candidate a channel lacks
+from recsys.union_kernel import CHANNELS as CHANNELS  # re-exported: the channels' one set of names
+from recsys.union_kernel import FIELDS as FIELDS  # re-exported: the union block's columns
 from recsys.union_kernel import union_batch
 
 log = logging.getLogger(__name__)
@@ -198,17 +200,20 @@ def category_popular(ch: Channels, category: np.ndarray, seen: np.ndarray, allow
 
 @dataclass
 class Candidates:
-    """One shopper's candidate union and what each channel says about each candidate."""
+    """One shopper's candidate union and what each channel says about each candidate (``FIELDS``)."""
 
     rows: np.ndarray  # (C,) catalog rows: the tower's candidates in its order, then the others'
     tower_rank: np.ndarray  # (C,) position in the tower's list, ABSENT if not in it
-    i2i_rank: np.ndarray  # (C,)
-    catpop_rank: np.ndarray  # (C,)
-    i2i_score: np.ndarray  # (C,) item-to-item score (0 when the shopper has no neighbours of it)
-    i2i_recent_score: np.ndarray  # (C,) the same from the shopper's ``recent_items`` latest items only
+    item2item_rank: np.ndarray  # (C,)
+    category_popular_rank: np.ndarray  # (C,)
+    item2item_score: np.ndarray  # (C,) item-to-item score (0 when the shopper has no neighbours of it)
+    item2item_recent_score: np.ndarray  # (C,) the same from the shopper's ``recent_items`` latest items only
 
-
-FIELDS = ("tower_rank", "i2i_rank", "catpop_rank", "i2i_score", "i2i_recent_score")  # union_block's feature order
+    def found_by(self) -> dict[int, list[str]]:
+        """Row -> the channels (``CHANNELS``) whose lists hold it."""
+        ranks = np.stack([getattr(self, f"{c}_rank") for c in CHANNELS], 1) < ABSENT  # (C, channels)
+        return {r: [c for c, hit in zip(CHANNELS, h, strict=True) if hit]
+                for r, h in zip(self.rows.tolist(), ranks.tolist(), strict=True)}
 
 _scratch = threading.local()  # per thread: the kernel's catalog-sized scratch (zero between calls)
 
@@ -231,12 +236,13 @@ def union_block(ch: Channels | None, tower: np.ndarray, seen: list[np.ndarray], 
                 allowed: np.ndarray, category: np.ndarray, size: int, blocked: list[np.ndarray] | None = None,
                 n_tower: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``union_many`` for a (B, T) block of tower answers (-1 = none, e.g. FAISS's), as one padded
-    block: rows (B, size) int64, features (B, size, 5) float32 named by ``FIELDS``, lengths (B,);
+    block: rows (B, size) int64, features (B, size, len(FIELDS)) float32 named by ``FIELDS``, lengths (B,);
     past a shopper's length the block holds zeros. The tower's list is the first ``n_tower``
     (default: all) rows of its answer that are not ``blocked``."""
     tower = np.asarray(tower, np.int64)
     B = len(tower)
-    rows, feats, lens = np.zeros((B, size), np.int64), np.zeros((B, size, 5), np.float32), np.zeros(B, np.int64)
+    rows, lens = np.zeros((B, size), np.int64), np.zeros(B, np.int64)
+    feats = np.zeros((B, size, len(FIELDS)), np.float32)
     if not B:
         return rows, feats, lens
     ch = ch if ch is not None else _no_channels()

@@ -20,11 +20,25 @@ import pandas as pd
 
 from common.jit import CACHE, check_rows, ragged
 from common.mapped import open_npz
-from recsys.channels import ABSENT, FIELDS
+from recsys.union_kernel import ABSENT, FIELDS
 
+# The ranker's dense features by name: the one declared list the kernel below writes, the ranker's
+# feed reads (recsys/ranking.py) and every exported ranker names in its metadata. A new feature is
+# a name here and its line in ``_features``; a bundle's ranker keeps the names it was trained on.
 DENSE = ("tower_score", "tower_rank", "cat_share", "cat_seen", "rel_price", "popularity", "recent_popularity",
          "age", "image_sim_mean", "image_sim_max", "history_len", "same_cat_as_last",
-         "i2i_score", "i2i_rank", "catpop_rank", "i2i_recent_score")
+         "item2item_score", "item2item_rank", "category_popular_rank", "item2item_recent_score")
+# names older rankers declare for the same columns (bundles from before the channels had one name)
+LEGACY_NAMES = {"i2i_score": "item2item_score", "i2i_rank": "item2item_rank", "catpop_rank": "category_popular_rank",
+                "i2i_recent_score": "item2item_recent_score"}
+_AT = {name: i for i, name in enumerate(DENSE)}
+TOWER_SCORE, CAT_SHARE, CAT_SEEN, REL_PRICE = _AT["tower_score"], _AT["cat_share"], _AT["cat_seen"], _AT["rel_price"]
+POPULARITY, RECENT_POPULARITY, AGE = _AT["popularity"], _AT["recent_popularity"], _AT["age"]
+IMAGE_SIM_MEAN, IMAGE_SIM_MAX, HISTORY_LEN = _AT["image_sim_mean"], _AT["image_sim_max"], _AT["history_len"]
+SAME_CAT_AS_LAST = _AT["same_cat_as_last"]
+# the union's columns (recsys/union_kernel.py FIELDS) enter under their own names: ranks log-scaled, scores as they are
+RANK_COLUMNS = tuple((i, _AT[f]) for i, f in enumerate(FIELDS) if f.endswith("_rank"))
+SCORE_COLUMNS = tuple((i, _AT[f]) for i, f in enumerate(FIELDS) if not f.endswith("_rank"))
 RECENT_DAYS = 7
 RANK_SCALE = 200  # tower_rank = log1p(rank) / log1p(RANK_SCALE): same meaning whatever the list length
 
@@ -92,8 +106,9 @@ def _dot(x: np.ndarray, y: np.ndarray) -> np.float32:
 @numba.njit(cache=CACHE, nogil=True)
 def _features(category, log_price, popularity, recent_pop, age_days, image, seen, seen_off, recent, recent_off,
               cand, score, ch, n_categories, out):  # pragma: no cover - compiled
-    """Fills ``out`` (B, C, len(DENSE)) in one pass per shopper: their category counts, median price,
-    last category and recent images are gathered once, then every candidate reads them. The recent
+    """Fills ``out`` (B, C, len(DENSE)), its columns by ``DENSE``'s names, in one pass per shopper:
+    their category counts, median price, last category and recent images are gathered once, then
+    every candidate reads them. The recent
     images sit in a small contiguous block that stays in cache while the candidates stream past."""
     B, C = cand.shape
     counts = np.zeros(n_categories, np.int64)
@@ -116,31 +131,42 @@ def _features(category, log_price, popularity, recent_pop, age_days, image, seen
         hist = np.log1p(ns)
         for c in range(C):
             i, o = cand[b, c], out[b, c]
-            o[0] = score[b, c]
-            o[1] = np.log1p(ch[b, c, 0]) * inv  # tower_rank
-            o[13] = np.log1p(ch[b, c, 1]) * inv  # i2i_rank
-            o[14] = np.log1p(ch[b, c, 2]) * inv  # catpop_rank
-            o[12] = ch[b, c, 3]  # i2i_score
-            o[15] = ch[b, c, 4]  # i2i_recent_score
+            o[TOWER_SCORE] = score[b, c]
+            for f, d in RANK_COLUMNS:
+                o[d] = np.log1p(ch[b, c, f]) * inv
+            for f, d in SCORE_COLUMNS:
+                o[d] = ch[b, c, f]
             k = category[i]
             if ns:
                 m = counts[k] if k < n_categories else 0
-                o[2] = np.float32(m) / np.float32(ns)
-                o[3] = np.log1p(m)
-                o[4] = log_price[i] - median
+                o[CAT_SHARE] = np.float32(m) / np.float32(ns)
+                o[CAT_SEEN] = np.log1p(m)
+                o[REL_PRICE] = log_price[i] - median
             if nr:
-                o[11] = k == last
+                o[SAME_CAT_AS_LAST] = k == last
                 if E:  # similarity to each recent image: their mean and max
                     tot, mx = np.float32(0), np.float32(-np.inf)
                     for j in range(nr):
                         d = _dot(image[i], rimg[j])
                         tot += d
                         mx = max(mx, d)
-                    o[8], o[9] = tot / nr, mx
-            o[5], o[6], o[7], o[10] = popularity[i], recent_pop[i], np.log1p(age_days[i]), hist
+                    o[IMAGE_SIM_MEAN], o[IMAGE_SIM_MAX] = tot / nr, mx
+            o[POPULARITY], o[RECENT_POPULARITY] = popularity[i], recent_pop[i]
+            o[AGE], o[HISTORY_LEN] = np.log1p(age_days[i]), hist
         for j in range(s0, s1):  # reset only what this shopper touched
             if category[seen[j]] < n_categories:
                 counts[category[seen[j]]] = 0
+
+
+def tower_order(U: int, C: int) -> np.ndarray:
+    """(U, C, len(FIELDS)): what the channels say when the candidates are the tower's list in its
+    order and no other channel ran (absent from every other channel's list, no item-to-item score)."""
+    ch = np.zeros((U, C, len(FIELDS)), np.float32)
+    ch[..., FIELDS.index("tower_rank")] = np.arange(C)
+    for f in FIELDS:
+        if f.endswith("_rank") and f != "tower_rank":
+            ch[..., FIELDS.index(f)] = ABSENT
+    return ch
 
 
 def rank_features(stats: ItemStats, seen: list[np.ndarray], recent: list[np.ndarray], cand: np.ndarray,
@@ -153,14 +179,12 @@ def rank_features(stats: ItemStats, seen: list[np.ndarray], recent: list[np.ndar
     recent: per user, their most recent rows, most recent first (image similarity, last category);
     cand, score: (U, C) candidate rows and their tower scores (u · v);
     channels: what the recall channels said (recsys.channels): (U, C) arrays named by ``FIELDS``,
-    or one (U, C, 5) block in that order (``union_block``'s); None: the
+    or one (U, C, len(FIELDS)) block in that order (``union_block``'s); None: the
     candidates are the tower's list in its order and no other channel ran.
     """
     U, C = cand.shape
     if channels is None:
-        ch = np.zeros((U, C, len(FIELDS)), np.float32)
-        ch[..., FIELDS.index("tower_rank")] = np.arange(C)
-        ch[..., FIELDS.index("i2i_rank")] = ch[..., FIELDS.index("catpop_rank")] = ABSENT
+        ch = tower_order(U, C)
     elif isinstance(channels, dict):
         ch = np.stack([np.asarray(channels[k], np.float32) for k in FIELDS], -1)
     else:

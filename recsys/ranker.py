@@ -29,13 +29,14 @@ import yaml
 from torch import nn
 
 from common.torch_runtime import export_onnx, parity, pick_device, save_checkpoint
-from recsys.channels import FIELDS, ChannelConfig, Channels, binary_matrix, fit_channels, union_block
+from recsys.channels import CHANNELS, FIELDS, ChannelConfig, Channels, binary_matrix, fit_channels
 from recsys.data import EvalUsers, RecData
 from recsys.evaluate import item_vectors, user_vectors
 from recsys.features import Vocab
 from recsys.metrics import ranking_metrics
 from recsys.model import TwoTower
-from recsys.rank_features import DENSE, ItemStats, rank_features
+from recsys.rank_features import DENSE, ItemStats
+from recsys.ranking import Block, candidate_block, ranker_feed, stack_blocks
 
 log = logging.getLogger(__name__)
 
@@ -132,22 +133,26 @@ def recent_rows(eu: EvalUsers) -> list[np.ndarray]:
     return [r[r >= 0] for r in Vocab.row_of_index(eu.history)]
 
 
-def channel_candidates(ch: Channels, data: RecData, eu: EvalUsers, tower: np.ndarray, size: int
-                       ) -> dict[str, np.ndarray]:
-    """(U, C) candidate rows and channel features (named by ``FIELDS``) per user: the union serving
-    builds (recsys.channels.union_block), each user's seen items excluded from every channel."""
+def candidate_lists(ch: Channels | None, data: RecData, eu: EvalUsers, Uv: np.ndarray, V: np.ndarray,
+                    tower: np.ndarray, stats: ItemStats, size: int, chunk: int = 4096) -> Block:
+    """Every user's candidates and features through the ranking stage serving runs
+    (recsys/ranking.py ``candidate_block``), each user's seen items blocked in every channel; lists
+    cut to the shortest (a user who saw nearly the whole catalog has fewer unseen items)."""
     recent = recent_rows(eu)
     everything = np.ones(data.n_items, bool)  # the seen items are blocked per user, not cleared in a mask
-    blocks = [union_block(ch, tower[lo : lo + 4096], eu.exclude[lo : lo + 4096], recent[lo : lo + 4096], everything,
-                          data.item_inputs["category"], size, blocked=eu.exclude[lo : lo + 4096])
-              for lo in range(0, len(tower), 4096)]
+    blocks = [candidate_block(ch, tower[lo : lo + chunk], Uv[lo : lo + chunk], V, eu.exclude[lo : lo + chunk],
+                              recent[lo : lo + chunk], everything, stats, data.spec.category_vocab.size, size,
+                              blocked=eu.exclude[lo : lo + chunk])
+              for lo in range(0, len(tower), chunk)]
     if not blocks:
-        return {k: np.zeros((0, size)) for k in ("rows", *FIELDS)}
-    rows, feats, lens = (np.concatenate(x) for x in zip(*blocks, strict=True))  # (U, size), (U, size, 5), (U,)
-    n = int(lens.min())
-    if n < size:  # a user who saw nearly the whole catalog: every list is cut to the shortest
+        z = np.zeros((0, size))
+        return Block(z.astype(np.int64), np.zeros((0, size, len(FIELDS)), np.float32), np.zeros(0, np.int64),
+                     np.zeros((0, size, V.shape[1]), np.float32), np.zeros((0, size, len(DENSE)), np.float32))
+    b = stack_blocks(blocks)
+    n = int(b.lens.min())
+    if n < size:
         log.warning("candidate lists cut to %d (of %d): too few unseen items", n, size)
-    return {"rows": rows[:, :n], **{k: feats[:, :n, f] for f, k in enumerate(FIELDS)}}
+    return Block(b.rows[:, :n], b.channels[:, :n], b.lens, b.vectors[:, :n], b.dense[:, :n])
 
 
 def build_lists(model: TwoTower, data: RecData, eu: EvalUsers, stats: ItemStats, V: np.ndarray, C: int = 200,
@@ -156,20 +161,12 @@ def build_lists(model: TwoTower, data: RecData, eu: EvalUsers, stats: ItemStats,
     lists are the union of the tower's top C and the channels' candidates (C + their share in all)."""
     Uv = user_vectors(model, eu)  # (U, D)
     size = C + (channels.config.extra if channels is not None else 0)
-    cand, score = retrieve(Uv, V, eu.exclude, size)
-    feats = None
-    if channels is not None:
-        feats = channel_candidates(channels, data, eu, cand, size)
-        cand = feats.pop("rows")
-        score = np.einsum("ud,ucd->uc", Uv, V[cand]).astype(np.float32)  # (U, C) u · v of every candidate
-    else:
-        cand, score = cand[:, :C], score[:, :C]
-    dense = rank_features(stats, eu.exclude, recent_rows(eu), cand, score, data.spec.category_vocab.size, feats)
-    label = np.stack([np.isin(c, r) for c, r in zip(cand, eu.relevant, strict=True)]) if len(cand) else \
-        np.zeros(cand.shape, bool)
-    ranks = {"tower": feats["tower_rank"], "item2item": feats["i2i_rank"], "category_popular": feats["catpop_rank"]
-             } if feats is not None else {}
-    return Lists(Uv, cand, dense, label, eu.relevant, ranks)
+    tower, _ = retrieve(Uv, V, eu.exclude, size)
+    b = candidate_lists(channels, data, eu, Uv, V, tower, stats, size if channels is not None else C)
+    label = np.stack([np.isin(c, r) for c, r in zip(b.rows, eu.relevant, strict=True)]) if len(b.rows) else \
+        np.zeros(b.rows.shape, bool)
+    ranks = {c: b.channels[..., FIELDS.index(f"{c}_rank")] for c in CHANNELS} if channels is not None else {}
+    return Lists(Uv, b.rows, b.dense, label, eu.relevant, ranks)
 
 
 def period_stats(data: RecData, periods: tuple[str, ...]) -> ItemStats:
@@ -206,12 +203,11 @@ def training_channels(cfg: RankerTrainConfig, data: RecData) -> Channels | None:
 
 
 def _tensors(lists: Lists, vecs: np.ndarray, cats: np.ndarray, users: np.ndarray, device) -> tuple:
-    B, C = len(users), lists.cand.shape[1]
-    rows = lists.cand[users].reshape(-1)
-    t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
-    dense = t(lists.dense[users].reshape(B * C, -1))
-    u = t(np.repeat(lists.user_vec[users], C, axis=0))
-    return dense, u, t(vecs[rows]), t(cats[rows])
+    """The ranker's inputs for these users' lists, in ``forward``'s order: serving's feed
+    (recsys/ranking.py ``ranker_feed``), as tensors."""
+    rows = lists.cand[users]  # (B, C)
+    feed = ranker_feed(lists.dense[users], lists.user_vec[users], vecs[rows], cats[rows])
+    return tuple(torch.from_numpy(v).to(device) for v in feed.values())
 
 
 @torch.no_grad()

@@ -24,6 +24,15 @@ from common.jit import CACHE
 
 ABSENT = 2000  # the rank of a candidate a channel did not return (beyond any channel's depth)
 
+# One name per recall channel, everywhere: configs (ChannelConfig's fields), the ranker's features,
+# explanations in the API, lift.json.
+CHANNELS = ("tower", "item2item", "category_popular")
+# What the union says about each candidate: the columns of its (B, C, len(FIELDS)) block, by name.
+FIELDS = (*(f"{c}_rank" for c in CHANNELS), "item2item_score", "item2item_recent_score")
+_AT = {name: i for i, name in enumerate(FIELDS)}
+TOWER_RANK, ITEM2ITEM_RANK, CATEGORY_POPULAR_RANK = (_AT[f"{c}_rank"] for c in CHANNELS)
+ITEM2ITEM_SCORE, ITEM2ITEM_RECENT_SCORE = _AT["item2item_score"], _AT["item2item_recent_score"]
+
 TOUCHED, BLOCKED, PICKED, TOWER = 1, 2, 4, 8  # bits of ``flag``: the per-row scratch state
 
 
@@ -105,8 +114,8 @@ def union_batch(neighbours: np.ndarray, weights: np.ndarray, category_top: np.nd
                 size: int, n_tower: int, n_i2i: int, n_cat: int, n_recent: int,
                 acc: np.ndarray, flag: np.ndarray, slot: np.ndarray,
                 rows: np.ndarray, feats: np.ndarray, lens: np.ndarray) -> None:
-    """For shopper b, write ``lens[b]`` candidates into ``rows[b]`` (B, size) and their (tower_rank,
-    i2i_rank, catpop_rank, i2i_score, i2i_recent_score) into ``feats[b]`` (B, size, 5).
+    """For shopper b, write ``lens[b]`` candidates into ``rows[b]`` (B, size) and what the channels
+    say about them into ``feats[b]`` (B, size, len(FIELDS)), by the column names of ``FIELDS``.
 
     ``tower[b]``: the tower's answer in its order, -1 = none; its first ``n_tower`` rows that are
     not ``blocked`` are the tower's list. Ragged inputs are ``x[x_off[b]:x_off[b+1]]``.
@@ -167,26 +176,26 @@ def union_batch(neighbours: np.ndarray, weights: np.ndarray, category_top: np.nd
                     free -= 1
                 if n_out < size:
                     rows[b, n_out] = r
-                    feats[b, n_out, 0] = i
+                    feats[b, n_out, TOWER_RANK] = i
                     n_out += 1
         for j in range(n_picked):  # then the channels' rows the tower did not have
             r = picked[j]
             if n_out < size and not (flag[r] & TOWER):
                 rows[b, n_out] = r
-                feats[b, n_out, 0] = ABSENT
+                feats[b, n_out, TOWER_RANK] = ABSENT
                 n_out += 1
         lens[b] = n_out
         for j in range(n_out):
             slot[rows[b, j]] = j + 1
-            feats[b, j, 1] = ABSENT
-            feats[b, j, 2] = ABSENT
-            feats[b, j, 3] = np.float32(acc[rows[b, j]])
+            feats[b, j, ITEM2ITEM_RANK] = ABSENT
+            feats[b, j, CATEGORY_POPULAR_RANK] = ABSENT
+            feats[b, j, ITEM2ITEM_SCORE] = np.float32(acc[rows[b, j]])
         for i in range(i2i.shape[0]):
             if slot[i2i[i]]:
-                feats[b, slot[i2i[i]] - 1, 1] = i
+                feats[b, slot[i2i[i]] - 1, ITEM2ITEM_RANK] = i
         for i in range(cat.shape[0]):
             if slot[cat[i]]:
-                feats[b, slot[cat[i]] - 1, 2] = i
+                feats[b, slot[cat[i]] - 1, CATEGORY_POPULAR_RANK] = i
         # the same sums from the latest items only, for the union's rows
         recent_sum = np.zeros(n_out, np.float64)
         for s in rc:
@@ -197,7 +206,7 @@ def union_batch(neighbours: np.ndarray, weights: np.ndarray, category_top: np.nd
                 if t >= 0 and slot[t]:
                     recent_sum[slot[t] - 1] += np.float64(weights[s, k])
         for j in range(n_out):
-            feats[b, j, 4] = np.float32(recent_sum[j])
+            feats[b, j, ITEM2ITEM_RECENT_SCORE] = np.float32(recent_sum[j])
         # reset the scratch where this shopper touched it
         for j in range(nt):
             acc[touched[j]] = 0.0

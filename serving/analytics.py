@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from bundle.photo_predictions import suspect_rows
+from serving.catalog import image_url
 from serving.loaded_bundle import LoadedBundle
 from serving.recommend import recommend_many
 from serving.rules import RuleSet
@@ -85,7 +86,7 @@ class Exposure:
 
 
 def sample_shoppers(b: LoadedBundle, n: int, seed: int = 0) -> list[str]:
-    users = list(b.user_row)
+    users = list(b.shoppers.row_of)
     rng = np.random.default_rng(seed)
     return [users[i] for i in sorted(rng.choice(len(users), min(n, len(users)), replace=False).tolist())]
 
@@ -94,7 +95,7 @@ def exposure(b: LoadedBundle, users: list[str], k: int, candidates: int, rules: 
              batch: int = 32) -> Exposure:
     """Each shopper's home page (no filters but stock) through ``recommend_many``, rules included."""
     t = time.perf_counter()
-    counts = np.zeros(b.n_items, np.int64)
+    counts = np.zeros(b.catalog.n_items, np.int64)
     fallback = 0
     for s in range(0, len(users), batch):
         reqs = [RecommendationRequest(user_id=u, k=k) for u in users[s : s + batch]]
@@ -102,7 +103,7 @@ def exposure(b: LoadedBundle, users: list[str], k: int, candidates: int, rules: 
             if isinstance(r, Exception):
                 continue
             fallback += r["fallback"] is not None
-            rows = b.rows([i["item_id"] for i in r["items"]])
+            rows = b.catalog.rows([i["item_id"] for i in r["items"]])
             np.add.at(counts, rows, 1)
     return Exposure(counts, len(users), fallback, k, time.perf_counter() - t)
 
@@ -115,7 +116,7 @@ class ExposureCache:
 
     def get(self, b: LoadedBundle, rules: RuleSet, n_users: int, k: int, candidates: int) -> Exposure:
         key = (id(b), b.version, tuple(sorted(r.model_dump_json() for r in rules.rules)), b.labels_applied,
-               len(b.live_rows), n_users, k)
+               len(b.catalog.live_rows), n_users, k)
         with self.lock:  # one computation at a time: two pages opened together wait for the first
             hit = self.entries.get(key)
             if hit is not None and time.monotonic() - hit[0] < self.ttl_s:
@@ -138,13 +139,17 @@ class ExposureCache:
 
 
 def live_mask(b: LoadedBundle) -> np.ndarray:
-    return np.asarray(b.items_index.live[: b.n_items], bool)
+    return np.asarray(b.items_index.live[: b.catalog.n_items], bool)
+
+
+def class_names(b: LoadedBundle) -> list[str]:
+    """The image model's categories ([] for a bundle without one)."""
+    return b.image_model.class_names if b.image_model is not None else []
 
 
 def class_codes(b: LoadedBundle) -> np.ndarray:
     """Each row's catalog category as an index into the image model's class names (-1: not a class)."""
-    pos = {c: i for i, c in enumerate(b.class_names)}
-    return pd.Series(b.category).map(pos).fillna(-1).to_numpy(np.int64)
+    return b.catalog.index_in(class_names(b))
 
 
 def photos_to_check(b: LoadedBundle, counts: np.ndarray, decided: set[str]) -> list[dict]:
@@ -153,22 +158,24 @@ def photos_to_check(b: LoadedBundle, counts: np.ndarray, decided: set[str]) -> l
     if b.photos is None:
         return []
     rows = suspect_rows(b.photos, class_codes(b), live_mask(b))
-    rows = np.array([r for r in rows.tolist() if b.item_ids[r] not in decided], np.int64)
+    rows = np.array([r for r in rows.tolist() if b.catalog.item_ids[r] not in decided], np.int64)
     if not len(rows):
         return []
     conf = b.photos.confidence[rows]
     order = np.lexsort((rows, -conf, -counts[rows]))
-    return [{"item_id": b.item_ids[r], "title": b.titles[r], "category": b.category[r],
-             "predicted": b.class_names[int(b.photos.predicted[r])], "confidence": float(b.photos.confidence[r]),
-             "recommended": int(counts[r]), "image_url": f"/images/{b.item_ids[r]}"} for r in rows[order].tolist()]
+    names = class_names(b)
+    return [{"item_id": b.catalog.item_ids[r], "title": b.catalog.titles[r], "category": b.catalog.category_of(r),
+             "predicted": names[int(b.photos.predicted[r])], "confidence": float(b.photos.confidence[r]),
+             "recommended": int(counts[r]), "image_url": image_url(b.catalog.item_ids[r])}
+            for r in rows[order].tolist()]
 
 
 def confusion(b: LoadedBundle) -> dict:
     """Catalog category (rows) against the image model's prediction (columns), live photos only."""
-    names = b.class_names
+    names = class_names(b)
     if b.photos is None or not names:
         return {"classes": names, "matrix": []}
-    cat, pred = class_codes(b), b.photos.predicted[: b.n_items].astype(np.int64)
+    cat, pred = class_codes(b), b.photos.predicted[: b.catalog.n_items].astype(np.int64)
     ok = (cat >= 0) & (pred >= 0) & live_mask(b)
     m = np.zeros((len(names), len(names)), np.int64)
     np.add.at(m, (cat[ok], pred[ok]), 1)
@@ -179,12 +186,13 @@ def embedding_map(b: LoadedBundle, n: int = 3000, seed: int = 0) -> dict:
     """A 2-D PCA projection of the image embeddings of ``n`` random live products."""
     if b.image_index is None:
         return {"points": []}
-    rows = np.flatnonzero(live_mask(b) & (np.linalg.norm(b.image_index.vectors[: b.n_items], axis=1) > 0))
+    rows = np.flatnonzero(live_mask(b) & (np.linalg.norm(b.image_index.vectors[: b.catalog.n_items], axis=1) > 0))
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(rows, min(n, len(rows)), replace=False))
     X = np.asarray(b.image_index.vectors[rows], np.float64)
     X -= X.mean(0)
     _, _, Vt = np.linalg.svd(X, full_matrices=False)
     xy = X @ Vt[:2].T  # (n, 2)
-    return {"points": [{"item_id": b.item_ids[r], "category": b.category[r], "x": round(float(x), 4),
-                        "y": round(float(y), 4)} for r, (x, y) in zip(rows.tolist(), xy.tolist(), strict=True)]}
+    cats, ids = b.catalog.category_of(rows).tolist(), b.catalog.item_ids
+    return {"points": [{"item_id": ids[r], "category": c, "x": round(float(x), 4), "y": round(float(y), 4)}
+                       for r, c, (x, y) in zip(rows.tolist(), cats, xy.tolist(), strict=True)]}

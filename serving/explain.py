@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from recsys.channels import ABSENT, Candidates
-
-CHANNEL_NAMES = ("tower", "item-to-item", "popular-in-category")
+from recsys.channels import Candidates
 
 
 def _positions(order: np.ndarray | None) -> dict[int, int]:
@@ -35,11 +33,7 @@ def reasons(vectors: np.ndarray, item_ids, page: np.ndarray, history: np.ndarray
         ok = np.isfinite(sim[np.arange(len(page)), best])
         because = [item_ids[int(hist[j])] if k else None for j, k in zip(best.tolist(), ok.tolist(), strict=True)]
     at_retrieval, at_rank = _positions(retrieved), _positions(ranked)
-    found: dict[int, list[str]] = {}
-    if channels is not None:
-        ranks = np.stack([channels.tower_rank, channels.i2i_rank, channels.catpop_rank], 1) < ABSENT  # (C, 3)
-        for r, hit in zip(channels.rows.tolist(), ranks.tolist(), strict=True):
-            found[r] = [n for n, h in zip(CHANNEL_NAMES, hit, strict=True) if h]
+    found = channels.found_by() if channels is not None else {}  # row -> the channels (recsys.channels.CHANNELS)
     out = []
     for i, r in enumerate(page.tolist()):
         if fallback is not None:

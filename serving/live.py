@@ -61,11 +61,11 @@ def add_item(b: LoadedBundle, item_id: str, title: str, category: str | None, pr
              image_path: Path, pixels: np.ndarray | None = None) -> tuple[int, str]:
     """Classify and embed the image, embed the item with the item tower, insert it. Returns (row, predicted).
     ``pixels``: the photo already preprocessed (the upload route has it); else it is read from ``image_path``."""
-    b.require_images()
+    model = b.require_images()
     if pixels is None:
-        pixels = preprocess(image_path.read_bytes(), b.preprocess_spec)
-    probs, emb = b.classify(pixels)
-    predicted = b.class_names[int(probs.argmax())]
+        pixels = preprocess(image_path.read_bytes(), model.preprocess_spec)
+    probs, emb = model.classify(pixels)
+    predicted = model.class_names[int(probs.argmax())]
     row = b.add_item(item_id, title, category or predicted, price, in_stock, emb, str(image_path), predicted)
     return row, predicted
 
@@ -73,12 +73,12 @@ def add_item(b: LoadedBundle, item_id: str, title: str, category: str | None, pr
 def apply(b: LoadedBundle, change: dict) -> None:
     op = change["op"]
     if op == "add":
-        if change["item_id"] in b.row_of:  # already here (this process added it, or a replay)
+        if change["item_id"] in b.catalog.row_of:  # already here (this process added it, or a replay)
             return
         add_item(b, change["item_id"], change["title"], change.get("category"), change["price"],
                  change["in_stock"], Path(change["image_path"]))
     elif op in ("patch", "hide"):
-        row = b.row_of.get(change["item_id"])
+        row = b.catalog.row_of.get(change["item_id"])
         if row is None:
             raise KeyError(change["item_id"])
         if op == "patch":
@@ -125,8 +125,8 @@ def apply_labels(b: LoadedBundle, decisions: list[dict]) -> int:
     whole log; the first ``b.labels_applied`` are already in."""
     n = 0
     for d in decisions[b.labels_applied:]:
-        row = b.row_of.get(d.get("item_id"))
-        if d.get("decision") == "accept" and row is not None and d.get("category") in b.category_names:
+        row = b.catalog.row_of.get(d.get("item_id"))
+        if d.get("decision") == "accept" and row is not None and d.get("category") in b.catalog.category_names:
             b.relabel_item(row, d["category"])
             n += 1
     b.labels_applied = len(decisions)

@@ -64,7 +64,7 @@ def install_openapi(app: FastAPI, settings: ServingSettings) -> None:
         version = b.version if b is not None else None
         if version not in cache:
             doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-            _walk(doc, settings, list(b.category_names) if b is not None else None)
+            _walk(doc, settings, list(b.catalog.category_names) if b is not None else None)
             cache.clear()
             cache[version] = doc
         return cache[version]

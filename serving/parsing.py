@@ -8,6 +8,7 @@ from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
+from serving.schemas import RecommendationRequest
 from serving.settings import ServingSettings
 
 M = TypeVar("M", bound=BaseModel)
@@ -42,3 +43,12 @@ def check_k(k: int, settings: ServingSettings) -> None:
     """The limit every listing endpoint shares: a 422 naming it, never a slow oversized answer."""
     if k > settings.max_k:
         raise HTTPException(422, f"k={k} is above the limit {settings.max_k}")
+
+
+def check_limits(req: RecommendationRequest, settings: ServingSettings) -> None:
+    """A recommendation request's limits beyond its schema (they are settings): k, offset, history."""
+    check_k(req.k, settings)
+    if req.offset > settings.max_offset:
+        raise HTTPException(422, f"offset={req.offset} is above the limit {settings.max_offset}")
+    if len(req.recent_item_ids) > settings.max_history:
+        raise HTTPException(422, f"{len(req.recent_item_ids)} recent_item_ids; the limit is {settings.max_history}")

@@ -65,13 +65,14 @@ def catalog_overlay(b, item_id: str) -> bytes:
     png = _OVERLAYS.get(key)
     if png is not None:
         return png
-    row = b.row_of.get(item_id)
+    row = b.catalog.row_of.get(item_id)
     path = b.photo_path(row) if row is not None else None  # the dataset's photos only, not live uploads
     if path is None:
         raise LookupError(f"item {item_id!r} has no catalog photo")
     data = path.read_bytes()
-    pixels = preprocess(data, b.preprocess_spec)
-    heat = occlusion_saliency(b.class_probabilities, pixels, int(b.classify(pixels)[0].argmax()))
+    model = b.require_images()
+    pixels = preprocess(data, model.preprocess_spec)
+    heat = occlusion_saliency(model.class_probabilities, pixels, int(model.classify(pixels)[0].argmax()))
     png = overlay_png(data, heat)
     with _LOCK:
         if len(_OVERLAYS) >= 512:  # a few galleries' worth; older bundles' entries go with them

@@ -17,7 +17,7 @@ from serving.settings import ServingSettings
 
 def smoke(b: LoadedBundle) -> None:
     """One model-path recommendation for a known user with history and one popular answer; raises on failure."""
-    user = next((u for u, i in b.user_row.items() if len(b.user_history[i])), None)
+    user = next(iter(b.shoppers.with_history(1)), None)
     if user is not None:
         r = recommend(b, RecommendationRequest(user_id=user, k=5, in_stock_only=False), b.settings.candidates)
         if r.fallback is not None or not r.items:

@@ -25,10 +25,10 @@ def read_upload(upload: UploadFile, settings: ServingSettings) -> bytes:
 def read_photo(upload: UploadFile, bundle: LoadedBundle, state: ServiceState) -> tuple[bytes, np.ndarray]:
     """The upload's bytes and its (1, 1, H, W) model input, decoded in one of the bounded decode slots;
     409 for a bundle without photos, 413 / 422 for a file too large, empty or not an image."""
-    bundle.require_images()
+    spec = bundle.require_images().preprocess_spec
     data = read_upload(upload, state.settings)
     try:
         with decode_slot(state):
-            return data, preprocess(data, bundle.preprocess_spec)
+            return data, preprocess(data, spec)
     except ImageError as e:
         raise HTTPException(422, str(e)) from e

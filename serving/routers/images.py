@@ -19,7 +19,7 @@ Upload = Annotated[UploadFile, File(description="A product photo (PNG/JPEG/WebP)
 
 
 def _classify(bundle, upload: UploadFile, state):
-    return bundle.classify(read_photo(upload, bundle, state)[1])
+    return bundle.require_images().classify(read_photo(upload, bundle, state)[1])
 
 
 @router.post("/classify", response_model=ClassifyResponse)
@@ -27,11 +27,12 @@ def classify(image: Upload, bundle: Bundle, state: State, saliency: bool = False
     """Category probabilities (temperature-calibrated) from the image model; with ``saliency=true``,
     also where it looked (occlusion saliency through ONNX Runtime, serving/saliency.py)."""
     _, pixels = read_photo(image, bundle, state)
-    probs, _ = bundle.classify(pixels)
+    model = bundle.require_images()
+    probs, _ = model.classify(pixels)
     order = probs.argsort()[::-1]
-    heat = occlusion_saliency(bundle.class_probabilities, pixels, int(order[0])) if saliency else None
-    return ClassifyResponse(predicted=bundle.class_names[order[0]], bundle_version=bundle.version,
-                            probabilities=[CategoryProbability(category=bundle.class_names[i],
+    heat = occlusion_saliency(model.class_probabilities, pixels, int(order[0])) if saliency else None
+    return ClassifyResponse(predicted=model.class_names[order[0]], bundle_version=bundle.version,
+                            probabilities=[CategoryProbability(category=model.class_names[i],
                                                                probability=float(probs[i])) for i in order],
                             saliency=None if heat is None else np.round(heat, 3).tolist())
 
@@ -43,5 +44,5 @@ def search(image: Upload, bundle: Bundle, state: State, k: Annotated[int, Query(
     check_k(k, state.settings)
     probs, emb = _classify(bundle, image, state)
     items = nearest(bundle, "image", emb, k, Filters(categories=categories, in_stock_only=in_stock_only))
-    return ImageSearchResponse(predicted=bundle.class_names[int(probs.argmax())], items=items,
+    return ImageSearchResponse(predicted=bundle.require_images().class_names[int(probs.argmax())], items=items,
                                bundle_version=bundle.version)

@@ -15,7 +15,7 @@ from serving.deps import Admin, Bundle, Settings, State
 from serving.live import ChangeLog, add_item
 from serving.metrics import INDEX_SIZE
 from serving.parsing import check_k
-from serving.recommend import items_out, similar
+from serving.recommend import similar
 from serving.schemas import ERRORS, Filters, ItemDetail, ItemPatch, SimilarResponse
 from serving.uploads import read_photo
 
@@ -23,16 +23,16 @@ router = APIRouter(tags=["items"], responses=ERRORS)
 
 
 def _row(bundle, item_id: str) -> int:
-    row = bundle.row_of.get(item_id)
+    row = bundle.catalog.row_of.get(item_id)
     if row is None:
         raise HTTPException(404, f"unknown item {item_id!r}")
     return row
 
 
 def _detail(bundle, row: int) -> ItemDetail:
-    base = items_out(bundle, [row])[0]
-    return ItemDetail(**base, created_at=timestamp(bundle.created_at[row]), live=row in bundle.live_rows,
-                      predicted_category=bundle.predicted.get(row))
+    cat = bundle.catalog
+    return ItemDetail(**cat.items_out([row])[0], created_at=timestamp(cat.created_at[row]), live=row in cat.live_rows,
+                      predicted_category=cat.predicted.get(row))
 
 
 @router.get("/v1/items/{item_id}", response_model=ItemDetail)
@@ -83,10 +83,10 @@ def add(bundle: Bundle, state: State, settings: Settings, _: Admin,
         in_stock: Annotated[bool, Form()] = True) -> ItemDetail:
     """Add a product: its photo is classified and embedded, the item tower embeds it from category,
     price and image, and it goes into the live indexes (logged, so it survives a restart)."""
-    if item_id in bundle.row_of:
+    if item_id in bundle.catalog.row_of:
         raise HTTPException(409, f"item {item_id!r} already exists")
-    if category is not None and category not in bundle.category_names:
-        raise HTTPException(422, f"unknown category {category!r}; known: {bundle.category_names}")
+    if category is not None and category not in bundle.catalog.category_names:
+        raise HTTPException(422, f"unknown category {category!r}; known: {bundle.catalog.category_names}")
     data, pixels = read_photo(image, bundle, state)  # refuse a bad image before anything is stored
     log = ChangeLog(settings.artifacts_dir, bundle.version)
     path = log.save_image(item_id, data, Path(image.filename or "").suffix.lower()[:5] or ".img")

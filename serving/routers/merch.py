@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 
 from serving.deps import Admin, Bundle, State
-from serving.live import apply_labels
+from serving.labels import decide_label
 from serving.merch_schemas import (
     LabelDecision,
     LabelResult,
@@ -18,22 +18,12 @@ from serving.merch_schemas import (
     Shopper,
     ShopperList,
 )
-from serving.recommend import items_out, recommend
-from serving.routers.recommendations import check_limits
-from serving.rules import Rule, RuleSet
+from serving.parsing import check_limits
+from serving.recommend import recommend
+from serving.rules import Rule, RuleSet, check_rule
 from serving.schemas import ERRORS, AdminResponse
 
 router = APIRouter(prefix="/v1/merch", tags=["merchandising"], responses=ERRORS)
-
-
-def check_rule(rule: Rule, bundle) -> None:
-    """422 for a rule about a product or category this catalog does not have."""
-    name = f"rule {rule.rule_id}" if rule.rule_id else f"{rule.action} rule"
-    if rule.item_id is not None and rule.item_id not in bundle.row_of:
-        raise HTTPException(422, f"{name}: unknown item {rule.item_id!r}")
-    for field, value in (("category", rule.category), ("scope", rule.scope)):
-        if value is not None and value not in bundle.category_names:
-            raise HTTPException(422, f"{name}: unknown {field} {value!r}; known: {bundle.category_names}")
 
 
 @router.get("/rules", response_model=RuleList)
@@ -46,7 +36,7 @@ def list_rules(state: State) -> RuleList:
 def save_rule(rule: Rule, bundle: Bundle, state: State, _: Admin) -> Rule:
     """Save a rule (a new id when none is given; the same id replaces it). In effect from the next
     request in this worker and within ``changes_poll_s`` in the others; outlives bundle versions."""
-    check_rule(rule, bundle)
+    check_rule(rule, bundle.catalog)
     return state.merch.save_rule(rule)
 
 
@@ -63,7 +53,7 @@ def preview(body: PreviewRequest, bundle: Bundle, state: State) -> PreviewRespon
     explained), next to the page with the saved rules only. Nothing is saved."""
     check_limits(body.request, state.settings)
     for r in body.rules:
-        check_rule(r, bundle)
+        check_rule(r, bundle.catalog)
     saved = state.merch.rules(fresh=True).rules
     drafts = [r if r.rule_id else r.model_copy(update={"rule_id": f"draft-{i + 1}"}) for i, r in enumerate(body.rules)]
     req = body.request.model_copy(update={"explain": True})
@@ -73,44 +63,25 @@ def preview(body: PreviewRequest, bundle: Bundle, state: State) -> PreviewRespon
 
 
 @router.post("/labels/{item_id}", response_model=LabelResult)
-def decide_label(item_id: str, body: LabelDecision, bundle: Bundle, state: State, _: Admin) -> LabelResult:
+def decide(item_id: str, body: LabelDecision, bundle: Bundle, state: State, _: Admin) -> LabelResult:
     """Accept the image model's category for a product (or the one given), or dismiss the doubt.
     An accepted label applies live (filters, category pages, the ranker's category feature) and to
     the next night's data (pipelines/label_fixes.py)."""
-    row = bundle.row_of.get(item_id)
-    if row is None:
-        raise HTTPException(404, f"unknown item {item_id!r}")
-    category = None
-    if body.decision == "accept":
-        predicted = (bundle.predicted.get(row) or (bundle.class_names[int(bundle.photos.predicted[row])]
-                     if bundle.photos is not None and bundle.photos.predicted[row] >= 0 else None))
-        category = body.category or predicted
-        if category is None:
-            raise HTTPException(422, f"item {item_id!r} has no predicted category: give one")
-        if category not in bundle.category_names:
-            raise HTTPException(422, f"unknown category {category!r}; known: {bundle.category_names}")
-    state.merch.decide(item_id, body.decision, category, body.note)
-    apply_labels(bundle, state.merch.label_entries(fresh=True))
-    return LabelResult(item_id=item_id, decision=body.decision, category=bundle.category[row])
+    category = decide_label(bundle, state.merch, item_id, body.decision, body.category, body.note)
+    return LabelResult(item_id=item_id, decision=body.decision, category=category)
 
 
 @router.get("/shoppers", response_model=ShopperList)
 def shoppers(bundle: Bundle, limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> ShopperList:
     """Known shoppers with a history, to preview as (the first ``limit`` in the catalog's order)."""
-    out = []
-    for u, i in bundle.user_row.items():
-        if len(bundle.user_history[i]):
-            out.append(u)
-            if len(out) >= limit:
-                break
-    return ShopperList(user_ids=out)
+    return ShopperList(user_ids=bundle.shoppers.with_history(limit))
 
 
 @router.get("/shoppers/{user_id}", response_model=Shopper)
 def shopper(user_id: str, bundle: Bundle) -> Shopper:
     """A known shopper's stored history (latest first) and how many products they bought."""
-    u = bundle.user_row.get(user_id)
+    u = bundle.shoppers.row_of.get(user_id)
     if u is None:
         raise HTTPException(404, f"unknown shopper {user_id!r}")
-    return Shopper(user_id=user_id, history=items_out(bundle, bundle.user_history[u]),
-                   purchased=len(bundle.user_purchased[u]))
+    return Shopper(user_id=user_id, history=bundle.catalog.items_out(bundle.shoppers.history[u]),
+                   purchased=len(bundle.shoppers.purchased[u]))

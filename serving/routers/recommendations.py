@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic_core import to_json
 
 from serving.metrics import FALLBACKS, STAGES
-from serving.parsing import check_k, json_body, json_body_schema
+from serving.parsing import check_limits, json_body, json_body_schema
 from serving.schemas import ERRORS, RecommendationRequest, RecommendationResponse
-from serving.settings import ServingSettings
 from serving.state import ServiceState
 
 _STAGES = [STAGES.labels(s) for s in ("user", "retrieve", "rank", "rules")]  # labelled once, not per request
 router = APIRouter(prefix="/v1", tags=["recommendations"], responses=ERRORS)
-
-
-def check_limits(req: RecommendationRequest, settings: ServingSettings) -> None:
-    check_k(req.k, settings)
-    if req.offset > settings.max_offset:
-        raise HTTPException(422, f"offset={req.offset} is above the limit {settings.max_offset}")
-    if len(req.recent_item_ids) > settings.max_history:
-        raise HTTPException(422, f"{len(req.recent_item_ids)} recent_item_ids; the limit is {settings.max_history}")
 
 
 @router.post("/recommendations", response_model=RecommendationResponse,

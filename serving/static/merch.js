@@ -62,20 +62,31 @@ function itemLine(i) {
   const why = r ? [r.channels.join(" + ") || "—", r.because_of ? `because you viewed ${r.because_of}` : null,
                    r.retrieved_at ? `candidate #${r.retrieved_at}` + (r.ranked_at ? ` → ranked #${r.ranked_at}` : "") : null,
                    r.rules.length ? `rules: ${r.rules.join(", ")}` : null].filter(Boolean).join(" · ") : "";
-  li.innerHTML = `<img src="${i.image_url}" alt=""><b></b> <span></span><div class="why"></div>`;
-  li.querySelector("b").textContent = i.item_id;
-  li.querySelector("span").textContent = `${i.title} · ${i.category} · ${i.price.toFixed(2)}`;
-  li.querySelector(".why").textContent = why;
+  // DOM calls only: every field is data (an id may hold quotes and angle brackets), never markup
+  const img = document.createElement("img");
+  img.src = i.image_url;
+  img.alt = "";
+  const id = document.createElement("b");
+  id.textContent = i.item_id;
+  const what = document.createElement("span");
+  what.textContent = `${i.title} · ${i.category} · ${i.price.toFixed(2)}`;
+  const reason = document.createElement("div");
+  reason.className = "why";
+  reason.textContent = why;
+  li.append(img, id, " ", what, reason);
   return li;
 }
 
 function draftRule() {
   const f = new FormData(document.getElementById("rule-form"));
   const v = k => { const x = (f.get(k) || "").trim(); return x === "" ? null : x; };
-  const action = v("action");
-  const rule = { action, item_id: v("item_id"), category: v("item_id") ? null : v("category"), scope: v("scope"),
-                 starts_at: v("starts_at"), ends_at: v("ends_at"), note: v("note") || "" };
-  if (action === "pin") rule.slot = Number(v("slot") || 1); else rule.positions = Number(v("positions") || 10);
+  const select = document.querySelector("#rule-form select[name=action]");
+  const rule = { action: v("action"), item_id: v("item_id"), category: v("item_id") ? null : v("category"),
+                 scope: v("scope"), starts_at: v("starts_at"), ends_at: v("ends_at"), note: v("note") || "" };
+  // the fields this action reads, as serving/rules.py ACTIONS declares them (the template renders them)
+  for (const k of (select.selectedOptions[0].dataset.fields || "").split(" ").filter(Boolean)) {
+    if (v(k) !== null) rule[k] = Number(v(k));
+  }
   return rule;
 }
 

@@ -47,10 +47,10 @@ def server(tiny_artifacts: Path, tmp_path_factory: pytest.TempPathFactory):
             pytest.fail("the server did not start")
         time.sleep(0.05)
     b = app.state.service.bundle
-    pred = np.full(b.n_items, -1, np.int16)
-    pred[0] = (b.class_names.index(b.category[0]) + 1) % len(b.class_names)
+    pred = np.full(b.catalog.n_items, -1, np.int16)
+    pred[0] = (b.image_model.class_names.index(b.catalog.category_of(0)) + 1) % len(b.image_model.class_names)
     conf = np.where(pred >= 0, 0.99, 0).astype(np.float32)
-    b.photos = PhotoPredictions(pred, conf, np.zeros(b.n_items, np.float32))
+    b.photos = PhotoPredictions(pred, conf, np.zeros(b.catalog.n_items, np.float32))
     yield f"http://127.0.0.1:{port}", app
     srv.should_exit = True
     t.join(10)

@@ -42,7 +42,7 @@ def test_storefront_upload_returns_a_category(watched, server, tiny_shop):
     photo = tiny_shop / pd.read_parquet(tiny_shop / "items.parquet")["image"].dropna().iloc[0]
     p.set_input_files("#photo", str(photo))
     p.wait_for_selector("#photo-category")
-    assert p.inner_text("#photo-category").split(" (")[0] in app.state.service.bundle.class_names
+    assert p.inner_text("#photo-category").split(" (")[0] in app.state.service.bundle.image_model.class_names
     assert p.locator("#photo-result .product").count() == 8
     watched.shot("storefront-photo")
     watched.clean()
@@ -116,5 +116,6 @@ def test_accepting_a_photo_relabels_the_product(watched, server):
     p.click("figure.photo .accept")
     p.wait_for_selector("figure.photo.decided")
     assert p.inner_text("figure.photo .result") == f"now {predicted}"
-    assert httpx.get(f"{base}/v1/items/{item}").json()["category"] == predicted == b.category[b.row_of.get(item)]
+    now = b.catalog.category_of(b.catalog.row_of.get(item))
+    assert httpx.get(f"{base}/v1/items/{item}").json()["category"] == predicted == now
     watched.clean()

@@ -112,11 +112,11 @@ def test_union_has_a_fixed_size_the_tower_fills_and_ranks_are_positions() -> Non
     i2i = np.flatnonzero(allowed & (scores > 0))
     i2i = i2i[np.argsort(-scores[i2i], kind="stable")][:4]
     assert np.isin(i2i, c.rows).all()  # every channel's list is in
-    for r, tr, ir in zip(c.rows, c.tower_rank, c.i2i_rank, strict=True):
+    for r, tr, ir in zip(c.rows, c.tower_rank, c.item2item_rank, strict=True):
         assert tr == (np.flatnonzero(tower == r)[0] if r in tower else ABSENT)
         assert ir == (np.flatnonzero(i2i == r)[0] if r in i2i else ABSENT)
-    np.testing.assert_allclose(c.i2i_score, scores[c.rows])
-    np.testing.assert_allclose(c.i2i_recent_score, item2item_scores(ch, seen[::-1][:5], 30)[c.rows])
+    np.testing.assert_allclose(c.item2item_score, scores[c.rows])
+    np.testing.assert_allclose(c.item2item_recent_score, item2item_scores(ch, seen[::-1][:5], 30)[c.rows])
     in_tower = c.rows[c.tower_rank < ABSENT]
     np.testing.assert_array_equal(in_tower, tower[np.isin(tower, c.rows)])  # the tower's part in its order
     alone = union(None, tower, seen, seen, allowed, cat, 12)  # no channels: the tower's first 12
@@ -136,8 +136,8 @@ def test_ties_are_broken_by_row_and_by_position_and_batches_equal_single_calls()
     allowed = np.ones(n, bool)
     c = union(ch, np.array([2, 4]), np.array([0]), np.array([0]), allowed, cat, 5)
     assert c.rows.tolist() == [2, 4, 3, 9, 8]  # i2i keeps row 3 over row 7 (equal score); category 0: 9 before 8
-    assert c.i2i_rank.tolist() == [ABSENT, ABSENT, 0, ABSENT, ABSENT]
-    assert c.catpop_rank.tolist() == [ABSENT, ABSENT, ABSENT, 0, 1]
+    assert c.item2item_rank.tolist() == [ABSENT, ABSENT, 0, ABSENT, ABSENT]
+    assert c.category_popular_rank.tolist() == [ABSENT, ABSENT, ABSENT, 0, 1]
     # a batch is the single calls side by side (the scratch is clean between shoppers); blocked rows
     # are out of every channel for that shopper only
     towers = [np.array([2, 4]), np.array([5, 6, 1]), np.array([0])]
@@ -147,12 +147,13 @@ def test_ties_are_broken_by_row_and_by_position_and_batches_equal_single_calls()
     assert many[0].rows.tolist() == [2, 4, 7, 9, 8]
     for got, t, s in zip(many[1:], towers[1:], seen[1:], strict=True):
         one = union(ch, t, s, s, allowed, cat, 5)
-        for f in ("rows", "tower_rank", "i2i_rank", "catpop_rank", "i2i_score", "i2i_recent_score"):
+        for f in ("rows", "tower_rank", "item2item_rank", "category_popular_rank", "item2item_score",
+                  "item2item_recent_score"):
             np.testing.assert_array_equal(getattr(got, f), getattr(one, f))
     # an item added live (row past the tables) has no neighbours and is nobody's
     grown = np.ones(n + 1, bool)
     c = union(ch, np.array([10, 2]), np.array([10]), np.array([10]), grown, np.append(cat, 0), 4)
-    assert c.rows.tolist()[:2] == [10, 2] and not c.i2i_score.any()
+    assert c.rows.tolist()[:2] == [10, 2] and not c.item2item_score.any()
 
 
 def _dense_union(ch, tower, seen, recent, allowed, category, size):
@@ -190,10 +191,10 @@ def test_request_path_union_equals_the_catalog_sized_one(seed: int) -> None:
     c = union(ch, tower, seen, seen[::-1], allowed, cat, 150)
     rows, i2i_rank, cat_rank, score, recent = _dense_union(ch, tower, seen, seen[::-1], allowed, cat, 150)
     np.testing.assert_array_equal(c.rows, rows)
-    np.testing.assert_array_equal(c.i2i_rank, i2i_rank)
-    np.testing.assert_array_equal(c.catpop_rank, cat_rank)
-    np.testing.assert_array_equal(c.i2i_score, score)  # the same float64 sums, bit for bit
-    np.testing.assert_array_equal(c.i2i_recent_score, recent)
+    np.testing.assert_array_equal(c.item2item_rank, i2i_rank)
+    np.testing.assert_array_equal(c.category_popular_rank, cat_rank)
+    np.testing.assert_array_equal(c.item2item_score, score)  # the same float64 sums, bit for bit
+    np.testing.assert_array_equal(c.item2item_recent_score, recent)
 
 
 def test_channels_round_trip_and_live_append(tmp_path: Path) -> None:

@@ -44,14 +44,14 @@ def _features_one_user_at_a_time(stats: ItemStats, seen: list, recent: list, can
     out = np.zeros((U, C, len(DENSE)), np.float32)
     out[..., 0] = score
     if channels is None:  # the tower's list in its order, no other channel
-        channels = {"tower_rank": np.tile(np.arange(C, dtype=np.float32), (U, 1)), "i2i_score": np.zeros((U, C)),
-                    "i2i_rank": np.full((U, C), 2000.0), "catpop_rank": np.full((U, C), 2000.0),
-                    "i2i_recent_score": np.zeros((U, C))}
+        channels = {"tower_rank": np.tile(np.arange(C, dtype=np.float32), (U, 1)), "item2item_score": np.zeros((U, C)),
+                    "item2item_rank": np.full((U, C), 2000.0), "category_popular_rank": np.full((U, C), 2000.0),
+                    "item2item_recent_score": np.zeros((U, C))}
     col = {n: i for i, n in enumerate(DENSE)}
-    for name in ("tower_rank", "i2i_rank", "catpop_rank"):
+    for name in ("tower_rank", "item2item_rank", "category_popular_rank"):
         out[..., col[name]] = np.log1p(channels[name]) / np.log1p(200)
-    out[..., col["i2i_score"]] = channels["i2i_score"]
-    out[..., col["i2i_recent_score"]] = channels["i2i_recent_score"]
+    out[..., col["item2item_score"]] = channels["item2item_score"]
+    out[..., col["item2item_recent_score"]] = channels["item2item_recent_score"]
     ccat = stats.category[cand]
     for u in range(U):
         s, r = seen[u], recent[u]
@@ -83,9 +83,10 @@ def test_batched_features_equal_the_per_user_loop() -> None:
     cand, score = rng.integers(0, n, (5, 9)), rng.random((5, 9)).astype(np.float32)
     np.testing.assert_allclose(rank_features(st, seen, recent, cand, score, ncat),
                                _features_one_user_at_a_time(st, seen, recent, cand, score, ncat), rtol=1e-5, atol=1e-6)
-    ch = {"tower_rank": rng.integers(0, 300, (5, 9)).astype(np.float32), "i2i_score": rng.random((5, 9)),
-          "i2i_rank": rng.integers(0, 2001, (5, 9)).astype(np.float32),
-          "catpop_rank": rng.integers(0, 2001, (5, 9)).astype(np.float32), "i2i_recent_score": rng.random((5, 9))}
+    ch = {"tower_rank": rng.integers(0, 300, (5, 9)).astype(np.float32), "item2item_score": rng.random((5, 9)),
+          "item2item_rank": rng.integers(0, 2001, (5, 9)).astype(np.float32),
+          "category_popular_rank": rng.integers(0, 2001, (5, 9)).astype(np.float32),
+          "item2item_recent_score": rng.random((5, 9))}
     np.testing.assert_allclose(rank_features(st, seen, recent, cand, score, ncat, ch),
                                _features_one_user_at_a_time(st, seen, recent, cand, score, ncat, ch),
                                rtol=1e-5, atol=1e-6)

@@ -26,7 +26,7 @@ def test_a_torn_last_line_does_not_swallow_the_next_change(tmp_path: Path) -> No
 def test_a_change_that_cannot_be_logged_is_not_applied(artifacts: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = ServingSettings(artifacts_dir=artifacts, admin_token=TOKEN)
     with TestClient(create_app(settings), raise_server_exceptions=False) as c:
-        iid = str(c.app.state.service.bundle.item_ids[0])
+        iid = str(c.app.state.service.bundle.catalog.item_ids[0])
         before = c.get(f"/v1/items/{iid}").json()
 
         def disk_full(self, change: dict) -> None:

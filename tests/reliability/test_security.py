@@ -30,19 +30,19 @@ def test_images_route_serves_only_files_inside_the_dataset_or_live_folders(artif
     secret.write_text("do not serve")
     with make_client(artifacts) as c:
         b = c.app.state.service.bundle
-        iid = str(b.item_ids[0])
+        iid = str(b.catalog.item_ids[0])
         r = c.get(f"/images/{iid}")
         assert r.status_code == 200 and r.headers["content-type"].startswith("image/")
-        b.image_rel[0] = str(secret)  # a catalog row naming a file elsewhere (absolute or ../)
+        b.catalog.image_rel[0] = str(secret)  # a catalog row naming a file elsewhere (absolute or ../)
         assert c.get(f"/images/{iid}").status_code == 404
-        b.image_rel[0] = "../" * 12 + str(secret).lstrip("/")
+        b.catalog.image_rel[0] = "../" * 12 + str(secret).lstrip("/")
         assert c.get(f"/images/{iid}").status_code == 404
 
 
 @pytest.mark.parametrize("bad", ["inf", "-inf", "nan", "Infinity"])
 def test_non_finite_prices_are_refused(artifacts: Path, bad: str) -> None:
     with make_client(artifacts) as c:
-        iid = str(c.app.state.service.bundle.item_ids[0])
+        iid = str(c.app.state.service.bundle.catalog.item_ids[0])
         r = c.patch(f"/v1/items/{iid}", headers=AUTH, json={"price": bad})
         assert r.status_code == 422, r.text
         assert math.isfinite(c.get(f"/v1/items/{iid}").json()["price"])
@@ -101,7 +101,7 @@ def test_logs_carry_no_shopper_ids_or_bodies_at_info(tiny_artifacts: Path, caplo
 
     with caplog.at_level(logging.INFO), make_client(tiny_artifacts) as c:
         b = c.app.state.service.bundle
-        user = next(u for u, r in b.user_row.items() if len(b.user_history[r]))
+        user = next(u for u, r in b.shoppers.row_of.items() if len(b.shoppers.history[r]))
         secret = "session-secret-item"
         c.post("/v1/recommendations", json={"user_id": user, "k": 3, "recent_item_ids": [secret]})
         c.post("/v1/recommendations", json={"user_id": user, "k": "not a number"})

@@ -311,5 +311,5 @@ def test_an_installed_bundle_is_out_of_the_cyclic_gcs_reach(tiny_artifacts: Path
     assert ok, detail
     b = state.bundle
     assert gc.get_freeze_count() > 0
-    assert all(o is not b.user_row for o in gc.get_objects())  # frozen objects are not listed
+    assert all(o is not b.shoppers.row_of for o in gc.get_objects())  # frozen objects are not listed
     gc.unfreeze()

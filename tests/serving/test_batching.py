@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from pydantic_core import to_json
 
+from recsys.ranking import features_block
 from serving.batcher import Batcher
 from serving.errors import RequestError
 from serving.loaded_bundle import load_current
@@ -65,20 +66,25 @@ def test_batcher_groups_concurrent_submissions() -> None:
 def test_ranker_scores_do_not_depend_on_the_batch_or_its_padding(tiny_artifacts: Path) -> None:
     """Lists of different lengths share one padded ranker call; each list's scores equal its own call."""
     b = load_current(ServingSettings(artifacts_dir=tiny_artifacts))
-    users = [u for u in range(len(b.user_history)) if len(b.user_history[u])][:3]
-    U = b.user_vectors([None] * 3, [b.user_history[u] for u in users], [b.user_profile[u] for u in users])
+    users = [u for u in range(len(b.shoppers.history)) if len(b.shoppers.history[u])][:3]
+    U = b.user_vectors([None] * 3, [b.shoppers.history[u] for u in users], [b.shoppers.profiles[u] for u in users])
     D, I = b.items_index.search(U, 20)
     lens = [20, 7, 1]  # the longest list sets the block; the others are zero-padded, as union_block pads them
     cand, score = np.zeros((3, 20), np.int64), np.zeros((3, 20), np.float32)
     for j, n in enumerate(lens):
         cand[j, :n], score[j, :n] = I[j, :n], D[j, :n]
-    seen, recent = [b.user_seen[u] for u in users], [b.user_history[u] for u in users]
-    block = b.rank_block(U, cand, seen, recent, score=score)
+    seen, recent = [b.shoppers.seen[u] for u in users], [b.shoppers.history[u] for u in users]
+    def rank_block(U, cand, seen, recent, score):  # the ranking stage's features and ranker call
+        stats, ncat = b.catalog.stats, b.spec.category_vocab.size
+        block = features_block(cand, None, None, U, b.items_index.vectors, seen, recent, stats, ncat, score)
+        return b.ranker.score(block, U, b.catalog.codes)
+
+    block = rank_block(U, cand, seen, recent, score=score)
     together = [block[j, :n] for j, n in enumerate(lens)]
     assert [len(s) for s in together] == lens
     for j, n in enumerate(lens):
-        alone = b.rank_block(U[j : j + 1], cand[j : j + 1, :n], seen[j : j + 1], recent[j : j + 1],
-                             score=score[j : j + 1, :n])[0]
+        alone = rank_block(U[j : j + 1], cand[j : j + 1, :n], seen[j : j + 1], recent[j : j + 1],
+                           score=score[j : j + 1, :n])[0]
         np.testing.assert_allclose(together[j], alone, rtol=1e-5, atol=1e-5)
 
 

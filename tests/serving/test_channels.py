@@ -22,18 +22,18 @@ def _loaded(artifacts: Path) -> LoadedBundle:
 
 def _i2i_top(b: LoadedBundle, clicked: int, n: int) -> list[str]:
     """The item-to-item channel's own top list for one clicked item (live items, the item itself out)."""
-    s = item2item_scores(b.channels, np.array([clicked]), b.n_items)
+    s = item2item_scores(b.channels, np.array([clicked]), b.catalog.n_items)
     ok = np.flatnonzero((s > 0) & b.items_index.live)
     ok = ok[ok != clicked]
-    return [b.item_ids[r] for r in ok[np.argsort(-s[ok], kind="stable")][:n]]
+    return [b.catalog.item_ids[r] for r in ok[np.argsort(-s[ok], kind="stable")][:n]]
 
 
 def test_bundle_carries_the_channels_its_ranker_was_trained_with(tiny_artifacts: Path) -> None:
     b = _loaded(tiny_artifacts)
     meta = make_session(b.path / "ranker.onnx").get_modelmeta().custom_metadata_map
     assert b.channels is not None and b.channels.config == ChannelConfig(**json.loads(meta["channels"]))
-    assert b.channels.neighbours.shape[0] == b.n_items
-    assert len(b.ranker_dense) == len(json.loads(meta["dense"]))
+    assert b.channels.neighbours.shape[0] == b.catalog.n_items
+    assert len(b.ranker.columns) == len(json.loads(meta["dense"]))
 
 
 def test_a_clicked_items_neighbours_reach_the_page_and_hidden_ones_never_do(artifacts: Path) -> None:
@@ -41,7 +41,8 @@ def test_a_clicked_items_neighbours_reach_the_page_and_hidden_ones_never_do(arti
     clicked = int(np.argmax((b.channels.neighbours >= 0).sum(1)))  # the item with the most neighbours
     want = _i2i_top(b, clicked, 5)
     assert want, "the tiny shop's item has no item-to-item neighbours"
-    body = {"recent_item_ids": [b.item_ids[clicked]], "k": 100, "in_stock_only": False, "exclude_purchased": False}
+    body = {"recent_item_ids": [b.catalog.item_ids[clicked]], "k": 100, "in_stock_only": False,
+            "exclude_purchased": False}
     with make_client(artifacts) as c:
         got = [i["item_id"] for i in c.post("/v1/recommendations", json=body).json()["items"]]
         assert set(want) <= set(got)  # an anonymous session: the channel's candidates all went to the ranker
@@ -68,7 +69,7 @@ def test_a_bundle_without_photos_recommends_and_refuses_photo_routes_with_409(ph
     files = json.loads((bundles_dir(photoless_artifacts) / "v1" / "manifest.json").read_text())["files"]
     assert "image_model.onnx" not in files and "image_index.faiss" not in files and "channels.npz" in files
     b = _loaded(photoless_artifacts)
-    user = next(u for u, r in b.user_row.items() if len(b.user_history[r]))
+    user = next(u for u, r in b.shoppers.row_of.items() if len(b.shoppers.history[r]))
     with make_client(photoless_artifacts) as c:
         r = c.post("/v1/recommendations", json={"user_id": user, "k": 5, "in_stock_only": False})
         assert r.status_code == 200 and len(r.json()["items"]) == 5

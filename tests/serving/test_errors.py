@@ -28,7 +28,7 @@ def test_an_internal_value_error_is_a_500_with_a_request_id(app_client: TestClie
         raise ValueError("operands could not be broadcast together")  # a numpy bug, not the client's
 
     monkeypatch.setattr(bundle, "user_vectors", broken)
-    user = next(u for u, i in bundle.user_row.items() if len(bundle.user_history[i]))
+    user = next(u for u, i in bundle.shoppers.row_of.items() if len(bundle.shoppers.history[i]))
     with caplog.at_level(logging.ERROR, logger="serving.errors"):
         r = app_client.post("/v1/recommendations", json={"user_id": user, "k": 3}, headers={"X-Request-ID": "abc-123"})
     assert r.status_code == 500
@@ -46,7 +46,7 @@ def test_a_request_error_keeps_its_status_and_reason(app_client: TestClient) -> 
 def test_a_generated_request_id_when_none_or_an_unsafe_one_is_given(app_client: TestClient,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     bundle = app_client.app.state.service.bundle
-    monkeypatch.setattr(bundle, "classify", lambda *a: (_ for _ in ()).throw(RuntimeError("onnx failed")))
+    monkeypatch.setattr(bundle.image_model, "classify", lambda *a: (_ for _ in ()).throw(RuntimeError("onnx failed")))
     img = (np.random.default_rng(0).integers(0, 255, (28, 28))).astype(np.uint8)
     from io import BytesIO
 

@@ -101,15 +101,15 @@ def test_label_decisions_apply_live_and_to_the_next_nights_data(artifacts: Path,
                                                                 tmp_path: Path) -> None:
     with make_client(artifacts) as c:
         b = c.app.state.service.bundle
-        item = b.item_ids[0]
-        old = b.category[0]
-        new = next(n for n in b.class_names if n != old and n in b.category_names)
+        item = b.catalog.item_ids[0]
+        old = b.catalog.category_of(0)
+        new = next(n for n in b.image_model.class_names if n != old and n in b.catalog.category_names)
         # one suspect photo: the model is sure it is `new`
-        pred = np.full(b.n_items, -1, np.int16)
-        pred[0] = b.class_names.index(new)
-        conf = np.zeros(b.n_items, np.float32)
+        pred = np.full(b.catalog.n_items, -1, np.int16)
+        pred[0] = b.image_model.class_names.index(new)
+        conf = np.zeros(b.catalog.n_items, np.float32)
         conf[0] = 0.99
-        b.photos = PhotoPredictions(pred, conf, np.zeros(b.n_items, np.float32))
+        b.photos = PhotoPredictions(pred, conf, np.zeros(b.catalog.n_items, np.float32))
         got = c.get("/v1/analytics/photos", params={"shoppers": 10}).json()
         assert [i["item_id"] for i in got["items"]] == [item] and got["items"][0]["predicted"] == new
         png = c.get(got["items"][0]["saliency_url"])

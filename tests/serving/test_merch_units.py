@@ -4,21 +4,18 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 from pydantic import ValidationError
 
 from bundle.photo_predictions import PhotoPredictions
+from recsys.channels import Candidates
+from recsys.features import Vocab
+from recsys.rank_features import ItemStats
 from serving import analytics as an
+from serving.catalog import Catalog
 from serving.explain import reasons
-from serving.rules import (
-    Rule,
-    RuleEffect,
-    RuleSet,
-    apply_pins,
-    apply_ranking_rules,
-    excluded_rows,
-    page_category,
-)
+from serving.rules import Rule, RuleEffect, RulePlan, RuleSet, page_category
 from serving.saliency import occlusion_saliency
 
 
@@ -53,12 +50,16 @@ def test_by_category_most_and_never():
 def _fake_bundle(categories, predicted, confidence, p_category, live=None):
     n = len(categories)
     names = ["Bag", "Coat", "Shirt"]
+    vocab = Vocab(values=sorted(set(categories) | set(names)))
+    items = pd.DataFrame({"item_id": [f"i{r}" for r in range(n)], "title": [f"t{r}" for r in range(n)],
+                          "category": categories, "price": 1.0, "in_stock": True})
+    z = np.zeros(n, np.float32)
+    stats = ItemStats(category=vocab.encode(categories), log_price=z, popularity=z, recent=z, age_days=z, image=None)
     return SimpleNamespace(
         photos=PhotoPredictions(np.array(predicted, np.int16), np.array(confidence, np.float32),
                                 np.array(p_category, np.float32)),
-        class_names=names, category=np.array(categories, dtype=object), n_items=n,
-        items_index=SimpleNamespace(live=np.array(live if live is not None else [True] * n)),
-        item_ids=[f"i{r}" for r in range(n)], titles=[f"t{r}" for r in range(n)])
+        image_model=SimpleNamespace(class_names=names), catalog=Catalog(items, stats, vocab),
+        items_index=SimpleNamespace(live=np.array(live if live is not None else [True] * n)))
 
 
 def test_photos_to_check_ranked_by_exposure():
@@ -103,23 +104,25 @@ def test_exclude_boost_bury_pin_by_hand():
     row_of = {"a": 0, "b": 1, "c": 2, "d": 3, "e": 4, "f": 5}
     category = np.array(["X", "Y", "X", "Y", "Z", "Z"], dtype=object)
     codes = {"X": 0, "Y": 1, "Z": 2}
+    catalog = SimpleNamespace(row_of=row_of, codes=np.array([codes[c] for c in category]), category_names=list(codes),
+                              code_of=lambda cs: np.array([codes[c] for c in cs]))
     excl = [Rule(rule_id="no-e", action="exclude", item_id="e"), Rule(rule_id="no-y", action="exclude", category="Y"),
             Rule(rule_id="up-d", action="boost", item_id="d")]
-    gone = excluded_rows(excl, row_of, np.array([codes[c] for c in category]), lambda cs: [codes[c] for c in cs])
+    gone = RulePlan(excl, catalog).excluded()
     assert sorted(gone.tolist()) == [1, 3, 4]  # e, and both Y rows; a boost excludes nothing
     ranked = np.array([0, 1, 2, 3])
     eff = RuleEffect()
     rules = [Rule(rule_id="up-d", action="boost", item_id="d", positions=2),
              Rule(rule_id="down-x", action="bury", category="X", positions=1)]
     # keys 0..3; d: 3 - 2 = 1; X rows 0, 2: 0 + 1 = 1, 2 + 1 = 3 -> row0 1, row1 1, row2 3, row3 1
-    out = ranked[apply_ranking_rules(rules, ranked, row_of, category, eff)]
+    out = ranked[RulePlan(rules, catalog).move(ranked, eff)]
     assert out.tolist() == [0, 1, 3, 2]  # stable among equal keys
     assert eff.by_row[3] == ["up-d"] and eff.by_row[0] == ["down-x"] and 1 not in eff.by_row
     pins = [Rule(rule_id="p2", action="pin", item_id="f", slot=2),
             Rule(rule_id="p1", action="pin", item_id="c", slot=1),
             Rule(rule_id="pz", action="pin", item_id="b", slot=1)]
     allowed = lambda r: r != 1  # noqa: E731  (b is filtered out: its pin does nothing)
-    got = apply_pins(pins, out, row_of, allowed, eff)
+    got = RulePlan(pins, catalog).place(out, allowed, eff)
     assert got.tolist() == [2, 5, 0, 1, 3]  # c moved to slot 1, f (not ranked) inserted at slot 2
     assert eff.by_row[5] == ["p2"] and "p1" in eff.by_row[2]
 
@@ -127,12 +130,13 @@ def test_exclude_boost_bury_pin_by_hand():
 def test_reasons_by_hand():
     vectors = np.array([[1, 0], [0, 1], [0.9, 0.1], [0.1, 0.9]], np.float32)
     ids = ["a", "b", "c", "d"]
-    ch = SimpleNamespace(rows=np.array([2, 3, 1]), tower_rank=np.array([0, 2000, 1.0]),
-                         i2i_rank=np.array([2000, 0, 2000.0]), catpop_rank=np.array([1, 2000, 2000.0]))
+    ch = Candidates(rows=np.array([2, 3, 1]), tower_rank=np.array([0, 2000, 1.0]),
+                    item2item_rank=np.array([2000, 0, 2000.0]), category_popular_rank=np.array([1, 2000, 2000.0]),
+                    item2item_score=np.zeros(3), item2item_recent_score=np.zeros(3))
     out = reasons(vectors, ids, page=np.array([3, 2, 1]), history=np.array([0, 1]), retrieved=np.array([2, 3, 1]),
                   ranked=np.array([3, 2, 1]), channels=ch, rules_by_row={1: ["r9"]}, fallback=None)
-    assert out[0] == {"channels": ["item-to-item"], "because_of": "b", "retrieved_at": 2, "ranked_at": 1, "rules": []}
-    assert out[1]["channels"] == ["tower", "popular-in-category"] and out[1]["because_of"] == "a"
+    assert out[0] == {"channels": ["item2item"], "because_of": "b", "retrieved_at": 2, "ranked_at": 1, "rules": []}
+    assert out[1]["channels"] == ["tower", "category_popular"] and out[1]["because_of"] == "a"
     assert out[2]["because_of"] == "a"  # b is in the history: it is not its own reason
     assert out[2]["rules"] == ["r9"]
 
