@@ -90,8 +90,9 @@ def cnn(images, device: str, out: Path, smoke: bool, **over) -> dict:
     import torch
     import yaml
 
+    from vision.config import TrainConfig
     from vision.preprocess import PreprocessSpec, normalize
-    from vision.train import TrainConfig, load_model, predict, train
+    from vision.train import load_model, predict, train
 
     recipe = Path(__file__).resolve().parents[1] / "vision/configs/gpu.yaml"
     run = out / f"cnn-{device}-{over.get('max_steps', 'all')}"
@@ -113,7 +114,8 @@ def cnn(images, device: str, out: Path, smoke: bool, **over) -> dict:
 def two_tower(data, device: str, out: Path, batch: int, epochs: int, smoke: bool, max_steps: int | None = None
               ) -> dict:
     """A run at one batch size; lr scaled by sqrt(batch / 1024) from the default recipe's."""
-    from recsys.train import RecTrainConfig, train_two_tower
+    from recsys.config import RecTrainConfig
+    from recsys.train import train_two_tower
 
     base = RecTrainConfig()
     run = out / f"tt-{device}-{batch}"

@@ -25,15 +25,16 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
+from common.recipes import from_mapping  # noqa: E402
+from recsys.config import RankerTrainConfig, RecTrainConfig  # noqa: E402
 from recsys.data import load_rec_data  # noqa: E402
 from recsys.ranker import (  # noqa: E402
-    RankerTrainConfig,
     evaluate_lift,
     load_ranker,
     period_stats,
     train_evaluate_export,
 )
-from recsys.train import RecTrainConfig, load_two_tower, train_two_tower  # noqa: E402
+from recsys.train import load_two_tower, train_two_tower  # noqa: E402
 
 
 def main() -> None:
@@ -59,7 +60,7 @@ def main() -> None:
         a.two_tower = train_two_tower(cfg, data)
     tt, _, _ = load_two_tower(a.two_tower)
     tt.eval()
-    cfg = RankerTrainConfig(candidates=a.candidates, model=a.model)
+    cfg = from_mapping(RankerTrainConfig, {"candidates": a.candidates, "model": a.model}, "--model")
     lift = train_evaluate_export(tt, data, cfg, out)
     info, diff = lift["train"], lift["onnx_parity"]
     tw, rk = lift["tower"], lift["ranker"]

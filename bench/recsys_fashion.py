@@ -35,9 +35,10 @@ def main() -> None:
     import torch
 
     from recsys.baselines import BASELINES
+    from recsys.config import RecTrainConfig
     from recsys.data import _eval_users, load_rec_data
     from recsys.evaluate import evaluate_ranking, item_vectors, two_tower_scores, user_vectors
-    from recsys.train import RecTrainConfig, load_two_tower, train_two_tower
+    from recsys.train import load_two_tower, train_two_tower
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", type=Path, default=ROOT / "data" / "fashion-shop")

@@ -95,10 +95,11 @@ def run_vitrine(data: Path, split: str, run: Path, seeds: list[int], two_tower: 
     import torch
 
     from recsys.baselines import BASELINES
+    from recsys.config import RecTrainConfig
     from recsys.data import load_rec_data
     from recsys.evaluate import evaluate_ranking, two_tower_scores
     from recsys.features import PROFILE_LEN
-    from recsys.train import RecTrainConfig, load_two_tower, train_two_tower
+    from recsys.train import load_two_tower, train_two_tower
 
     torch.set_num_threads(os.cpu_count() or 1)
     rows: dict[str, list[dict]] = {}

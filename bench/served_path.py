@@ -136,15 +136,17 @@ def main() -> None:
     import torch
 
     from common.onnx_runtime import make_session
+    from common.recipes import from_mapping
     from pipelines.assemble import TrainedModels, assemble_bundle
     from recsys.baselines import ease
+    from recsys.config import RankerTrainConfig, RecTrainConfig
     from recsys.data import load_rec_data
     from recsys.evaluate import evaluate_ranking, two_tower_scores
     from recsys.export import export_towers
     from recsys.features import PROFILE_LEN
     from recsys.metrics import ranking_metrics
-    from recsys.ranker import RankerTrainConfig, train_evaluate_export
-    from recsys.train import RecTrainConfig, load_two_tower, train_two_tower
+    from recsys.ranker import train_evaluate_export
+    from recsys.train import load_two_tower, train_two_tower
     from serving.loaded_bundle import LoadedBundle
     from serving.settings import ServingSettings
 
@@ -171,7 +173,8 @@ def main() -> None:
     rows["two-tower alone (full catalog)"] = evaluate_ranking(two_tower_scores(model, d, d.test), d.test, d,
                                                               ks=(10, 20))
     t = time.perf_counter()
-    rcfg = RankerTrainConfig(**({"candidates": a.candidates, "seed": a.seed} | json.loads(a.ranker)))
+    rcfg = from_mapping(RankerTrainConfig, {"candidates": a.candidates, "seed": a.seed} | json.loads(a.ranker),
+                        "--ranker")
     lift = train_evaluate_export(model, d, rcfg, a.work / "ranker")
     t_ranker = time.perf_counter() - t
     for name, m in lift["channels"].items():

@@ -31,14 +31,16 @@ torch.set_num_threads(int(sys.argv[3]))
 which, data = sys.argv[1], sys.argv[2]
 run = tempfile.mkdtemp()
 if which == "cnn":
-    from vision.train import TrainConfig, train
+    from vision.config import TrainConfig
+    from vision.train import train
     import yaml
     train(TrainConfig(data_dir=data, run_dir=run, model="resnet_fm_s", epochs=2, batch_size=256, lr=0.2,
                       max_items=8000, device="cpu", eval_batch_size=512))
     h = yaml.safe_load(open(run + "/history.yaml"))
     print(json.dumps({"rate": h[-1]["img_per_s"]}))
 else:
-    from recsys.train import RecTrainConfig, train_two_tower
+    from recsys.config import RecTrainConfig
+    from recsys.train import train_two_tower
     import yaml
     train_two_tower(RecTrainConfig(data_dir=data, run_dir=run, split="random-user", epochs=2, batch_size=1024,
                                    n_negatives=1024, eval_users=943, device="cpu"))

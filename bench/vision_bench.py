@@ -29,7 +29,8 @@ def machine() -> str:
 
 
 def phase_train(a: argparse.Namespace) -> None:
-    from vision.train import TrainConfig, set_threads, train
+    from vision.config import TrainConfig
+    from vision.train import set_threads, train
 
     if a.run.exists():
         shutil.rmtree(a.run)

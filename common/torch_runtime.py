@@ -1,12 +1,14 @@
 """Torch-side helpers shared by the two training packages (vision, recsys): device choice, DDP
-set-up, recipes, atomic checkpoints, and ONNX export with its parity check (run through the same
-session code as serving, ``common.onnx_runtime``)."""
+set-up, atomic checkpoints with the early-stopping state every training loop keeps, and ONNX
+export with its parity check (run through the same session code as serving, ``common.onnx_runtime``).
+Recipes are read by the torch-free common/recipes.py."""
 
 from __future__ import annotations
 
 import logging
+import math
 import os
-from dataclasses import fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -14,7 +16,6 @@ import numpy as np
 import onnx
 import torch
 import torch.distributed as dist
-import yaml
 
 from common.onnx_runtime import make_session, run
 
@@ -24,17 +25,6 @@ C = TypeVar("C")
 
 class ParityError(RuntimeError):
     """ONNX Runtime and PyTorch disagree beyond the tolerance."""
-
-
-def load_recipe(cls: type[C], path: Path | None, **overrides) -> C:
-    """A dataclass from a YAML recipe plus non-None overrides; unknown keys are an error."""
-    d = yaml.safe_load(Path(path).read_text()) if path else {}
-    unknown = set(d or {}) - {f.name for f in fields(cls)}
-    if unknown:
-        raise ValueError(f"{path}: unknown keys {sorted(unknown)}")
-    d = dict(d or {})
-    d.update({k: v for k, v in overrides.items() if v is not None})
-    return cls(**d)
 
 
 def pick_device(want: str = "auto") -> torch.device:
@@ -61,6 +51,52 @@ def save_checkpoint(path: Path, **state) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
     tmp.replace(path)
+
+
+@dataclass
+class EarlyStopping:
+    """What every training loop keeps between epochs (the CNN, the two-tower, the ranker): the best
+    validation score so far, the epochs since, each epoch's record; stop after ``patience`` epochs
+    without a better score. Saved in ``last.pt`` with the weights, so a resumed run stops where an
+    uninterrupted one would have."""
+
+    patience: int
+    best: float = -math.inf
+    bad: int = 0
+    history: list[dict] = field(default_factory=list)
+
+    def update(self, score: float, record: dict) -> bool:
+        """Record an epoch; True when ``score`` is a new best."""
+        self.history.append(record)
+        if score > self.best:
+            self.best, self.bad = score, 0
+            return True
+        self.bad += 1
+        return False
+
+    @property
+    def stop(self) -> bool:
+        return self.bad >= self.patience
+
+    def state(self) -> dict:
+        return {"best": self.best, "bad": self.bad, "history": self.history}
+
+
+def save_last(run: Path, epoch: int, stopping: EarlyStopping, **state) -> None:
+    """``run/last.pt``: everything to resume after ``epoch`` (0-based) exactly."""
+    save_checkpoint(run / "last.pt", epoch=epoch, **stopping.state(), **state)
+
+
+def resume(run: Path, patience: int, device: torch.device | str = "cpu") -> tuple[int, EarlyStopping, dict | None]:
+    """(first epoch to run, early-stopping state, the ``last.pt`` checkpoint or None) of a run
+    directory: a fresh run starts at epoch 0."""
+    path = run / "last.pt"
+    if not path.exists():
+        return 0, EarlyStopping(patience), None
+    ck = torch.load(path, map_location=device, weights_only=True)
+    best = ck["best"] if "best" in ck else ck["best_acc"]  # the CNN's checkpoints before the shared helper
+    bad = ck["bad"] if "bad" in ck else ck["bad_epochs"]
+    return ck["epoch"] + 1, EarlyStopping(patience, best, bad, list(ck["history"])), ck
 
 
 def export_onnx(model: torch.nn.Module, example: tuple[torch.Tensor, ...], path: Path, *,

@@ -24,11 +24,9 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-
-import yaml
 
 from bundle.object_store import push, set_store_current
 from bundle.runs import GUARDS, write_run
@@ -43,6 +41,7 @@ from bundle.versions import (
     sweep_partial,
     verify_bundle,
 )
+from common.recipes import STRICT, from_mapping, load_recipe, plain
 from pipelines import train_steps as ts
 from pipelines.assemble import TrainedModels, bundle_metrics
 from pipelines.errors import EXIT_DATA, EXIT_ERROR, EXIT_GATE, EXIT_LOCKED, NightlyError
@@ -51,16 +50,23 @@ from pipelines.report import write_report
 from pipelines.settings import get_settings
 from pipelines.tables import fingerprint as dataset_fingerprint
 from pipelines.tables import images_fingerprint
+from recsys.config import RankerTrainConfig, RecTrainConfig
+from vision.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class NightlyConfig:
+    """One night's recipe: the trainers' own recipes (checked whole when the YAML loads, before
+    anything trains: common/recipes.py) and the gate's and publisher's settings."""
+
+    __pydantic_config__ = STRICT
+
     split: str = "temporal-user"
-    vision: dict = field(default_factory=lambda: {"model": "resnet_fm_s", "epochs": 3})  # vision TrainConfig
-    two_tower: dict = field(default_factory=lambda: {"epochs": 3})  # recsys RecTrainConfig
-    ranker: dict = field(default_factory=dict)  # RankerTrainConfig
+    vision: TrainConfig = field(default_factory=lambda: TrainConfig(model="resnet_fm_s", epochs=3))
+    two_tower: RecTrainConfig = field(default_factory=lambda: RecTrainConfig(epochs=3))
+    ranker: RankerTrainConfig = field(default_factory=RankerTrainConfig)
     valid_users: int = 20_000  # validation-period users (early stopping, ranker lists)
     warm_start: bool = True  # initialise the two-tower from CURRENT's (rows matched by id)
     target_recall: float = 0.95
@@ -70,13 +76,27 @@ class NightlyConfig:
     reload_url: str | None = None  # e.g. http://127.0.0.1:8000 (token: pipelines/settings.py admin_token)
     bundle_store: str | None = None  # fsspec URL the replicas pull from (bundle/object_store.py)
 
+    def __post_init__(self) -> None:
+        """Sub-recipes given as plain mappings (Python callers) are checked and built like the YAML's."""
+        for name, cls in (("vision", TrainConfig), ("two_tower", RecTrainConfig), ("ranker", RankerTrainConfig)):
+            value = getattr(self, name)
+            if not isinstance(value, cls):
+                object.__setattr__(self, name, from_mapping(cls, value, f"NightlyConfig.{name}"))
+
     @classmethod
     def from_yaml(cls, path: Path | None, **overrides) -> NightlyConfig:
-        d = yaml.safe_load(path.read_text()) if path else {}
-        unknown = set(d or {}) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"{path}: unknown keys {sorted(unknown)}")
-        return cls(**((d or {}) | {k: v for k, v in overrides.items() if v is not None}))
+        """ValueError, one line naming the file and the key, for an unknown key or a bad value."""
+        return load_recipe(cls, path, **overrides)
+
+
+# Fields of the trainers' recipes that say where a run reads and writes, not what it computes: the
+# nightly job sets them per step, and they stay out of the step fingerprints.
+PLACES = ("data_dir", "run_dir", "image_vectors", "init_from", "split")
+
+
+def recipe_key(recipe) -> dict:
+    """What a step's fingerprint hashes of a trainer's recipe: every field but the places."""
+    return {k: v for k, v in plain(recipe).items() if k not in PLACES}
 
 
 def fp(*parts) -> str:
@@ -153,7 +173,7 @@ class Steps:
 def run_nightly(data: Path, artifacts: Path, cfg: NightlyConfig, *, force: bool = False) -> dict:
     """One night. Returns the run summary (also written to ARTIFACTS/runs/); raises NightlyError."""
     started = datetime.now(UTC)
-    summary: dict = {"started_at": started.isoformat(), "data": str(data), "config": asdict(cfg), "force": force}
+    summary: dict = {"started_at": started.isoformat(), "data": str(data), "config": plain(cfg), "force": force}
     steps = Steps(artifacts)
     try:
         with Lock(artifacts / "nightly.lock"):
@@ -184,21 +204,21 @@ def _night(data: Path, artifacts: Path, cfg: NightlyConfig, steps: Steps, force:
     split_key = fp("split", data_fp, cfg.split)
     split = steps.run("split", split_key, lambda d: ts.split_step(data, cfg.split, d))
     # Only the catalog and its photos feed the CNN: new events alone do not retrain it.
-    vision_key = fp("vision", sha256_file(data / "items.parquet"), images_fingerprint(data), cfg.vision)
+    vision_key = fp("vision", sha256_file(data / "items.parquet"), images_fingerprint(data), recipe_key(cfg.vision))
     vision = steps.run("vision", vision_key, lambda d: ts.vision_step(data, d, cfg.vision))
     vision_dir = Path(vision["dir"])
-    profile = {k: cfg.two_tower[k] for k in ("profile_len", "half_life_days") if k in cfg.two_tower}
+    # The last `vitrine recsys tune` search's parameters win over the config's, night after night.
+    two_tower = from_mapping(RecTrainConfig, plain(cfg.two_tower) | ts.tuned_two_tower(artifacts), "tuned two-tower")
+    profile = {"profile_len": two_tower.profile_len, "half_life_days": two_tower.half_life_days}
     rec = ts.RecDataCache(data, cfg.split, Path(split["dir"]), vision_dir / "embed" / "image_vectors.npy",
                           cfg.valid_users, profile)
-    # The last `vitrine recsys tune` search's parameters win over the config's, night after night.
-    two_tower = cfg.two_tower | ts.tuned_two_tower(artifacts)
-    tt_key = fp("two_tower", split_key, vision_key, two_tower, cfg.valid_users)
+    tt_key = fp("two_tower", split_key, vision_key, recipe_key(two_tower), cfg.valid_users)
     # Warm start from CURRENT's two-tower: an initialisation, deliberately not part of the fingerprint
     # (a finished result for the same data and config is reused whatever it started from).
     init = ts.previous_two_tower(artifacts) if cfg.warm_start else None
     tt = steps.run("two_tower", tt_key, lambda d: ts.two_tower_step(rec, d, two_tower, init))
     tt_dir = Path(tt["dir"])
-    rk_key = fp("ranker", tt_key, cfg.ranker)
+    rk_key = fp("ranker", tt_key, recipe_key(cfg.ranker))
     rk = steps.run("ranker", rk_key, lambda d: ts.ranker_step(rec, tt_dir, d, cfg.ranker))
     rk_dir = Path(rk["dir"])
     metrics = bundle_metrics(vision=vision["eval"], two_tower=tt["test"], ranker=rk["lift"], validation=checked,
@@ -206,10 +226,10 @@ def _night(data: Path, artifacts: Path, cfg: NightlyConfig, steps: Steps, force:
     models = TrainedModels(towers_dir=tt_dir / "export", ranker=rk_dir / "ranker.onnx",
                            image_model=vision_dir / "image_model.onnx",
                            image_vectors=vision_dir / "embed" / "image_vectors.npy", metrics=metrics,
-                           configs={"nightly": asdict(cfg),
+                           configs={"nightly": plain(cfg),
                                     "sources": {"vision": str(vision_dir), "two_tower": str(tt_dir),
                                                 "ranker": str(rk_dir)}})
-    bundle = steps.run("bundle", fp("bundle", data_fp, vision_key, tt_key, rk_key, asdict(cfg)),
+    bundle = steps.run("bundle", fp("bundle", data_fp, vision_key, tt_key, rk_key, plain(cfg)),
                        lambda d: ts.bundle_step(artifacts, data, models, cfg.target_recall))
     version = bundle["version"]
     # One verification of tonight's bundle per run: write_bundle hashed every file if the step ran

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 from bundle.versions import BundleError, bundles_dir, current_version
@@ -20,7 +21,9 @@ from pipelines.settings import get_settings
 from pipelines.splits import split_events, write_splits
 from pipelines.tables import read_dataset, read_table
 from pipelines.validate import DataValidationError, check_threshold, validate
+from recsys.config import RankerTrainConfig, RecTrainConfig
 from recsys.data import load_rec_data
+from vision.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +48,15 @@ def split_step(data: Path, kind: str, out: Path) -> dict:
     return {k: len(v) for k, v in parts.items()}
 
 
-def vision_step(data: Path, out: Path, overrides: dict) -> dict:
+def vision_step(data: Path, out: Path, recipe: TrainConfig) -> dict:
     """Train (resuming in ``out``), evaluate, embed the catalog with calibrated predictions, export."""
     from vision.embed import embed_catalog, suspected_mislabeled
     from vision.evaluate import evaluate
     from vision.export import export_image_model
-    from vision.train import TrainConfig, set_threads, train
+    from vision.train import set_threads, train
 
     set_threads()
-    best = train(TrainConfig(**({"data_dir": str(data), "run_dir": str(out)} | overrides)))
+    best = train(replace(recipe, data_dir=str(data), run_dir=str(out)))
     metrics = evaluate(best, data, out / "eval", part="test")  # temperature fitted on validation
     temperature = metrics["temperature"]
     pred = embed_catalog(best, data, out / "embed", temperature=temperature)
@@ -106,28 +109,28 @@ def previous_two_tower(artifacts: Path) -> Path | None:
     return ck if ck.is_file() else None
 
 
-def two_tower_step(rec: RecDataCache, out: Path, overrides: dict, init_from: Path | None = None) -> dict:
+def two_tower_step(rec: RecDataCache, out: Path, recipe: RecTrainConfig, init_from: Path | None = None) -> dict:
     from recsys.evaluate import evaluate_ranking, two_tower_scores
     from recsys.export import export_towers
-    from recsys.train import RecTrainConfig, load_two_tower, train_two_tower
+    from recsys.train import load_two_tower, train_two_tower
 
     d = rec.get()
-    cfg = RecTrainConfig(**({"data_dir": str(rec.data), "run_dir": str(out), "split": rec.split,
-                             "image_vectors": str(rec.image_vectors),
-                             "eval_users": min(rec.valid_users, 5000),
-                             "init_from": str(init_from) if init_from else None} | overrides))
+    eval_users = min(rec.valid_users, recipe.eval_users or rec.valid_users)
+    cfg = replace(recipe, data_dir=str(rec.data), run_dir=str(out), split=rec.split,
+                  image_vectors=str(rec.image_vectors), eval_users=eval_users,
+                  init_from=str(init_from) if init_from else None)
     model, _, _ = load_two_tower(train_two_tower(cfg, d))
     test = evaluate_ranking(two_tower_scores(model, d, d.test), d.test, d, ks=(10, 20, 100))
     parity = export_towers(model, d, out / "export")["max_abs_diff"]
     return {"test": test, "parity": parity, "warm_start": str(init_from) if init_from else None}
 
 
-def ranker_step(rec: RecDataCache, tt_dir: Path, out: Path, overrides: dict) -> dict:
-    from recsys.ranker import RankerTrainConfig, train_evaluate_export
+def ranker_step(rec: RecDataCache, tt_dir: Path, out: Path, recipe: RankerTrainConfig) -> dict:
+    from recsys.ranker import train_evaluate_export
     from recsys.train import load_two_tower
 
     tt, _, _ = load_two_tower(tt_dir / "best.pt")
-    r = train_evaluate_export(tt, rec.get(), RankerTrainConfig(**overrides), out)
+    r = train_evaluate_export(tt, rec.get(), recipe, out)
     info = r.pop("train")
     return {"lift": r, "parity": r.pop("onnx_parity"), "train": {k: v for k, v in info.items() if k != "history"}}
 

@@ -32,29 +32,13 @@ import scipy.sparse as sp
 
 from common.jit import check_rows, ragged
 from common.mapped import open_npz
+from recsys.config import ChannelConfig as ChannelConfig  # re-exported: the channels' recipe
 from recsys.union_kernel import ABSENT as ABSENT  # re-exported: the rank of a candidate a channel lacks
 from recsys.union_kernel import CHANNELS as CHANNELS  # re-exported: the channels' one set of names
 from recsys.union_kernel import FIELDS as FIELDS  # re-exported: the union block's columns
 from recsys.union_kernel import union_batch
 
 log = logging.getLogger(__name__)
-
-@dataclass(frozen=True)
-class ChannelConfig:
-    item2item: int = 100  # candidates from the item-to-item channel per request (0 = off)
-    category_popular: int = 50  # candidates from the popular-in-your-categories channel (0 = off)
-    neighbours: int = 200  # targets kept per source item
-    method: str = "auto"  # ease | itemknn | auto (EASE up to ease_max_items items, ItemKNN beyond)
-    ease_max_items: int = 5000  # EASE inverts an (n, n) matrix: O(n^3) time, 8 n^2 bytes
-    ease_lambda: float = 250.0
-    per_category: int = 200  # most popular items kept per category
-    recent_items: int = 5  # the item-to-item score from only the shopper's latest items is a feature too
-
-    @property
-    def extra(self) -> int:
-        """Candidates the extra channels may add to the tower's list."""
-        return self.item2item + self.category_popular
-
 
 @dataclass
 class Channels:

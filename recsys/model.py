@@ -21,11 +21,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recsys.config import TowerHparams
 from recsys.features import OOV, PAD
 
 
-@dataclass(frozen=True)
-class TwoTowerConfig:
+@dataclass(frozen=True, kw_only=True)
+class TwoTowerConfig(TowerHparams):
+    """The hyperparameters (recsys/config.py ``TowerHparams``) and the sizes the data sets; saved in
+    every checkpoint."""
+
     n_items: int
     n_users: int
     n_categories: int
@@ -34,14 +38,6 @@ class TwoTowerConfig:
     image_dim: int = 0  # 0: no image feature
     history_len: int = 20
     profile_len: int = 0  # 0: no long-term profile (checkpoints from before it load unchanged)
-    sequence_encoder: str = "mean"  # mean | gru | attention over the recent history | none (profile only)
-    user_id_dropout: float | None = None  # None: id_dropout; higher keeps the id from memorising
-    emb_dim: int = 64
-    hidden: int = 256
-    out_dim: int = 64
-    temperature: float = 0.05
-    learn_temperature: bool = False
-    id_dropout: float = 0.1
     sparse_ids: bool = False  # sparse gradients for the id tables (SparseAdam; single process)
 
     def to_dict(self) -> dict:

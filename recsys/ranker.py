@@ -28,8 +28,10 @@ import torch
 import yaml
 from torch import nn
 
-from common.torch_runtime import export_onnx, parity, pick_device, save_checkpoint
-from recsys.channels import CHANNELS, FIELDS, ChannelConfig, Channels, binary_matrix, fit_channels
+from common.recipes import fields_of, plain
+from common.torch_runtime import EarlyStopping, export_onnx, parity, pick_device, save_checkpoint
+from recsys.channels import CHANNELS, FIELDS, Channels, binary_matrix, fit_channels
+from recsys.config import RankerHparams, RankerTrainConfig
 from recsys.data import EvalUsers, RecData
 from recsys.evaluate import item_vectors, user_vectors
 from recsys.features import Vocab
@@ -42,19 +44,12 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class RankerConfig:
+class RankerConfig(RankerHparams):
+    """The ranker's hyperparameters (recsys/config.py) and the sizes its data sets; saved in every checkpoint."""
+
     n_dense: int = len(DENSE)
     vec_dim: int = 64
     n_categories: int = 16
-    cat_dim: int = 8
-    cross_layers: int = 2
-    cross_rank: int = 32  # low-rank cross weights W = U·V (DCN-v2's cheap form); 0 = full d0 x d0
-    hidden: tuple[int, ...] = (64, 32)
-    dropout: float = 0.1
-    # x0 = [dense, u ⊙ v, category] (84 wide); True adds u and v themselves (212 wide). With hidden
-    # (128, 64) and u, v in x0 the ranker needs 3.4x the multiply-adds per candidate for no held-out
-    # gain on fashion-shop (it keeps more lift on MovieLens; docs/models.md)
-    raw_vectors: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self) | {"hidden": list(self.hidden)}
@@ -177,29 +172,12 @@ def period_stats(data: RecData, periods: tuple[str, ...]) -> ItemStats:
     return ItemStats.compute(data.items, data.item_inputs["category"], ev, rows, data.image)
 
 
-@dataclass
-class RankerTrainConfig:
-    candidates: int = 200
-    epochs: int = 20
-    patience: int = 5
-    users_per_batch: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 1e-5
-    # validation-period users kept for early stopping: on MovieLens (943 users) a 10 % holdout stopped
-    # at a noise peak after 2 epochs (test NDCG@10 0.339); 20 % and patience 5 gave 0.343-0.346 (3 seeds)
-    holdout_share: float = 0.2
-    seed: int = 0
-    device: str = "auto"
-    model: dict = field(default_factory=dict)  # RankerConfig overrides
-    channels: dict | None = field(default_factory=dict)  # ChannelConfig overrides; None = the tower's list only
-
-
 def training_channels(cfg: RankerTrainConfig, data: RecData) -> Channels | None:
     """The channel tables fitted on the training period (what was known when the lists were drawn)."""
     if cfg.channels is None:
         return None
     X = binary_matrix(data.train.user, data.train.item_row, data.n_items)
-    return fit_channels(X, data.item_inputs["category"], data.spec.category_vocab.size, ChannelConfig(**cfg.channels))
+    return fit_channels(X, data.item_inputs["category"], data.spec.category_vocab.size, cfg.channels)
 
 
 def _tensors(lists: Lists, vecs: np.ndarray, cats: np.ndarray, users: np.ndarray, device) -> tuple:
@@ -244,7 +222,8 @@ def train_ranker(cfg: RankerTrainConfig, model_tt: TwoTower, data: RecData, trai
     fit = fit[lists.label[fit].any(1)]  # a list with no positive teaches a listwise loss nothing
     if len(fit) == 0:
         raise ValueError("no validation user has a relevant item among the candidates: nothing to train on")
-    mcfg = RankerConfig(**({"vec_dim": vecs.shape[1], "n_categories": data.spec.category_vocab.size} | cfg.model))
+    mcfg = RankerConfig(vec_dim=vecs.shape[1], n_categories=data.spec.category_vocab.size,
+                        **fields_of(RankerHparams, cfg.model))
     model = DCNRanker(mcfg).to(device)
     flat = lists.dense[fit].reshape(-1, mcfg.n_dense)
     model.mu.copy_(torch.from_numpy(flat.mean(0)))
@@ -254,8 +233,10 @@ def train_ranker(cfg: RankerTrainConfig, model_tt: TwoTower, data: RecData, trai
     hold_lists = Lists(lists.user_vec[hold], lists.cand[hold], lists.dense[hold], lists.label[hold],
                        [lists.relevant[i] for i in hold])
     base = ndcg10(hold_lists.cand, hold_lists.relevant)
-    best = ndcg10(rerank(model.cpu(), hold_lists, vecs, cats), hold_lists.relevant)  # = base: head starts at 0
-    bad, history, best_state = 0, [], None
+    # the untrained ranker is the tower's order (its head starts at 0): an epoch must beat that
+    untrained = ndcg10(rerank(model.cpu(), hold_lists, vecs, cats), hold_lists.relevant)
+    stopping = EarlyStopping(cfg.patience, best=untrained)
+    best_state = None
     model.to(device)
     log.info("ranker: %d training lists, %d held-out users, tower-order held-out NDCG@10 %.4f", len(fit), n_hold, base)
     for epoch in range(cfg.epochs):
@@ -274,23 +255,21 @@ def train_ranker(cfg: RankerTrainConfig, model_tt: TwoTower, data: RecData, trai
             loss_sum += loss.item() * len(users)
         score = ndcg10(rerank(model.cpu(), hold_lists, vecs, cats), hold_lists.relevant)
         model.to(device)
-        history.append({"epoch": epoch + 1, "loss": loss_sum / len(order), "holdout_ndcg@10": score,
-                        "epoch_s": time.perf_counter() - t1})
-        log.info("ranker epoch %d: loss %.4f held-out NDCG@10 %.4f (tower order %.4f)", epoch + 1,
-                 history[-1]["loss"], score, base)
-        if score > best:
-            best, bad, best_state = score, 0, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        else:
-            bad += 1
-            if bad >= cfg.patience:
-                break
+        rec = {"epoch": epoch + 1, "loss": loss_sum / len(order), "holdout_ndcg@10": score,
+               "epoch_s": time.perf_counter() - t1}
+        log.info("ranker epoch %d: loss %.4f held-out NDCG@10 %.4f (tower order %.4f)", epoch + 1, rec["loss"],
+                 score, base)
+        if stopping.update(score, rec):
+            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        elif stopping.stop:
+            break
     model = model.cpu()
     if best_state is not None:
         model.load_state_dict(best_state)
-    info = {"holdout_tower_ndcg@10": base, "holdout_ranker_ndcg@10": best, "history": history,
+    info = {"holdout_tower_ndcg@10": base, "holdout_ranker_ndcg@10": stopping.best, "history": stopping.history,
             "train_lists": int(len(fit)), "train_s": time.perf_counter() - t0}
     save_checkpoint(run_dir / "ranker.pt", model=model.state_dict(), model_config=mcfg.to_dict(), info=info)
-    (run_dir / "ranker.yaml").write_text(yaml.safe_dump({"train": asdict(cfg), "model": mcfg.to_dict(), "info": info},
+    (run_dir / "ranker.yaml").write_text(yaml.safe_dump({"train": plain(cfg), "model": mcfg.to_dict(), "info": info},
                                                         sort_keys=False))
     return model, info
 

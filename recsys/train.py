@@ -12,7 +12,6 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,65 +21,25 @@ import torch.distributed as dist
 import yaml
 from tqdm import tqdm
 
-from common.torch_runtime import init_distributed, load_recipe, pick_device, save_checkpoint
+from common.recipes import fields_of, plain
+from common.torch_runtime import init_distributed, pick_device, resume, save_checkpoint, save_last
+from recsys.config import RecTrainConfig, TowerHparams
 from recsys.data import RecData, load_rec_data
 from recsys.evaluate import evaluate_ranking, two_tower_scores
-from recsys.features import OOV, PAD, PROFILE_LEN, FeatureSpec, Vocab
+from recsys.features import OOV, PAD, FeatureSpec, Vocab
 from recsys.model import TwoTower, TwoTowerConfig, sampled_softmax_loss
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class RecTrainConfig:
-    data_dir: str = "data/fashion-shop"
-    run_dir: str = "runs/two-tower"
-    split: str = "temporal-user"
-    image_vectors: str | None = None  # item-aligned CNN embeddings (vitrine vision embed)
-    epochs: int = 20
-    batch_size: int = 1024
-    n_negatives: int = 1024  # uniform catalog negatives per step
-    full_softmax_items: int = 5000  # catalogs up to this size: softmax over every item instead of sampling
-    lr: float = 3e-3
-    weight_decay: float = 0.0
-    # id tables get sparse gradients + SparseAdam on the CPU (a step touches only the batch's rows);
-    # dense + fused AdamW on CUDA, where a sparse update waits for the GPU every step (its row count
-    # is read on the host) and a dense update of a few million rows costs microseconds; dense under DDP
-    sparse_ids: bool = True
-    emb_dim: int = 64
-    hidden: int = 256
-    out_dim: int = 64
-    temperature: float = 0.05
-    learn_temperature: bool = False
-    id_dropout: float = 0.1
-    user_id_dropout: float | None = None  # None: id_dropout
-    history_len: int = 20
-    sequence_encoder: str = "mean"  # mean | gru | attention over the recent history
-    # Long-term profile (when this run loads its own data; data passed in brings its FeatureSpec's).
-    profile_len: int = PROFILE_LEN  # 0: no profile
-    half_life_days: float = 0.0
-    profile_dropout: float = 0.2  # share of profile items hidden per training example (denoising)
-    patience: int = 3
-    eval_users: int | None = 5000  # validation users sampled for early stopping
-    init_from: str | None = None  # warm start: a previous two-tower checkpoint (rows matched by id)
-    seed: int = 0
-    device: str = "auto"
-    max_steps: int | None = None  # cap on steps per epoch (benchmarks, smoke runs); None: the whole epoch
-
-    @classmethod
-    def from_yaml(cls, path: Path | None, **overrides) -> RecTrainConfig:
-        return load_recipe(cls, path, **overrides)
-
-
 def build_model(cfg: RecTrainConfig, data: RecData, world: int = 1, device: torch.device | None = None) -> TwoTower:
+    """The recipe's hyperparameters (``TowerHparams``) and the data's sizes."""
     spec = data.spec
     mcfg = TwoTowerConfig(
         n_items=spec.item_vocab.size, n_users=spec.user_vocab.size, n_categories=spec.category_vocab.size,
         n_price=spec.n_price_buckets, user_feature_sizes=tuple(v.size for v in spec.user_features.values()),
         image_dim=0 if data.image is None else data.image.shape[1], history_len=spec.history_len,
-        profile_len=spec.profile_len, sequence_encoder=cfg.sequence_encoder, user_id_dropout=cfg.user_id_dropout,
-        emb_dim=cfg.emb_dim, hidden=cfg.hidden, out_dim=cfg.out_dim, temperature=cfg.temperature,
-        learn_temperature=cfg.learn_temperature, id_dropout=cfg.id_dropout,
+        profile_len=spec.profile_len, **fields_of(TowerHparams, cfg),
         sparse_ids=cfg.sparse_ids and world == 1 and (device is None or device.type == "cpu"))  # see sparse_ids
     return TwoTower(mcfg)
 
@@ -203,16 +162,14 @@ def train_two_tower(cfg: RecTrainConfig, data: RecData | None = None,
         img = image_t[rows] if image_t is not None else None
         return model.item_tower(item_t["item"][rows], item_t["category"][rows], item_t["price"][rows], img)
 
-    start, best, bad, history = 0, -1.0, 0, []
-    if (run / "last.pt").exists():
-        ck = torch.load(run / "last.pt", map_location=device, weights_only=True)
+    start, stopping, ck = resume(run, cfg.patience, device)
+    if ck is not None:
         model.load_state_dict(ck["model"])
         for o, st in zip(opts, ck["optimizers"], strict=True):
             o.load_state_dict(st)
-        start, best, bad, history = ck["epoch"] + 1, ck["best"], ck["bad"], ck["history"]
         log.info("resuming %s at epoch %d", run, start + 1)
     if main:
-        (run / "config.yaml").write_text(yaml.safe_dump({"train": asdict(cfg), "model": model.cfg.to_dict(),
+        (run / "config.yaml").write_text(yaml.safe_dump({"train": plain(cfg), "model": model.cfg.to_dict(),
                                                          "world_size": world, "device": str(device)}, sort_keys=False))
     # DDP: the towers are called separately, so rather than wrapping the module we average the
     # gradients ourselves after backward (same seed on every rank -> same initial weights).
@@ -262,21 +219,17 @@ def train_two_tower(cfg: RecTrainConfig, data: RecData | None = None,
             m = evaluate_ranking(scores, data.valid, data, ks=(10, 20))
             rec = {"epoch": epoch + 1, "loss": loss_sum / steps, "valid_ndcg@10": m["ndcg@10"],
                    "valid_recall@20": m["recall@20"], "pairs_per_s": steps * B * world / train_s, "epoch_s": train_s}
-            history.append(rec)
             log.info("epoch %d: loss %.4f valid NDCG@10 %.4f Recall@20 %.4f (%.0f pairs/s)", epoch + 1, rec["loss"],
                      m["ndcg@10"], m["recall@20"], rec["pairs_per_s"])
             state = {"model_config": model.cfg.to_dict(), "feature_spec": data.spec.to_json()}
-            if m["ndcg@10"] > best:
-                best, bad = m["ndcg@10"], 0
+            if stopping.update(m["ndcg@10"], rec):
                 save_checkpoint(run / "best.pt", model=model.state_dict(), epoch=epoch, valid=m, **state)
-            else:
-                bad += 1
-            save_checkpoint(run / "last.pt", model=model.state_dict(), optimizers=[o.state_dict() for o in opts],
-                            epoch=epoch, best=best, bad=bad, history=history, **state)
-            (run / "history.yaml").write_text(yaml.safe_dump(history, sort_keys=False))
+            save_last(run, epoch, stopping, model=model.state_dict(), optimizers=[o.state_dict() for o in opts],
+                      **state)
+            (run / "history.yaml").write_text(yaml.safe_dump(stopping.history, sort_keys=False))
             if on_epoch_end is not None:
                 on_epoch_end(rec)
-        stop = torch.tensor(int(main and bad >= cfg.patience))
+        stop = torch.tensor(int(main and stopping.stop))
         if ddp:
             dist.broadcast(stop, 0)
         if stop.item():

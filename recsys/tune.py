@@ -17,8 +17,9 @@ from pathlib import Path
 
 import optuna
 
+from recsys.config import RecTrainConfig
 from recsys.data import RecData
-from recsys.train import RecTrainConfig, train_two_tower
+from recsys.train import train_two_tower
 
 log = logging.getLogger(__name__)
 

@@ -86,14 +86,16 @@ def tiny_models(tiny_shop: Path, tmp_path_factory: pytest.TempPathFactory):
     from pipelines.splits import split_events, write_splits
     from pipelines.tables import read_table
     from recsys.baselines import evaluate_with_baselines
+    from recsys.config import RankerTrainConfig, RecTrainConfig
     from recsys.data import load_rec_data
     from recsys.export import export_towers
-    from recsys.ranker import RankerTrainConfig, train_evaluate_export
-    from recsys.train import RecTrainConfig, load_two_tower, train_two_tower
+    from recsys.ranker import train_evaluate_export
+    from recsys.train import load_two_tower, train_two_tower
+    from vision.config import TrainConfig
     from vision.embed import embed_catalog
     from vision.evaluate import evaluate
     from vision.export import export_image_model
-    from vision.train import TrainConfig, train
+    from vision.train import train
 
     root = tmp_path_factory.mktemp("tiny_models")
     if not (tiny_shop / "splits" / "temporal-user" / "test.parquet").is_file():

@@ -14,7 +14,6 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -23,42 +22,14 @@ import torch.nn.functional as F
 import yaml
 from tqdm import tqdm
 
-from common.torch_runtime import init_distributed, load_recipe, pick_device, save_checkpoint
+from common.recipes import plain
+from common.torch_runtime import init_distributed, pick_device, resume, save_checkpoint, save_last
+from vision.config import TrainConfig
 from vision.data import ImageSet, augment, load_image_set
 from vision.model import ProductResNet, VisionConfig, create_model, model_config
 from vision.preprocess import PreprocessSpec, normalize
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainConfig:
-    data_dir: str = "data/fashion-shop"
-    run_dir: str = "runs/vision"
-    model: str = "resnet_fm_s"
-    epochs: int = 12
-    batch_size: int = 256
-    optimizer: str = "sgd"  # sgd | adamw
-    lr: float = 0.1  # at batch_size 256; scaled linearly with the global batch
-    weight_decay: float = 5e-4
-    warmup_epochs: float = 1.0
-    label_smoothing: float = 0.1
-    ema_decay: float = 0.998  # 0 disables
-    patience: int = 4  # epochs without a better validation accuracy
-    pad: int = 2
-    flip: bool = True
-    erase_p: float = 0.25
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda
-    max_items: int | None = None  # subsample the catalog (tests)
-    eval_batch_size: int = 1024
-    model_overrides: dict = field(default_factory=dict)
-    max_steps: int | None = None  # cap on steps per epoch (benchmarks, smoke runs); None: the whole epoch
-    compile: bool = False  # torch.compile the training step's model (CUDA; pays a warm-up of tens of seconds)
-
-    @classmethod
-    def from_yaml(cls, path: Path | None, **overrides) -> TrainConfig:
-        return load_recipe(cls, path, **overrides)
 
 
 def _param_groups(model: torch.nn.Module, wd: float) -> list[dict]:
@@ -137,20 +108,16 @@ def train(cfg: TrainConfig, on_epoch_end: Callable[[dict], None] | None = None, 
         raise ValueError(f"{len(xtr)} training images is less than one global batch ({cfg.batch_size * world})")
     total, warmup = cfg.epochs * steps_per_epoch, int(cfg.warmup_epochs * steps_per_epoch)
 
-    start_epoch, best_acc, bad_epochs, history = 0, -1.0, 0, []
-    last = run / "last.pt"
-    if last.exists():
-        ck = torch.load(last, map_location=device, weights_only=True)
+    start_epoch, stopping, ck = resume(run, cfg.patience, device)
+    if ck is not None:
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         if ema is not None:
             ema.load_state_dict(ck["ema"])
-        start_epoch, best_acc, bad_epochs = ck["epoch"] + 1, ck["best_acc"], ck["bad_epochs"]
-        history = ck["history"]
         if main:
-            log.info("resuming %s at epoch %d (best valid acc %.4f)", run, start_epoch, best_acc)
+            log.info("resuming %s at epoch %d (best valid acc %.4f)", run, start_epoch, stopping.best)
     if main:
-        resolved = {"train": asdict(cfg), "model": mcfg.to_dict(), "preprocess": spec.to_dict(),
+        resolved = {"train": plain(cfg), "model": mcfg.to_dict(), "preprocess": spec.to_dict(),
                     "world_size": world, "device": str(device), "lr_scaled": lr}
         (run / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
         log.info("training %s (%.2fM params) on %s: %d train / %d valid images, %d epochs",
@@ -205,23 +172,18 @@ def train(cfg: TrainConfig, on_epoch_end: Callable[[dict], None] | None = None, 
             rec = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_acc": correct / seen,
                    "valid_acc": accs["model"], "valid_acc_ema": accs.get("ema"), "img_per_s": seen * world / train_s,
                    "epoch_s": time.perf_counter() - t0}
-            history.append(rec)
             log.info("epoch %d: loss %.4f train acc %.4f valid acc %.4f (ema %s) %.0f img/s",
                      epoch + 1, rec["train_loss"], rec["train_acc"], accs["model"],
                      f"{accs['ema']:.4f}" if "ema" in accs else "-", rec["img_per_s"])
-            if acc > best_acc:
-                best_acc, bad_epochs = acc, 0
+            if stopping.update(acc, rec):
                 save_checkpoint(run / "best.pt", model=evaluated[which].state_dict(), model_config=mcfg.to_dict(),
                                 preprocess=spec.to_dict(), epoch=epoch, valid_acc=acc, source=which)
-            else:
-                bad_epochs += 1
-            save_checkpoint(last, model=model.state_dict(), optimizer=opt.state_dict(),
-                            ema=ema.state_dict() if ema is not None else {}, epoch=epoch, best_acc=best_acc,
-                            bad_epochs=bad_epochs, history=history, model_config=mcfg.to_dict())
-            (run / "history.yaml").write_text(yaml.safe_dump(history, sort_keys=False))
+            save_last(run, epoch, stopping, model=model.state_dict(), optimizer=opt.state_dict(),
+                      ema=ema.state_dict() if ema is not None else {}, model_config=mcfg.to_dict())
+            (run / "history.yaml").write_text(yaml.safe_dump(stopping.history, sort_keys=False))
             if on_epoch_end is not None:
                 on_epoch_end(rec)
-        stop = torch.tensor(int(main and bad_epochs >= cfg.patience))
+        stop = torch.tensor(int(main and stopping.stop))
         if ddp:
             dist.broadcast(stop, 0)
         if stop.item():

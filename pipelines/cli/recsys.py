@@ -40,7 +40,8 @@ def train(
     device: Annotated[str | None, typer.Option(help="auto | cpu | cuda")] = None,
 ) -> None:
     """Train (or resume) the two-tower model; early stopping on validation NDCG@10."""
-    from recsys.train import RecTrainConfig, train_two_tower
+    from recsys.config import RecTrainConfig
+    from recsys.train import train_two_tower
 
     best = run_or_fail(lambda: train_two_tower(RecTrainConfig.from_yaml(
         config, data_dir=str(data), run_dir=str(run), split=split, epochs=epochs, batch_size=batch_size,
@@ -89,8 +90,8 @@ def tune(
     """Search the two-tower's hyperparameters on the validation split (Optuna, pruned), and leave the
     winner in ARTIFACTS/tuning/two_tower.json, which every nightly run uses until the next search."""
     from pipelines.train_steps import tuned_path
+    from recsys.config import RecTrainConfig
     from recsys.data import load_rec_data
-    from recsys.train import RecTrainConfig
     from recsys.tune import TuneBudget, tune_two_tower
 
     if trials < 1 or timeout <= 0 or epochs < 1:
@@ -143,14 +144,15 @@ def ranker(
     report test NDCG@10 of each channel's own list and of the ranker's order, export ranker.onnx with a
     parity check."""
     from common.torch_runtime import ParityError
-    from recsys.ranker import RankerTrainConfig, train_evaluate_export
+    from recsys.config import RankerTrainConfig
+    from recsys.ranker import train_evaluate_export
     from recsys.train import load_with_data
 
     out = out or checkpoint.parent / "ranker"
     tt, d = load_with_data(checkpoint, data, split=split, image_vectors=image_vectors, max_eval_users=valid_users)
     try:
-        lift = train_evaluate_export(tt, d, RankerTrainConfig(candidates=candidates,
-                                                              channels={} if channels else None), out)
+        cfg = RankerTrainConfig(candidates=candidates, **({} if channels else {"channels": None}))
+        lift = train_evaluate_export(tt, d, cfg, out)
     except (ValueError, ParityError) as e:
         raise fail(str(e)) from e
     alone = ", ".join(f"{k} {v['ndcg@10']:.4f}" for k, v in lift["channels"].items() if k != "tower")

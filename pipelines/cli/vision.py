@@ -30,7 +30,8 @@ def train(
     max_items: Annotated[int | None, typer.Option(help="Subsample the catalog (smoke runs).")] = None,
 ) -> None:
     """Train (or resume) the image CNN. Under torchrun, use `python -m vision.train CONFIG`."""
-    from vision.train import TrainConfig, default_recipe, set_threads
+    from vision.config import TrainConfig
+    from vision.train import default_recipe, set_threads
     from vision.train import train as train_cnn
 
     if not (data / "items.parquet").is_file():

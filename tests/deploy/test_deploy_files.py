@@ -116,7 +116,7 @@ def test_the_nightly_config_the_images_mount_loads() -> None:
     from pipelines.nightly import NightlyConfig
 
     cfg = NightlyConfig.from_yaml(DOCKER / "config/nightly.yaml")
-    assert cfg.reload_url == "http://api:8000" and cfg.vision["model"] == "resnet_fm_18"
+    assert cfg.reload_url == "http://api:8000" and cfg.vision.model == "resnet_fm_18"
 
 
 def test_the_dashboard_queries_only_metrics_the_service_exports() -> None:

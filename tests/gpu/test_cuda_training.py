@@ -7,9 +7,10 @@ import torch
 import yaml
 
 from tests.conftest import synthetic_images
+from vision.config import TrainConfig
 from vision.data import ImageSet
 from vision.preprocess import PreprocessSpec, normalize
-from vision.train import TrainConfig, load_model, predict, train
+from vision.train import load_model, predict, train
 
 pytestmark = pytest.mark.gpu
 

@@ -8,10 +8,11 @@ import pytest
 
 from common.onnx_runtime import make_session as session
 from recsys.baselines import BASELINES
+from recsys.config import RecTrainConfig
 from recsys.data import load_rec_data
 from recsys.evaluate import evaluate_ranking, two_tower_scores
 from recsys.export import export_towers
-from recsys.train import RecTrainConfig, load_two_tower, train_two_tower
+from recsys.train import load_two_tower, train_two_tower
 from tests.conftest import build_tiny_shop
 
 

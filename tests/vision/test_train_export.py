@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from common.onnx_runtime import make_session as session
+from vision.config import TrainConfig
 from vision.embed import embed_catalog, suspected_mislabeled
 from vision.evaluate import evaluate
 from vision.export import export_image_model, quantize_int8
-from vision.train import TrainConfig, load_model, train
+from vision.train import load_model, train
 
 
 def _cfg(data: Path, run: Path, **kw) -> TrainConfig:
