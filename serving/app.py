@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from common.assets import VENDOR
 from serving.assets import STATIC
 from serving.errors import install_error_handlers
+from serving.headers import SecurityHeaders
 from serving.limits import BodyLimit
 from serving.metrics import MetricsMiddleware
 from serving.openapi import install_openapi
@@ -62,6 +63,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
                   description="Recommendations, similar items and search by photo over a versioned model bundle.")
     app.state.service = state
     app.add_middleware(MetricsMiddleware)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, settings=settings)  # outermost of ours: nothing reads a body past its limit
     for r in (recommendations.router, items.router, images.router, admin.router, health.router, analytics.router,
               merch.router, pages.router):

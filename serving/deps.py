@@ -1,5 +1,5 @@
 """Request dependencies, as ``Annotated`` aliases the routers declare: the service state, the
-bundle a request uses, the settings, and the admin check.
+bundle a request uses, the settings, and the role checks (serving/auth.py).
 
 They are ``async def`` although they never await: FastAPI runs a plain ``def`` dependency in the
 thread pool, and three thread hops per request cost more than the whole ranker.
@@ -7,11 +7,11 @@ thread pool, and three thread hops per request cost more than the whole ranker.
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, Request
 
+from serving.auth import require_admin, require_read
 from serving.loaded_bundle import LoadedBundle
 from serving.settings import ServingSettings
 from serving.state import ServiceState
@@ -29,17 +29,8 @@ async def get_settings_dep(request: Request) -> ServingSettings:
     return request.app.state.service.settings
 
 
-async def require_admin(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
-    token = request.app.state.service.settings.admin_token
-    if not token:
-        raise HTTPException(403, "admin endpoints are disabled: no VITRINE_ADMIN_TOKEN is configured")
-    scheme, _, given = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not secrets.compare_digest(given.encode(), token.encode()):
-        raise HTTPException(401, "admin endpoints need 'Authorization: Bearer <token>'",
-                            headers={"WWW-Authenticate": "Bearer"})
-
-
 State = Annotated[ServiceState, Depends(get_state)]
 Bundle = Annotated[LoadedBundle, Depends(get_bundle)]
 Settings = Annotated[ServingSettings, Depends(get_settings_dep)]
-Admin = Annotated[None, Depends(require_admin)]
+Reader = Annotated[str, Depends(require_read)]  # the read role or more (serving/auth.py)
+Admin = Annotated[str, Depends(require_admin)]

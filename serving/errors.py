@@ -12,11 +12,15 @@ import re
 import uuid
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+
+from serving.parsing import short_input
 
 log = logging.getLogger(__name__)
 REQUEST_ID = "X-Request-ID"
@@ -52,6 +56,12 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 405:
             exc.headers = (exc.headers or {}) | {"Allow": ", ".join(_allowed_methods(app, request.scope))}
         return await http_exception_handler(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """FastAPI's 422, each error's input shortened: an answer never echoes a whole large body."""
+        errors = [e | {"input": short_input(e.get("input"))} if "input" in e else e for e in exc.errors()]
+        return JSONResponse(status_code=422, content={"detail": jsonable_encoder(errors)})
 
     @app.exception_handler(RequestError)
     async def _request_error(request: Request, exc: RequestError) -> JSONResponse:

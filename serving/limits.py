@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from serving.state import ServiceState
 
 MULTIPART_OVERHEAD = 64 * 1024  # form fields and part headers beside the photo
+# The routes that take a photo: the upload limit. Every other route takes ``max_body_bytes``, whatever
+# Content-Type the request claims (a client chooses its headers, the server its limits).
+UPLOAD_ROUTES = {("POST", "/v1/items"), ("POST", "/v1/images/classify"), ("POST", "/v1/images/search")}
 
 
 class _BodyTooLargeError(Exception):
@@ -24,7 +27,7 @@ class _BodyTooLargeError(Exception):
 
 class BodyLimit:
     """ASGI middleware: a body over its limit is answered 413 — at once when ``Content-Length`` says so,
-    else as soon as the streamed bytes pass it. Multipart bodies may carry an upload of
+    else as soon as the streamed bytes pass it. The routes of ``UPLOAD_ROUTES`` may carry an upload of
     ``max_upload_bytes``; every other body ``max_body_bytes``."""
 
     def __init__(self, app, settings: ServingSettings) -> None:
@@ -34,8 +37,8 @@ class BodyLimit:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
-        multipart = headers.get(b"content-type", b"").startswith(b"multipart/")
-        limit = self.settings.max_upload_bytes + MULTIPART_OVERHEAD if multipart else self.settings.max_body_bytes
+        upload = (scope["method"], scope["path"].rstrip("/")) in UPLOAD_ROUTES
+        limit = self.settings.max_upload_bytes + MULTIPART_OVERHEAD if upload else self.settings.max_body_bytes
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
             return await _refuse(send, limit)

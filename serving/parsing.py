@@ -8,7 +8,7 @@ from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
-from serving.schemas import RecommendationRequest
+from serving.schemas import Filters, RecommendationRequest
 from serving.settings import ServingSettings
 
 M = TypeVar("M", bound=BaseModel)
@@ -30,19 +30,43 @@ async def json_body(request: Request, model: type[M]) -> M:
         raise RequestValidationError([_body_error(err) for err in e.errors(include_url=False)]) from None
 
 
+ECHO = 200  # characters of a refused input an error answer repeats, at most
+
+
+def short_input(value):
+    """What an error answer may repeat of a refused input: itself when short, else a prefix (a 5 MB
+    body that is not JSON must not come back as a 5 MB answer)."""
+    if isinstance(value, bytes):
+        value = value[: 4 * ECHO].decode("utf-8", "replace")
+    if isinstance(value, str):
+        return value if len(value) <= ECHO else value[:ECHO] + f"... ({len(value):,} characters)"
+    if isinstance(value, (int, float, bool)) or value is None:
+        return value
+    text = repr(value)
+    return value if len(text) <= ECHO else text[:ECHO] + "..."
+
+
 def _body_error(err: dict) -> dict:
-    """A pydantic error located in the body; raw bytes (invalid JSON) echoed as text, so that the
-    error answer itself can be encoded as JSON."""
-    out = err | {"loc": ("body", *err["loc"])}
-    if isinstance(out.get("input"), bytes):
-        out["input"] = out["input"].decode("utf-8", "replace")
-    return out
+    """A pydantic error located in the body, its input shortened (``short_input``) and as text."""
+    return err | {"loc": ("body", *err["loc"]), "input": short_input(err.get("input"))}
 
 
 def check_k(k: int, settings: ServingSettings) -> None:
     """The limit every listing endpoint shares: a 422 naming it, never a slow oversized answer."""
     if k > settings.max_k:
         raise HTTPException(422, f"k={k} is above the limit {settings.max_k}")
+
+
+def query_filters(**values) -> Filters:
+    """Filters from query parameters, checked like a body's (a 422 with the reason, never a 500)."""
+    try:
+        return Filters(**values)
+    except ValidationError as e:
+        raise RequestValidationError([_query_error(err) for err in e.errors(include_url=False)]) from None
+
+
+def _query_error(err: dict) -> dict:
+    return {k: v for k, v in err.items() if k != "input" and k != "ctx"} | {"loc": ("query", *err["loc"])}
 
 
 def check_limits(req: RecommendationRequest, settings: ServingSettings) -> None:

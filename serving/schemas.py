@@ -38,7 +38,8 @@ class RecommendationRequest(Filters):
     exclude_purchased: bool = True
     diversity: int | None = Field(None, ge=1, description="At most this many items per category in the page.")
     explain: bool = Field(False, description="Give each item its reason (channel, similar history item, ranker "
-                          "move, rules).")
+                          "move, rules). With a user_id the reasons name items of the shopper's history: the read "
+                          "role is needed (401 / 403 otherwise); an anonymous session's may be explained to anyone.")
 
 
 class Reason(BaseModel):

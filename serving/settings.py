@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -10,11 +11,25 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class ServingSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="VITRINE_", env_file=".env", extra="ignore")
+    # Secrets may also come as files named like the variables (``vitrine_admin_token``) in systemd's
+    # credentials directory (LoadCredential=, docs/operations.md): never in the unit's Environment=.
+    model_config = SettingsConfigDict(env_prefix="VITRINE_", env_file=".env", extra="ignore",
+                                      secrets_dir=os.environ.get("CREDENTIALS_DIRECTORY"))
 
     artifacts_dir: Path = Path("artifacts")
-    admin_token: str | None = Field(None, min_length=16, description="Bearer token for admin endpoints (at least "
-                                    "16 characters); unset = admin disabled.")
+    admin_token: str | None = Field(None, min_length=16, description="Bearer token of the admin role: writes "
+                                    "(catalog, rules, labels, reload), and everything the read role may (at least "
+                                    "16 characters); unset = no admin (docs/security.md).")
+    read_token: str | None = Field(None, min_length=16, description="Bearer token of the read role: the console, "
+                                   "analytics and personal data (shopper lists, histories, previews, explanations "
+                                   "naming history items); unset = only the admin token reads them.")
+    session_ttl_s: int = Field(8 * 3600, ge=60, description="How long a console login (an HttpOnly cookie) lasts.")
+    demo_shoppers: bool = Field(False, description="The storefront page lists known shoppers to shop as (the "
+                                "demo's switch): their ids are personal data, off by default.")
+    image_roots: list[Path] = Field(default_factory=list, description="Folders a bundle's image_root may name when "
+                                    "its manifest came from a bundle store (JSON list); local bundles are trusted.")
+    bundle_key: str | None = Field(None, min_length=16, description="Shared secret of the nightly job and the "
+                                   "replicas: bundles must carry its HMAC signature (bundle/versions.py).")
     candidates: int = Field(100, ge=10, le=2000, description="Retrieved per request before the ranker.")
     channels: bool = Field(True, description="Add the bundle's item-to-item and popular-in-category candidates "
                            "(recsys/channels.py); false = the tower's list only, a latency switch that costs quality.")
@@ -35,8 +50,9 @@ class ServingSettings(BaseSettings):
                                  "still reading their bodies to join its batch (serving/batcher.py).")
     gil_switch_interval_s: float = Field(0.0002, gt=0, description="sys.setswitchinterval for the server process.")
     watch_interval_s: float = Field(0.0, ge=0, description="Poll CURRENT and reload on change; 0 = off.")
-    public_docs: bool = Field(True, description="Serve /docs, /redoc and /openapi.json; false = not at all.")
-    public_metrics: bool = Field(True, description="Serve /metrics to anyone; false = only with the admin token.")
+    public_docs: bool = Field(False, description="Serve /docs, /redoc and /openapi.json; false = not at all.")
+    public_metrics: bool = Field(False, description="Serve /metrics to anyone; false = only with a read or admin "
+                                 "token (Prometheus: bearer_token_file).")
     changes_poll_s: float = Field(1.0, ge=0, description="Apply admin changes other workers logged, this "
                                   "often; 0 = off (one worker).")
     bundle_store: str | None = Field(None, description="fsspec URL of a bundle store (s3://bucket/prefix, "

@@ -10,7 +10,7 @@ from serving.limits import decode_slot
 from serving.loaded_bundle import LoadedBundle
 from serving.settings import ServingSettings
 from serving.state import ServiceState
-from vision.preprocess import ImageError, preprocess
+from vision.preprocess import UPLOAD_FORMATS, ImageError, preprocess
 
 
 def read_upload(upload: UploadFile, settings: ServingSettings) -> bytes:
@@ -29,6 +29,6 @@ def read_photo(upload: UploadFile, bundle: LoadedBundle, state: ServiceState) ->
     data = read_upload(upload, state.settings)
     try:
         with decode_slot(state):
-            return data, preprocess(data, spec)
+            return data, preprocess(data, spec, UPLOAD_FORMATS)
     except ImageError as e:
         raise HTTPException(422, str(e)) from e

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -47,10 +48,16 @@ class PreprocessSpec:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
-def decode(data: bytes | Path | str, spec: PreprocessSpec = PreprocessSpec()) -> Image.Image:
-    """Open and fully decode an image, refusing oversized or unreadable input with :class:`ImageError`."""
+UPLOAD_FORMATS = ("JPEG", "PNG", "WEBP")  # what the service decodes from a stranger: Pillow tries no other decoder
+
+
+def decode(data: bytes | Path | str, spec: PreprocessSpec = PreprocessSpec(),
+           formats: tuple[str, ...] | None = None) -> Image.Image:
+    """Open and fully decode an image, refusing oversized or unreadable input with :class:`ImageError`
+    (every error Pillow raises on a malformed file becomes one). ``formats``: only these decoders
+    (uploads: ``UPLOAD_FORMATS``); None: every format Pillow reads (a shop's own catalog)."""
     try:
-        img = Image.open(io.BytesIO(data) if isinstance(data, bytes) else data)
+        img = Image.open(io.BytesIO(data) if isinstance(data, bytes) else data, formats=formats)
         w, h = img.size  # header only: decide before decoding pixels
         if w * h > spec.max_pixels:
             raise ImageError(f"image is {w}x{h} = {w * h:,} pixels; the limit is {spec.max_pixels:,}")
@@ -61,11 +68,15 @@ def decode(data: bytes | Path | str, spec: PreprocessSpec = PreprocessSpec()) ->
         if max(w, h) / min(w, h) > MAX_ASPECT:
             raise ImageError(f"image is {w}x{h}; its sides may differ at most {MAX_ASPECT:g}x")
         img.load()
+        return ImageOps.exif_transpose(img)
     except Image.DecompressionBombError as e:  # Pillow's own guard fired first (far past MAX_PIXELS)
         raise ImageError(f"image has too many pixels; the limit is {spec.max_pixels:,} ({e})") from e
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise ImageError(f"not a readable image ({e.__class__.__name__}: {e})") from e
-    return ImageOps.exif_transpose(img)
+    except UnidentifiedImageError as e:
+        allowed = f" ({', '.join(formats)} only)" if formats else ""
+        raise ImageError(f"not a readable image{allowed}") from e
+    except (OSError, SyntaxError, ValueError, TypeError, EOFError, IndexError, struct.error) as e:
+        # a malformed file (a bad chunk length, an EXIF block that does not parse, a mode with no decoder)
+        raise ImageError(f"not a readable image ({e.__class__.__name__}: {str(e)[:200]})") from e
 
 
 def to_pixels(img: Image.Image, spec: PreprocessSpec = PreprocessSpec()) -> np.ndarray:
@@ -105,9 +116,15 @@ def normalize(pixels: np.ndarray, spec: PreprocessSpec = PreprocessSpec()) -> np
     return x[..., None, :, :]
 
 
-def preprocess(data: bytes | Path | str, spec: PreprocessSpec = PreprocessSpec()) -> np.ndarray:
-    """File or bytes -> model input (1, 1, size, size) float32."""
-    return normalize(to_pixels(decode(data, spec), spec), spec)[None]
+def preprocess(data: bytes | Path | str, spec: PreprocessSpec = PreprocessSpec(),
+               formats: tuple[str, ...] | None = None) -> np.ndarray:
+    """File or bytes -> model input (1, 1, size, size) float32; :class:`ImageError` for anything unreadable."""
+    img = decode(data, spec, formats)
+    try:
+        pixels = to_pixels(img, spec)
+    except (OSError, ValueError, TypeError) as e:  # a mode Pillow cannot convert (LAB, CMYK oddities...)
+        raise ImageError(f"not a readable image ({e.__class__.__name__}: {str(e)[:200]})") from e
+    return normalize(pixels, spec)[None]
 
 
 def _one(path: Path, spec: PreprocessSpec) -> tuple[np.ndarray | None, str | None]:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response
 
 from serving import analytics as an
 from serving import console
+from serving.auth import require_read
 from serving.deps import Bundle, State
+from serving.limits import decode_slot
 from serving.merch_schemas import (
     CatalogMap,
     Confusion,
@@ -23,7 +25,8 @@ from serving.saliency import catalog_overlay
 from serving.schemas import ERRORS
 from vision.preprocess import ImageError
 
-router = APIRouter(prefix="/v1/analytics", tags=["analytics"], responses=ERRORS)
+# the read role (serving/auth.py): a bearer token or a console login
+router = APIRouter(prefix="/v1/analytics", tags=["analytics"], responses=ERRORS, dependencies=[Depends(require_read)])
 Shoppers = Annotated[int, Query(ge=10, le=5000, description="Known shoppers sampled (seeded) for exposure.")]
 K = Annotated[int, Query(ge=1, le=100, description="Items on each sampled home page.")]
 
@@ -57,11 +60,12 @@ def get_photos(bundle: Bundle, state: State, shoppers: Shoppers = an.SHOPPERS,
 
 @router.get("/photos/{item_id}/saliency.png", response_class=Response,
             responses={200: {"content": {"image/png": {}}}})
-def get_saliency(item_id: str, bundle: Bundle) -> Response:
+def get_saliency(item_id: str, bundle: Bundle, state: State) -> Response:
     """The product photo in grey with where the image model looked (for its predicted category) in red."""
     bundle.require_images()
     try:
-        png = catalog_overlay(bundle, item_id)
+        with decode_slot(state):  # a decode and ~50 model calls: bounded like every photo decode
+            png = catalog_overlay(bundle, item_id)
     except LookupError as e:
         raise HTTPException(404, str(e)) from e
     except ImageError as e:

@@ -8,10 +8,11 @@ import numpy as np
 from fastapi import APIRouter, File, Query, UploadFile
 
 from serving.deps import Bundle, State
-from serving.parsing import check_k
+from serving.limits import decode_slot
+from serving.parsing import check_k, query_filters
 from serving.recommend import nearest
 from serving.saliency import occlusion_saliency
-from serving.schemas import ERRORS, CategoryProbability, ClassifyResponse, Filters, ImageSearchResponse
+from serving.schemas import ERRORS, CategoryProbability, ClassifyResponse, ImageSearchResponse
 from serving.uploads import read_photo
 
 router = APIRouter(prefix="/v1/images", tags=["images"], responses=ERRORS)
@@ -30,7 +31,10 @@ def classify(image: Upload, bundle: Bundle, state: State, saliency: bool = False
     model = bundle.require_images()
     probs, _ = model.classify(pixels)
     order = probs.argsort()[::-1]
-    heat = occlusion_saliency(model.class_probabilities, pixels, int(order[0])) if saliency else None
+    heat = None
+    if saliency:
+        with decode_slot(state):  # ~50 model calls: bounded like the decodes
+            heat = occlusion_saliency(model.class_probabilities, pixels, int(order[0]))
     return ClassifyResponse(predicted=model.class_names[order[0]], bundle_version=bundle.version,
                             probabilities=[CategoryProbability(category=model.class_names[i],
                                                                probability=float(probs[i])) for i in order],
@@ -39,10 +43,12 @@ def classify(image: Upload, bundle: Bundle, state: State, saliency: bool = False
 
 @router.post("/search", response_model=ImageSearchResponse)
 def search(image: Upload, bundle: Bundle, state: State, k: Annotated[int, Query(ge=1)] = 10,
-           categories: Annotated[list[str] | None, Query()] = None, in_stock_only: bool = True) -> ImageSearchResponse:
+           categories: Annotated[list[str] | None, Query(max_length=100)] = None,
+           in_stock_only: bool = True) -> ImageSearchResponse:
     """Catalog items whose CNN embedding is closest to the uploaded photo's."""
     check_k(k, state.settings)
+    filters = query_filters(categories=categories, in_stock_only=in_stock_only)  # refused before the decode
     probs, emb = _classify(bundle, image, state)
-    items = nearest(bundle, "image", emb, k, Filters(categories=categories, in_stock_only=in_stock_only))
+    items = nearest(bundle, "image", emb, k, filters)
     return ImageSearchResponse(predicted=bundle.require_images().class_names[int(probs.argmax())], items=items,
                                bundle_version=bundle.version)

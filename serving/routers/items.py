@@ -8,15 +8,14 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile
 from fastapi.responses import FileResponse
-from pydantic import ValidationError
 
 from serving.catalog_columns import timestamp
 from serving.deps import Admin, Bundle, Settings, State
 from serving.live import ChangeLog, add_item
 from serving.metrics import INDEX_SIZE
-from serving.parsing import check_k
+from serving.parsing import check_k, query_filters
 from serving.recommend import similar
-from serving.schemas import ERRORS, Filters, ItemDetail, ItemPatch, SimilarResponse
+from serving.schemas import ERRORS, ItemDetail, ItemPatch, SimilarResponse
 from serving.uploads import read_photo
 
 router = APIRouter(tags=["items"], responses=ERRORS)
@@ -44,7 +43,7 @@ def get_item(item_id: str, bundle: Bundle) -> ItemDetail:
 def similar_items(item_id: str, bundle: Bundle, settings: Settings,
                   by: Literal["behaviour", "image"] = "behaviour",
                   k: Annotated[int, Query(ge=1)] = 10,
-                  categories: Annotated[list[str] | None, Query()] = None,
+                  categories: Annotated[list[str] | None, Query(max_length=100)] = None,
                   price_min: Annotated[float | None, Query(ge=0)] = None,
                   price_max: Annotated[float | None, Query(ge=0)] = None,
                   in_stock_only: bool = True) -> SimilarResponse:
@@ -53,10 +52,7 @@ def similar_items(item_id: str, bundle: Bundle, settings: Settings,
     row = _row(bundle, item_id)
     if bundle.is_hidden(row):
         raise HTTPException(404, f"item {item_id!r} is hidden")
-    try:
-        f = Filters(categories=categories, price_min=price_min, price_max=price_max, in_stock_only=in_stock_only)
-    except ValidationError as e:
-        raise HTTPException(422, str(e)) from e
+    f = query_filters(categories=categories, price_min=price_min, price_max=price_max, in_stock_only=in_stock_only)
     items = similar(bundle, row, by, k, f)
     return SimilarResponse(item_id=item_id, by=by, items=items, bundle_version=bundle.version)
 

@@ -1,12 +1,14 @@
 """/v1/merch: the merchandisers' rules (pin / boost / bury / exclude), their preview as a shopper,
-decisions on photos that look mislabeled, and shoppers to preview as. Writes need the admin token."""
+decisions on photos that look mislabeled, and shoppers to preview as. Reads need the read role,
+writes the admin role (serving/auth.py)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 
+from serving.auth import require_read
 from serving.deps import Admin, Bundle, State
 from serving.labels import decide_label
 from serving.merch_schemas import (
@@ -23,7 +25,9 @@ from serving.recommend import recommend
 from serving.rules import Rule, RuleSet, check_rule
 from serving.schemas import ERRORS, AdminResponse
 
-router = APIRouter(prefix="/v1/merch", tags=["merchandising"], responses=ERRORS)
+# the read role for everything here (rules, previews and shoppers are the console's, shoppers personal
+# data); writes need the admin role on top (serving/auth.py)
+router = APIRouter(prefix="/v1/merch", tags=["merchandising"], responses=ERRORS, dependencies=[Depends(require_read)])
 
 
 @router.get("/rules", response_model=RuleList)

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic_core import to_json
 
+from serving.auth import check_role
 from serving.metrics import FALLBACKS, STAGES
 from serving.parsing import check_limits, json_body, json_body_schema
 from serving.schemas import ERRORS, RecommendationRequest, RecommendationResponse
@@ -31,6 +32,8 @@ async def recommendations(request: Request) -> Response:
     with state.batcher.arrival():
         req = await json_body(request, RecommendationRequest)
         check_limits(req, state.settings)
+        if req.explain and req.user_id is not None:  # the reasons name items of the shopper's history
+            check_role(request, "read")
         out = await state.batcher.submit((bundle, req))  # a RequestError -> its 4xx (serving/errors.py)
     t = out["timings"]
     for stage, ms in zip(_STAGES, (t["user_ms"], t["retrieve_ms"], t["rank_ms"], t["rules_ms"]), strict=True):

@@ -3,12 +3,9 @@
 "use strict";
 const page = document.body.dataset.page;
 const data = (() => { const el = document.getElementById("data"); return el ? JSON.parse(el.textContent) : null; })();
-const tokenBox = document.getElementById("token");
-if (tokenBox) {
-  tokenBox.value = localStorage.getItem("vitrine-token") || "";
-  tokenBox.addEventListener("change", () => localStorage.setItem("vitrine-token", tokenBox.value));
-}
-const auth = () => ({ "Authorization": "Bearer " + (tokenBox ? tokenBox.value : "") });
+// The console's session is an HttpOnly cookie (serving/auth.py): no token is ever in page script or
+// storage. Writes carry the header a page on another site cannot add.
+const auth = () => ({ "X-Vitrine-Console": "1" });
 const layout = (title, extra) => Object.assign({ title: { text: title }, margin: { t: 40, l: 60, r: 20, b: 60 } }, extra || {});
 const plot = (id, traces, lay) => { if (document.getElementById(id)) Plotly.newPlot(id, traces, lay, { displaylogo: false, responsive: true }); };
 

@@ -15,10 +15,14 @@ async function api(method, url, body, form) {
 function card(i, onClick) {
   const d = document.createElement("div");
   d.className = "product"; d.dataset.item = i.item_id;
-  d.innerHTML = `<img alt="" loading="lazy"><b></b><div></div>`;
-  d.querySelector("img").src = i.image_url;
-  d.querySelector("b").textContent = i.title;
-  d.querySelector("div").textContent = `${i.category} · ${i.price.toFixed(2)}`;
+  // DOM calls only: every field is data (an id or a title may hold quotes and angle brackets)
+  const img = document.createElement("img");
+  img.alt = ""; img.loading = "lazy"; img.src = i.image_url;
+  const title = document.createElement("b");
+  title.textContent = i.title;
+  const what = document.createElement("div");
+  what.textContent = `${i.category} · ${i.price.toFixed(2)}`;
+  d.append(img, title, what);
   d.addEventListener("click", () => onClick(i));
   return d;
 }
@@ -61,9 +65,13 @@ async function upload() {
   try {
     const c = await api("POST", "/v1/images/classify", null, form());
     const s = await api("POST", "/v1/images/search?k=8", null, form());
-    box.innerHTML = `<h3>Your photo looks like: <span id="photo-category"></span></h3><div class="grid-items small"></div>`;
-    $("photo-category").textContent = `${c.predicted} (${(100 * c.probabilities[0].probability).toFixed(0)} %)`;
-    box.querySelector("div").replaceChildren(...s.items.map(x => card(x, open)));
+    const h = document.createElement("h3"), label = document.createElement("span"), grid = document.createElement("div");
+    label.id = "photo-category";
+    label.textContent = `${c.predicted} (${(100 * c.probabilities[0].probability).toFixed(0)} %)`;
+    h.append("Your photo looks like: ", label);
+    grid.className = "grid-items small";
+    grid.replaceChildren(...s.items.map(x => card(x, open)));
+    box.replaceChildren(h, grid);
   } catch (e) { box.textContent = e.message; }
 }
 

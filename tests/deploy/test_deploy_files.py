@@ -107,9 +107,10 @@ def test_the_probes_and_health_checks_name_routes_the_service_has(tiny_artifacts
     from serving.app import create_app
     from serving.settings import ServingSettings
 
-    with TestClient(create_app(ServingSettings(artifacts_dir=tiny_artifacts))) as c:
+    read = "probe-read-token-0123"  # /metrics needs the read role (Prometheus: docker/prometheus/prometheus.yml)
+    with TestClient(create_app(ServingSettings(artifacts_dir=tiny_artifacts, read_token=read))) as c:
         for route in ("/healthz", "/readyz", "/metrics"):
-            assert c.get(route).status_code == 200, route
+            assert c.get(route, headers={"Authorization": f"Bearer {read}"}).status_code == 200, route
 
 
 def test_the_nightly_config_the_images_mount_loads() -> None:

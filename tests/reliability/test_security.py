@@ -92,7 +92,7 @@ def test_docs_and_metrics_can_be_closed(tiny_artifacts: Path) -> None:
         assert c.get("/docs").status_code == 404 and c.get("/openapi.json").status_code == 404
         assert c.get("/metrics").status_code == 401
         assert c.get("/metrics", headers=AUTH).status_code == 200
-    with make_client(tiny_artifacts) as c:  # the defaults: open
+    with make_client(tiny_artifacts, public_docs=True, public_metrics=True) as c:  # opened (closed by default: #28)
         assert c.get("/openapi.json").status_code == 200 and c.get("/metrics").status_code == 200
 
 

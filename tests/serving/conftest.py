@@ -9,7 +9,10 @@ from fastapi.testclient import TestClient
 from serving.app import create_app
 from serving.settings import ServingSettings
 
-TOKEN = "test-admin-token"
+TOKEN = "test-admin-token"  # the admin role (serving/auth.py)
+READ_TOKEN = "test-read-token-0123"  # the read role: the console, analytics, personal data
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+READ = {"Authorization": f"Bearer {READ_TOKEN}"}
 
 
 @pytest.fixture(scope="session")
@@ -32,12 +35,13 @@ def artifacts(tiny_artifacts: Path, tmp_path: Path) -> Path:
 
 
 def make_client(artifacts: Path, **overrides) -> TestClient:
-    settings = ServingSettings(**({"artifacts_dir": artifacts, "admin_token": TOKEN, "candidates": 50} | overrides))
+    settings = ServingSettings(**({"artifacts_dir": artifacts, "admin_token": TOKEN, "read_token": READ_TOKEN,
+                                   "candidates": 50} | overrides))
     return TestClient(create_app(settings))
 
 
 @pytest.fixture(scope="module")
 def client(tiny_artifacts: Path):
-    """Read-only tests share one app over the session bundle."""
-    with make_client(tiny_artifacts) as c:
+    """Read-only tests share one app over the session bundle (its OpenAPI document served)."""
+    with make_client(tiny_artifacts, public_docs=True) as c:
         yield c

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from bundle.versions import bundles_dir, promote, write_bundle
-from tests.serving.conftest import TOKEN, make_client
+from tests.serving.conftest import READ, TOKEN, make_client
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -265,7 +265,7 @@ def test_health_readiness_metrics_and_openapi(client) -> None:
     ready = client.get("/readyz").json()
     assert ready["status"] == "ready" and ready["items"] == 400
     client.post("/v1/recommendations", json={"k": 3})
-    m = client.get("/metrics").text
+    m = client.get("/metrics", headers=READ).text
     for name in ("vitrine_request_seconds_bucket", 'route="/v1/recommendations"', "vitrine_stage_seconds",
                  "vitrine_fallback_total", 'vitrine_bundle_info{', "vitrine_index_items"):
         assert name in m, name

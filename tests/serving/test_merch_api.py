@@ -13,13 +13,11 @@ from bundle.runs import nights, tonight
 from common.assets import PLOTLY_JS, VENDOR
 from pipelines.label_fixes import apply_label_fixes
 from serving.analytics import sample_shoppers
-from tests.serving.conftest import TOKEN, make_client
-
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
+from tests.serving.conftest import AUTH, READ, make_client
 
 
 def _shopper(c) -> str:
-    return c.get("/v1/merch/shoppers", params={"limit": 1}).json()["user_ids"][0]
+    return c.get("/v1/merch/shoppers", params={"limit": 1}, headers=READ).json()["user_ids"][0]
 
 
 def _page(c, **body) -> list[dict]:
@@ -60,7 +58,7 @@ def test_rules_change_what_the_service_returns(artifacts: Path) -> None:
         c.post("/v1/merch/rules", json={"action": "exclude", "item_id": after[1], "rule_id": "old",
                                         "ends_at": "2020-01-01T00:00:00Z"}, headers=AUTH)
         assert after[1] in [i["item_id"] for i in _page(c, user_id=user)]
-        listed = {r["rule_id"] for r in c.get("/v1/merch/rules").json()["rules"]}
+        listed = {r["rule_id"] for r in c.get("/v1/merch/rules", headers=READ).json()["rules"]}
         assert listed == {"pin-last", "no-top", "scoped", "old"}
         for rid in listed:
             assert c.delete(f"/v1/merch/rules/{rid}", headers=AUTH).status_code == 200
@@ -75,17 +73,17 @@ def test_rules_change_what_the_service_returns(artifacts: Path) -> None:
 def test_preview_shows_a_draft_without_saving_it_and_explains(artifacts: Path) -> None:
     with make_client(artifacts) as c:
         user = _shopper(c)
-        history = [i["item_id"] for i in c.get(f"/v1/merch/shoppers/{user}").json()["history"]]
+        history = [i["item_id"] for i in c.get(f"/v1/merch/shoppers/{user}", headers=READ).json()["history"]]
         base = [i["item_id"] for i in _page(c, user_id=user)]
         extra = next(i for i in pd.read_parquet(next((artifacts / "bundles").iterdir()) / "items.parquet")["item_id"]
                      if i not in base and i not in history)
         r = c.post("/v1/merch/preview", json={"request": {"user_id": user, "k": 5, "in_stock_only": False},
-                                              "rules": [{"action": "pin", "item_id": extra, "slot": 3}]})
+                                              "rules": [{"action": "pin", "item_id": extra, "slot": 3}]}, headers=READ)
         assert r.status_code == 200, r.text
         page, baseline = r.json()["page"]["items"], r.json()["baseline"]["items"]
         assert page[2]["item_id"] == extra and page[2]["reason"]["rules"] == ["draft-1"]
         assert [i["item_id"] for i in baseline] == base[:5]
-        assert c.get("/v1/merch/rules").json()["rules"] == []  # nothing saved
+        assert c.get("/v1/merch/rules", headers=READ).json()["rules"] == []  # nothing saved
         for item in page:
             why = item["reason"]
             assert why["because_of"] is None or why["because_of"] in history
@@ -93,7 +91,7 @@ def test_preview_shows_a_draft_without_saving_it_and_explains(artifacts: Path) -
         top = page[0]["reason"]
         assert top["retrieved_at"] >= 1 and top["ranked_at"] == 1
         boost = {"action": "boost", "category": "Nope"}
-        bad = c.post("/v1/merch/preview", json={"request": {"k": 5}, "rules": [boost]})
+        bad = c.post("/v1/merch/preview", json={"request": {"k": 5}, "rules": [boost]}, headers=READ)
         assert bad.status_code == 422 and "unknown category" in bad.json()["detail"]
 
 
@@ -110,16 +108,16 @@ def test_label_decisions_apply_live_and_to_the_next_nights_data(artifacts: Path,
         conf = np.zeros(b.catalog.n_items, np.float32)
         conf[0] = 0.99
         b.photos = PhotoPredictions(pred, conf, np.zeros(b.catalog.n_items, np.float32))
-        got = c.get("/v1/analytics/photos", params={"shoppers": 10}).json()
+        got = c.get("/v1/analytics/photos", params={"shoppers": 10}, headers=READ).json()
         assert [i["item_id"] for i in got["items"]] == [item] and got["items"][0]["predicted"] == new
-        png = c.get(got["items"][0]["saliency_url"])
+        png = c.get(got["items"][0]["saliency_url"], headers=READ)
         assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
         assert c.post(f"/v1/merch/labels/{item}", json={"decision": "accept"}).status_code == 401
         r = c.post(f"/v1/merch/labels/{item}", json={"decision": "accept"}, headers=AUTH)
         assert r.status_code == 200 and r.json()["category"] == new
         assert c.get(f"/v1/items/{item}").json()["category"] == new
         assert item in [i["item_id"] for i in _page(c, categories=[new], k=100)]
-        assert c.get("/v1/analytics/photos", params={"shoppers": 10}).json()["items"] == []
+        assert c.get("/v1/analytics/photos", params={"shoppers": 10}, headers=READ).json()["items"] == []
         assert c.post("/v1/merch/labels/nope", json={"decision": "dismiss"}, headers=AUTH).status_code == 404
     with make_client(artifacts) as c:  # replayed onto a fresh load
         assert c.get(f"/v1/items/{item}").json()["category"] == new
@@ -143,7 +141,7 @@ def test_explain_flag_and_saliency(client, tiny_shop: Path) -> None:
 
 
 def test_analytics_agree_with_the_service_path(client) -> None:
-    e = client.get("/v1/analytics/exposure", params={"shoppers": 20, "k": 5}).json()
+    e = client.get("/v1/analytics/exposure", params={"shoppers": 20, "k": 5}, headers=READ).json()
     b = client.app.state.service.bundle  # the sample is seeded: recompute it through the public API
     counts: dict[str, int] = {}
     for u in sample_shoppers(b, 20):
@@ -155,9 +153,9 @@ def test_analytics_agree_with_the_service_path(client) -> None:
     assert sum(c["items"] for c in e["categories"]) == live
     top = max(counts.values())
     assert max(i["recommended"] for c in e["categories"] for i in c["most"]) == top
-    m = client.get("/v1/analytics/confusion").json()
+    m = client.get("/v1/analytics/confusion", headers=READ).json()
     assert len(m["matrix"]) == len(m["classes"]) == 10
-    pts = client.get("/v1/analytics/catalog-map", params={"n": 50}).json()["points"]
+    pts = client.get("/v1/analytics/catalog-map", params={"n": 50}, headers=READ).json()["points"]
     assert len(pts) == 50 and {"x", "y", "category"} <= set(pts[0])
 
 
@@ -181,7 +179,7 @@ def test_tonight_and_quality_from_run_summaries(tmp_path: Path) -> None:
 def test_pages_render(client) -> None:
     for path in ("/", "/merch", "/merch/quality", "/merch/exposure", "/merch/photos", "/merch/preview",
                  "/merch/rules", "/merch/map"):
-        r = client.get(path)
+        r = client.get(path, headers=READ)
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/html"), path
         assert "/static/" in r.text and "https://" not in r.text, path
     js = client.get(f"/static/{PLOTLY_JS}")  # the vendored file is the one its README names, byte for byte
