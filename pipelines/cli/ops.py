@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import time
 from pathlib import Path
 from typing import Annotated
@@ -28,11 +29,12 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     workers: Annotated[int, typer.Option(help="uvicorn worker processes (each loads the bundle).")] = 1,
-    admin_token: Annotated[str | None, typer.Option(envvar="VITRINE_ADMIN_TOKEN", help="Enables admin endpoints.")]
-    = None,
+    admin_token: Annotated[str | None, typer.Option(envvar="VITRINE_ADMIN_TOKEN", help="Enables the admin role "
+                                                    "(writes); prefer the variable or a credentials file.")] = None,
     watch: Annotated[float, typer.Option(help="Poll CURRENT every N seconds and reload on change (0 = off).")] = 0.0,
 ) -> None:
-    """Start the HTTP service on the bundle CURRENT names (OpenAPI page at /docs)."""
+    """Start the HTTP service on the bundle CURRENT names. The console and analytics need the read role
+    (VITRINE_READ_TOKEN or the admin token, docs/security.md); /docs with VITRINE_PUBLIC_DOCS=true."""
     artifacts = artifacts_dir(artifacts)
     if current_version(artifacts) is None:
         console.print(f"[yellow]warning:[/] {artifacts / 'CURRENT'} names no bundle yet; /readyz stays 503 until one "
@@ -104,4 +106,11 @@ def demo(
                   f"  curl -s '{base}/v1/items/{item['item_id']}/similar?by=image&k=5'\n"
                   f"  the nightly report (Markdown and HTML): {artifacts / 'reports'}/")
     if serve_it:
+        # The demo's own tokens (unless the environment gives them): the console needs a login, and
+        # the storefront lists shoppers to shop as (personal data: only in the demo).
+        read = os.environ.setdefault("VITRINE_READ_TOKEN", secrets.token_urlsafe(18))
+        admin = os.environ.setdefault("VITRINE_ADMIN_TOKEN", secrets.token_urlsafe(24))
+        os.environ.setdefault("VITRINE_DEMO_SHOPPERS", "true")
+        os.environ.setdefault("VITRINE_PUBLIC_DOCS", "true")
+        console.print(f"  console login ({base}/merch/login): read token {read}  admin token {admin}")
         serve(artifacts=artifacts, port=port)

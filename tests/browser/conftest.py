@@ -16,7 +16,7 @@ from bundle.photo_predictions import PhotoPredictions
 from serving.app import create_app
 from serving.settings import ServingSettings
 from tests.reliability.server import free_port
-from tests.serving.conftest import TOKEN
+from tests.serving.conftest import READ_TOKEN, TOKEN
 from tests.serving.conftest import tiny_artifacts as tiny_artifacts  # noqa: F401  (the session fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,7 +36,8 @@ def server(tiny_artifacts: Path, tmp_path_factory: pytest.TempPathFactory):
     """(base URL, the app): a private copy of the bundle, one suspect photo planted for the gallery."""
     art = tmp_path_factory.mktemp("browser") / "artifacts"
     shutil.copytree(tiny_artifacts, art)
-    app = create_app(ServingSettings(artifacts_dir=art, admin_token=TOKEN, candidates=50))
+    app = create_app(ServingSettings(artifacts_dir=art, admin_token=TOKEN, read_token=READ_TOKEN, candidates=50,
+                                     demo_shoppers=True))
     port = free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", loop="asyncio"))
     t = threading.Thread(target=srv.run, daemon=True)
@@ -87,6 +88,13 @@ class Watched:
     def shot(self, name: str) -> None:
         SHOTS.mkdir(parents=True, exist_ok=True)
         self.page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+    def login(self, base: str, token: str) -> None:
+        """The console's login form: the token becomes an HttpOnly session cookie."""
+        self.page.goto(base + "/merch/login")
+        self.page.fill("input[name=token]", token)
+        self.page.click("form.login button")
+        self.page.wait_for_url(base + "/merch")
 
     def clean(self) -> None:
         assert self.errors == [], self.errors

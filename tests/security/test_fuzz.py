@@ -4,9 +4,9 @@ OpenAPI document (valid and invalid) as the public, the read role and the admin 
 headers and ``Allow``; without the role an operation needs, the answer is 401 or 403.
 
 Every check but ``positive_data_acceptance``: the public and read roles are refused on purpose
-where the document declares a token, and three rules cannot be written in JSON Schema — a price range whose ``price_min`` is above its ``price_max``, an upload that is not a decodable
-image, and a multipart ``null`` (the form encoding has none) — each a 422 with its reason
-(docs/security.md)."""
+where the document declares a token, and three rules cannot be written in JSON Schema — a price
+range whose ``price_min`` is above its ``price_max``, an upload that is not a decodable image, and a
+multipart ``null`` (the form encoding has none) — each a 422 with its reason (docs/security.md)."""
 
 import shutil
 from pathlib import Path
