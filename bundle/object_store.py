@@ -10,14 +10,23 @@ and promotes it locally, then loads it as from any local bundle: serving code ne
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from pathlib import Path
 
 import fsspec
 
-from bundle.versions import MANIFEST, bundles_dir, current_version, promote, verify_bundle
+from bundle.versions import (
+    MANIFEST,
+    BundleError,
+    bundles_dir,
+    check_signature,
+    check_version,
+    current_version,
+    promote,
+    read_manifest,
+    verify_bundle,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +37,12 @@ def _store(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
 
 
 def store_current(url: str) -> str | None:
-    """The version the store's CURRENT names, or None when it has none yet."""
+    """The version the store's CURRENT names, or None when it has none yet; BundleError when it names
+    something that is not a version (a store is data: ``x/../../victim`` never becomes a path)."""
     fs, root = _store(url)
     path = f"{root}/CURRENT"
-    return fs.cat_file(path).decode().strip() or None if fs.exists(path) else None
+    v = fs.cat_file(path).decode(errors="replace").strip() if fs.exists(path) else ""
+    return check_version(v, f"{url} CURRENT") if v else None
 
 
 def set_store_current(url: str, version: str) -> None:
@@ -57,9 +68,11 @@ def push(artifacts: Path, version: str, url: str, *, make_current: bool = True, 
         set_store_current(url, version)
 
 
-def pull_current(url: str, artifacts: Path) -> str | None:
+def pull_current(url: str, artifacts: Path, key: str | None = None) -> str | None:
     """Bring the store's CURRENT version into ``artifacts`` (if not there yet) and promote it there.
-    Returns the version, or None when the store has no CURRENT. Raises BundleError on a bad copy."""
+    Returns the version, or None when the store has no CURRENT. Raises BundleError on a bad copy, on
+    a manifest whose names would leave the bundle's folder (checked before any file is fetched) and,
+    with ``key``, on a bundle its holders did not sign."""
     version = store_current(url)
     if version is None:
         return None
@@ -72,10 +85,18 @@ def pull_current(url: str, artifacts: Path) -> str | None:
         tmp.mkdir(parents=True)
         try:
             fs.get_file(f"{src}/{MANIFEST}", str(tmp / MANIFEST))
-            for name in json.loads((tmp / MANIFEST).read_text())["files"]:
-                (tmp / name).parent.mkdir(parents=True, exist_ok=True)
-                fs.get_file(f"{src}/{name}", str(tmp / name))
-            verify_bundle(tmp)  # every byte as the publisher wrote it
+            manifest = read_manifest(tmp)  # shape and names checked: relative, no "..", not the manifest
+            if manifest["version"] != version:
+                raise BundleError(f"{url}: CURRENT names {version} but its manifest says {manifest['version']!r}")
+            check_signature(manifest, key, f"{url} {version}")  # refused before a single file is fetched
+            inside = tmp.resolve()
+            for name in manifest["files"]:
+                dest = tmp / name
+                if not dest.resolve().is_relative_to(inside):
+                    raise BundleError(f"{url}: file name {name!r} leaves the bundle's folder")
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                fs.get_file(f"{src}/{name}", str(dest))
+            verify_bundle(tmp, key)  # every byte as the publisher wrote it
             tmp.rename(local)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -13,9 +13,11 @@ is never promoted; a published version is never modified. No torch.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 import os
+import re
 import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -25,6 +27,10 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 REQUIRED_KEYS = ("version", "created_at", "files")
+# A version names a directory: what a CURRENT file or a store may say is checked against this before
+# it becomes a path (``x/../../victim`` never does).
+VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+SIGNATURE = "signature"  # HMAC-SHA256 of the manifest (without this key) under the bundle key
 
 
 class BundleError(RuntimeError):
@@ -41,6 +47,32 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 def bundles_dir(artifacts: Path) -> Path:
     return artifacts / "bundles"
+
+
+def check_version(version: str, where: str = "version") -> str:
+    """``version`` when it is a plain version name (``VERSION``, no ``..``); BundleError otherwise."""
+    if not isinstance(version, str) or not VERSION.fullmatch(version) or ".." in version:
+        raise BundleError(f"{where}: {version!r} is not a bundle version name")
+    return version
+
+
+def manifest_signature(manifest: dict, key: str) -> str:
+    """HMAC-SHA256 (hex) of the manifest's canonical JSON, its own signature left out: the manifest
+    names every file's sha256, so the signature attributes the whole bundle to the key's holders."""
+    body = json.dumps({k: v for k, v in manifest.items() if k != SIGNATURE}, sort_keys=True, separators=(",", ":"))
+    return hmac.new(key.encode(), body.encode(), hashlib.sha256).hexdigest()
+
+
+def check_signature(manifest: dict, key: str | None, where: Path | str) -> None:
+    """With a bundle key, a manifest must carry its signature (BundleError otherwise); without one,
+    nothing is checked."""
+    if key is None:
+        return
+    sig = manifest.get(SIGNATURE)
+    if not isinstance(sig, str):
+        raise BundleError(f"{where}: unsigned bundle (a bundle key is configured)")
+    if not hmac.compare_digest(sig, manifest_signature(manifest, key)):
+        raise BundleError(f"{where}: the bundle's signature does not match the bundle key")
 
 
 def new_version(now: datetime | None = None) -> str:
@@ -86,9 +118,11 @@ def read_manifest(path: Path) -> dict:
     return manifest
 
 
-def verify_bundle(path: Path) -> dict:
-    """The manifest, after checking it parses, names this version, and every file matches its sha256."""
+def verify_bundle(path: Path, key: str | None = None) -> dict:
+    """The manifest, after checking it parses, names this version, and every file matches its sha256;
+    with ``key``, that it is signed with it (``check_signature``)."""
     manifest = read_manifest(path)
+    check_signature(manifest, key, path)
     for name, meta in manifest["files"].items():
         f = path / name
         if not f.is_file():
@@ -99,13 +133,14 @@ def verify_bundle(path: Path) -> dict:
 
 
 def write_bundle(artifacts: Path, files: dict[str, Path], info: dict | None = None, *, version: str | None = None,
-                 smoke: Callable[[Path], None] | None = None) -> Path:
+                 smoke: Callable[[Path], None] | None = None, key: str | None = None) -> Path:
     """Publish ``files`` (bundle name -> source path) as a new version; returns its directory.
 
     ``info`` (dataset fingerprint, metrics, model configs, index recall...) goes into the manifest.
     ``smoke(path)`` may raise to refuse the bundle (e.g. a test query through the loaded models).
+    ``key``: sign the manifest (replicas with the same key refuse what it did not sign).
     """
-    version = version or new_version()
+    version = check_version(version or new_version())
     root = bundles_dir(artifacts)
     final = root / version
     if final.exists():
@@ -121,9 +156,11 @@ def write_bundle(artifacts: Path, files: dict[str, Path], info: dict | None = No
             shutil.copyfile(src, dest)
             listing[name] = {"sha256": sha256_file(dest), "bytes": dest.stat().st_size}
         manifest = {"version": version, "created_at": datetime.now(UTC).isoformat(), "files": listing,
-                    **(info or {})}
+                    **{k: v for k, v in (info or {}).items() if k != SIGNATURE}}
+        if key is not None:
+            manifest[SIGNATURE] = manifest_signature(manifest, key)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        verify_bundle(tmp)
+        verify_bundle(tmp, key)
         if smoke is not None:
             smoke(tmp)
         tmp.rename(final)
@@ -146,8 +183,11 @@ def sweep_partial(artifacts: Path) -> list[str]:
 
 
 def current_version(artifacts: Path) -> str | None:
+    """The version ``CURRENT`` names (None: no file or an empty one); BundleError for a name that is
+    not a version (it would become a path)."""
     p = artifacts / "CURRENT"
-    return p.read_text().strip() or None if p.is_file() else None
+    v = p.read_text().strip() if p.is_file() else ""
+    return check_version(v, str(p)) if v else None
 
 
 def list_bundles(artifacts: Path) -> list[str]:
@@ -159,6 +199,7 @@ def list_bundles(artifacts: Path) -> list[str]:
 def promote(artifacts: Path, version: str, *, verified: dict | None = None) -> dict:
     """Verify ``version`` and point ``CURRENT`` at it atomically. Returns its manifest. ``verified``:
     the manifest this process's own ``verify_bundle`` of that version returned (verified once per run)."""
+    check_version(version)
     manifest = verified if verified is not None else verify_bundle(bundles_dir(artifacts) / version)
     tmp = artifacts / ".CURRENT.tmp"
     tmp.write_text(version + "\n")

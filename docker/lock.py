@@ -1,15 +1,22 @@
 """Write the pinned requirement files the images install, from the environment that passed the tests.
 
-    .venv/bin/python docker/lock.py    # rewrites docker/requirements-*.txt
+    .venv/bin/python docker/lock.py    # rewrites docker/requirements-*.txt (asks the index for hashes)
 
 Each file is the dependency closure of Vitrine's own requirements (pyproject.toml) plus an extra,
-with every version as installed in this venv (the one CI tests). The GPU serving file swaps the CPU
-backends for their CUDA builds at the same release line: those are not installed on a CPU host, so
-their pins live here (GPU_PINS), reviewed when the CPU ones move.
+with every version as installed in this venv (the one CI tests), and the sha256 of the wheel the
+image's Python and platform install (``--hash``: the images install with ``--require-hashes``, so a
+replaced file on the index is refused). The hashes come from pip's own resolver run for the image's
+target (``pip install --dry-run --report``, no download of the wheels). The GPU serving file swaps
+the CPU backends for their CUDA builds at the same release line: those are not installed on a CPU
+host, so their pins live here (GPU_PINS), reviewed when the CPU ones move.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import tempfile
 import tomllib
 from importlib import metadata
 from pathlib import Path
@@ -43,6 +50,25 @@ def closure(reqs: list[str]) -> dict[str, str]:
     return seen
 
 
+# The Python each image runs (its Dockerfile's base), for the wheels whose hashes are pinned.
+TARGETS = {"requirements-serve-cpu.txt": "3.11", "requirements-serve-gpu.txt": "3.11", "requirements-train.txt": "3.12"}
+PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64", "linux_x86_64")
+
+
+def hashes(pins: list[str], python: str) -> dict[str, str]:
+    """name -> sha256 of the wheel pip would install for ``pins`` on linux x86_64 with ``python``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "report.json"
+        cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--no-deps", "--quiet",
+               "--only-binary=:all:", "--python-version", python, "--report", str(report), *pins]
+        for p in PLATFORMS:
+            cmd += ["--platform", p]
+        subprocess.run(cmd, check=True)
+        got = json.loads(report.read_text())["install"]
+    return {canonicalize_name(i["metadata"]["name"]): i["download_info"]["archive_info"]["hashes"]["sha256"]
+            for i in got}
+
+
 def main() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     core, extra = project["dependencies"], project["optional-dependencies"]
@@ -55,8 +81,10 @@ def main() -> None:
         lines = [f"{n}=={v}" for n, v in sorted(pins.items())]
         if "gpu" in fname:
             lines = [GPU_PINS.get(line.split("==")[0], line) for line in lines]
+        sha = hashes(lines, TARGETS[fname])
+        lines = [f"{line} \\\n    --hash=sha256:{sha[canonicalize_name(line.split('==')[0])]}" for line in lines]
         (Path(__file__).parent / fname).write_text(header + "\n".join(lines) + "\n")
-        print(f"{fname}: {len(lines)} pinned packages")
+        print(f"{fname}: {len(lines)} pinned packages, each with its wheel's sha256")
 
 
 if __name__ == "__main__":

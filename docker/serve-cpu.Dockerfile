@@ -9,10 +9,11 @@ WORKDIR /app
 
 # Dependencies first (pinned by docker/lock.py), so a code change does not reinstall them.
 COPY docker/requirements-serve-cpu.txt /tmp/requirements.txt
-RUN pip install --no-cache-dir -r /tmp/requirements.txt
+RUN pip install --no-cache-dir --require-hashes -r /tmp/requirements.txt
 
 COPY pyproject.toml README.md ./
 COPY common common
+COPY bundle bundle
 COPY recsys recsys
 COPY vision vision
 COPY serving serving

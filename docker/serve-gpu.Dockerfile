@@ -15,10 +15,11 @@ RUN apt-get update \
     && python3.12 -m venv /opt/venv
 
 COPY docker/requirements-serve-gpu.txt /tmp/requirements.txt
-RUN pip install --no-cache-dir -r /tmp/requirements.txt
+RUN pip install --no-cache-dir --require-hashes -r /tmp/requirements.txt
 
 COPY pyproject.toml README.md ./
 COPY common common
+COPY bundle bundle
 COPY recsys recsys
 COPY vision vision
 COPY serving serving

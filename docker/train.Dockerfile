@@ -17,10 +17,11 @@ RUN apt-get update \
 COPY constraints.txt docker/requirements-train.txt /tmp/
 RUN pip install --no-cache-dir -c /tmp/constraints.txt --index-url https://download.pytorch.org/whl/cu126 \
         torch torchvision \
-    && pip install --no-cache-dir -r /tmp/requirements-train.txt
+    && pip install --no-cache-dir --require-hashes -r /tmp/requirements-train.txt
 
 COPY pyproject.toml README.md ./
 COPY common common
+COPY bundle bundle
 COPY recsys recsys
 COPY vision vision
 COPY serving serving

@@ -25,6 +25,7 @@ from bundle.index_tuner import tune_kinds
 from bundle.photo_predictions import PhotoPredictions
 from bundle.versions import write_bundle
 from common.onnx_runtime import make_session, run
+from pipelines.settings import get_settings
 from pipelines.tables import fingerprint
 from recsys.channels import ChannelConfig, Channels, binary_matrix, fit_channels
 from recsys.features import PAD, FeatureSpec, Vocab, stored_profiles
@@ -231,7 +232,8 @@ def assemble_bundle(artifacts: Path, data_dir: Path, models: TrainedModels, *, t
                             "items": len(items), "users": len(states), "events": len(events)},
                 "image_root": str(data_dir.resolve()), "metrics": models.metrics, "models": models.configs,
                 "indexes": {k: v.info.to_dict() for k, v in indexes.items()}}
-        path = write_bundle(artifacts, files, json.loads(json.dumps(info, default=str)), version=version, smoke=smoke)
+        path = write_bundle(artifacts, files, json.loads(json.dumps(info, default=str)), version=version, smoke=smoke,
+                            key=get_settings().bundle_key)  # signed when the replicas share a key
     log.info("bundle %s: %s", path.name, ", ".join(f"{k} index {v.info.kind} recall@{v.info.k} {v.info.recall_at_k:.3f}"
                                                   for k, v in indexes.items()))
     return path

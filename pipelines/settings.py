@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # The service's admin token: the nightly job's reload notice (``reload_url``) carries it.
     admin_token: str = ""
+    # Shared with the replicas (serving's VITRINE_BUNDLE_KEY): every bundle published is signed with it.
+    bundle_key: str | None = Field(None, min_length=16)
 
 
 @lru_cache

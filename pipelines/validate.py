@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from common.ids import BAD_CHARS, EMAIL, MAX_ID_LEN
 from pipelines.tables import SCHEMAS, TS_DTYPE, write_table
 from vision.pixel_cache import decode_cached
 
@@ -85,6 +86,12 @@ def _ids(s: pd.Series, name: str, R: _Reasons) -> pd.Series:
     out = s.astype("str").str.strip()
     missing = s.isna() | (out == "") | (out.str.lower() == "nan")
     R.add(missing, f"missing {name}")
+    # the one id rule (common/ids.py), vectorised: ids end up in URLs, pages and file names
+    R.add(~missing & (out.str.len() > MAX_ID_LEN), f"{name} longer than {MAX_ID_LEN} characters")
+    R.add(~missing & out.str.contains(BAD_CHARS, regex=True),
+          f"{name} holds a character ids may not (control characters, quotes, angle brackets, backslash)")
+    if name == "user_id":
+        R.add(~missing & out.str.match(EMAIL), "user_id looks like an e-mail address: export a pseudonymous id")
     return out.where(~missing, None)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -109,10 +110,13 @@ def exposure(b: LoadedBundle, users: list[str], k: int, candidates: int, rules: 
 
 
 class ExposureCache:
-    """One exposure run per (bundle, rules, sample) for ``ttl_s``: the console's pages share it."""
+    """One exposure run per (bundle, rules, sample) for ``ttl_s``, the ``size`` most recently used kept:
+    the console's pages share them, and a caller alternating parameters (the analytics routes need the
+    read role) recomputes at most once per key and ``ttl_s``, one computation at a time."""
 
-    def __init__(self, ttl_s: float = 300.0) -> None:
-        self.ttl_s, self.lock, self.entries = ttl_s, threading.Lock(), {}
+    def __init__(self, ttl_s: float = 300.0, size: int = 4) -> None:
+        self.ttl_s, self.size, self.lock = ttl_s, size, threading.Lock()
+        self.entries: OrderedDict[tuple, tuple[float, Exposure]] = OrderedDict()
 
     def get(self, b: LoadedBundle, rules: RuleSet, n_users: int, k: int, candidates: int) -> Exposure:
         key = (id(b), b.version, tuple(sorted(r.model_dump_json() for r in rules.rules)), b.labels_applied,
@@ -120,9 +124,13 @@ class ExposureCache:
         with self.lock:  # one computation at a time: two pages opened together wait for the first
             hit = self.entries.get(key)
             if hit is not None and time.monotonic() - hit[0] < self.ttl_s:
+                self.entries.move_to_end(key)
                 return hit[1]
             e = exposure(b, sample_shoppers(b, n_users), k, candidates, rules)
-            self.entries = {key: (time.monotonic(), e)}  # the newest only: bundles and rule sets move on
+            self.entries[key] = (time.monotonic(), e)
+            self.entries.move_to_end(key)
+            while len(self.entries) > self.size:  # bundles and rule sets move on: the oldest go
+                self.entries.popitem(last=False)
             return e
 
     def warm(self, b: LoadedBundle, rules: RuleSet, candidates: int) -> None:

@@ -72,7 +72,7 @@ class LoadedBundle:
     def __init__(self, path: Path, settings: ServingSettings) -> None:
         t0 = time.perf_counter()
         self.path, self.settings = path, settings
-        self.manifest = verify_bundle(path)
+        self.manifest = verify_bundle(path, settings.bundle_key)
         self.version: str = self.manifest["version"]
         self.lock = RWLock()
         self.spec = FeatureSpec.load(path / "features.json")
@@ -96,7 +96,7 @@ class LoadedBundle:
         # the recall channels the ranker was trained with (recsys/channels.py); older bundles have none
         self.channels = (Channels.load(path / "channels.npz", mmap=mm) if "channels.npz" in self.manifest["files"]
                          and settings.channels else None)
-        self.image_root = Path(self.manifest.get("image_root", path))
+        self.image_root = image_root(self.manifest, path, settings)
         # A catalog without photos (MovieLens) has no image model: the photo routes answer 409.
         self.image_model: ImageModel | None = None
         self.image_index: VectorIndex | None = None
@@ -220,12 +220,29 @@ class LoadedBundle:
         rel = self.catalog.image_rel[row]
         if not rel:
             return None
-        path = (self.image_root / rel).resolve()
-        ok = any(path.is_relative_to(r.resolve()) for r in (self.image_root, *also))
+        roots = [r for r in (self.image_root, *also) if r is not None]  # no image_root: no catalog photo
+        path = ((self.image_root or Path("/")) / rel).resolve()  # a live upload's path is absolute
+        ok = any(path.is_relative_to(r.resolve()) for r in roots)
         return path if ok and path.is_file() else None
 
     def is_hidden(self, row: int) -> bool:
         return not bool(self.items_index.live[row])
+
+
+def image_root(manifest: dict, path: Path, settings: ServingSettings) -> Path | None:
+    """Where the catalog's photos are. A bundle this host published names its dataset's folder and is
+    trusted; one pulled from a bundle store (a replica) may name only its own folder, the artifacts
+    directory or a folder of ``image_roots``: anything else serves no catalog photo (None), so a
+    store's manifest cannot widen what ``/images`` reads."""
+    root = Path(manifest.get("image_root", path))
+    if settings.bundle_store is None:
+        return root
+    allowed = [path, settings.artifacts_dir, *settings.image_roots]
+    if any(root.resolve().is_relative_to(a.resolve()) for a in allowed):
+        return root
+    log.warning("bundle %s: image_root %s is outside this replica's folders (VITRINE_IMAGE_ROOTS); no catalog photos",
+                manifest.get("version"), root)
+    return None
 
 
 def load_current(settings: ServingSettings) -> LoadedBundle:

@@ -64,7 +64,7 @@ def sync_store(settings: ServingSettings) -> None:
     logged; the local CURRENT keeps serving."""
     if settings.bundle_store:
         try:
-            pull_current(settings.bundle_store, settings.artifacts_dir)
+            pull_current(settings.bundle_store, settings.artifacts_dir, settings.bundle_key)
         except Exception:
             log.exception("could not pull CURRENT from %s; serving what is local", settings.bundle_store)
 

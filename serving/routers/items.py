@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile
 from fastapi.responses import FileResponse
 
+from common.ids import ID_PATTERN, MAX_ID_LEN, id_problem
 from serving.catalog_columns import timestamp
 from serving.deps import Admin, Bundle, Settings, State
 from serving.live import ChangeLog, add_item
@@ -71,7 +72,8 @@ def image(item_id: str, bundle: Bundle, settings: Settings) -> FileResponse:
 
 @router.post("/v1/items", response_model=ItemDetail, status_code=201)
 def add(bundle: Bundle, state: State, settings: Settings, _: Admin,
-        item_id: Annotated[str, Form(min_length=1, max_length=200)],
+        item_id: Annotated[str, Form(min_length=1, max_length=MAX_ID_LEN, pattern=ID_PATTERN,
+                                     description="No control characters, quotes, angle brackets or backslash.")],
         title: Annotated[str, Form(min_length=1, max_length=500)],
         price: Annotated[float, Form(ge=0, allow_inf_nan=False)],
         image: Annotated[UploadFile, File(description="Product photo (PNG/JPEG/WebP).")],
@@ -79,6 +81,8 @@ def add(bundle: Bundle, state: State, settings: Settings, _: Admin,
         in_stock: Annotated[bool, Form()] = True) -> ItemDetail:
     """Add a product: its photo is classified and embedded, the item tower embeds it from category,
     price and image, and it goes into the live indexes (logged, so it survives a restart)."""
+    if (why := id_problem(item_id)) is not None:
+        raise HTTPException(422, why)
     if item_id in bundle.catalog.row_of:
         raise HTTPException(409, f"item {item_id!r} already exists")
     if category is not None and category not in bundle.catalog.category_names:

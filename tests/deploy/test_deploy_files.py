@@ -47,13 +47,18 @@ def test_images_are_pinned_non_root_and_install_dependencies_before_the_code(doc
     assert ":" in base and not base.endswith(":latest"), base
     user = [ln for ln in lines if ln.startswith("USER ")]
     assert user and user[-1].split()[1].split(":")[0] not in {"root", "0"}
-    code = re.compile(r"COPY (serving|recsys|common|vision|pipelines) ")
+    code = re.compile(r"COPY (serving|recsys|common|bundle|vision|pipelines) ")
     first_code = next(i for i, ln in enumerate(lines) if code.match(ln))
     install = next(i for i, ln in enumerate(lines) if "pip install" in ln and "-r /tmp/" in ln)
     assert install < first_code  # a code change does not reinstall the dependencies
+    for pkg in ("common", "bundle", "recsys", "vision", "serving", "pipelines"):  # every package the code imports
+        assert f"COPY {pkg} {pkg}" in lines, pkg
     req = re.search(r"docker/(requirements-[\w-]+\.txt)", dockerfile.read_text()).group(1)
-    pins = [ln for ln in (DOCKER / req).read_text().splitlines() if ln and not ln.startswith("#")]
-    assert pins and all(re.fullmatch(r"[A-Za-z0-9_.\-]+==[\w.\-+]+", p) for p in pins), req
+    assert "--require-hashes" in dockerfile.read_text()  # a replaced file on the index is refused
+    entries = (DOCKER / req).read_text().replace("\\\n", " ").splitlines()
+    pins = [ln.split()[0] for ln in entries if ln and not ln.startswith("#")]
+    assert pins and all(re.fullmatch(r"[A-Za-z0-9_.\-]+==[\w.\-+]+ +--hash=sha256:[0-9a-f]{64}", ln.strip())
+                        for ln in entries if ln and not ln.startswith("#")), req
     names = {p.split("==")[0] for p in pins}
     if dockerfile.name.startswith("serve"):
         assert not names & {"torch", "torchvision"}  # serving images carry no torch
@@ -80,6 +85,13 @@ def test_the_compose_file_matches_the_compose_specification_and_its_wiring() -> 
                 assert (DOCKER / src).exists(), src
     scrape = yaml.safe_load((DOCKER / "prometheus/prometheus.yml").read_text())["scrape_configs"][0]
     assert scrape["metrics_path"] == "/metrics" and scrape["static_configs"][0]["targets"] == ["api:8000"]
+    # hardening (docs/security.md): loopback-only ports, no anonymous Grafana, /metrics scraped with the read token
+    for name, s in services.items():
+        assert all(str(p).startswith("127.0.0.1:") for p in s.get("ports", [])), name
+    grafana = services["grafana"]["environment"]
+    assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "false" and "GF_SECURITY_ADMIN_PASSWORD" in grafana
+    secret = scrape["authorization"]["credentials_file"].rsplit("/", 1)[1]
+    assert secret in services["prometheus"]["secrets"] and secret in compose["secrets"]
 
 
 def test_every_kubernetes_manifest_passes_the_api_schema_strictly() -> None:
@@ -92,6 +104,16 @@ def test_every_kubernetes_manifest_passes_the_api_schema_strictly() -> None:
     api = kinds["Deployment"]["spec"]["template"]["spec"]["containers"][0]
     assert api["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert api["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        assert api[probe]["timeoutSeconds"] <= 2, probe
+    pods = [kinds["Deployment"]["spec"]["template"]["spec"],
+            kinds["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]]
+    for pod in pods:  # hardening (docs/security.md)
+        assert pod["automountServiceAccountToken"] is False
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        for c in pod["containers"]:
+            assert c["securityContext"]["readOnlyRootFilesystem"] is True, c["name"]
+            assert c["securityContext"]["allowPrivilegeEscalation"] is False, c["name"]
     assert kinds["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]["name"] == kinds["Deployment"]["metadata"]["name"]
     assert kinds["CronJob"]["spec"]["concurrencyPolicy"] == "Forbid"
     kust = yaml.safe_load((DOCKER / "kustomization.yaml").read_text())
