@@ -95,7 +95,7 @@ def main() -> None:
     version = (a.artifacts / "CURRENT").read_text().strip()
     bundle = a.artifacts / "bundles" / version
     host = f"http://127.0.0.1:{a.port}"
-    env = os.environ | {"VITRINE_ARTIFACTS_DIR": str(a.artifacts)}
+    env = os.environ | {"VITRINE_ARTIFACTS_DIR": str(a.artifacts), "VITRINE_PUBLIC_METRICS": "true"}  # read below
     server = subprocess.Popen([sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--port",
                                str(a.port), "--workers", str(a.workers), "--log-level", "warning",
                                "--no-access-log"], env=env, cwd=ROOT)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -10,7 +11,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="VITRINE_", env_file=".env", extra="ignore")
+    # secrets may come as files named like the variables in systemd's credentials directory (docs/operations.md)
+    model_config = SettingsConfigDict(env_prefix="VITRINE_", env_file=".env", extra="ignore",
+                                      secrets_dir=os.environ.get("CREDENTIALS_DIRECTORY"))
 
     fashion_mnist_dir: Path = Path("/usr/share/datasets/fashion-mnist")
     # Check the release's sha256 (off only for a custom set of IDX files in the same layout).

@@ -4,18 +4,15 @@ or no Playwright is a failure, not a skip: CI installs both (.ci/run -> ./dev)."
 
 import os
 import shutil
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-import uvicorn
 
 from bundle.photo_predictions import PhotoPredictions
 from serving.app import create_app
 from serving.settings import ServingSettings
-from tests.reliability.server import free_port
+from tests.reliability.server import serve_in_thread
 from tests.serving.conftest import READ_TOKEN, TOKEN
 from tests.serving.conftest import tiny_artifacts as tiny_artifacts  # noqa: F401  (the session fixture)
 
@@ -38,23 +35,17 @@ def server(tiny_artifacts: Path, tmp_path_factory: pytest.TempPathFactory):
     shutil.copytree(tiny_artifacts, art)
     app = create_app(ServingSettings(artifacts_dir=art, admin_token=TOKEN, read_token=READ_TOKEN, candidates=50,
                                      demo_shoppers=True))
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", loop="asyncio"))
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
-    deadline = time.monotonic() + 60
-    while not srv.started:
-        if time.monotonic() > deadline or not t.is_alive():
-            pytest.fail("the server did not start")
-        time.sleep(0.05)
+    with serve_in_thread(app) as base:
+        _plant_a_suspect(app)
+        yield base, app
+
+
+def _plant_a_suspect(app) -> None:
     b = app.state.service.bundle
     pred = np.full(b.catalog.n_items, -1, np.int16)
     pred[0] = (b.image_model.class_names.index(b.catalog.category_of(0)) + 1) % len(b.image_model.class_names)
     conf = np.where(pred >= 0, 0.99, 0).astype(np.float32)
     b.photos = PhotoPredictions(pred, conf, np.zeros(b.catalog.n_items, np.float32))
-    yield f"http://127.0.0.1:{port}", app
-    srv.should_exit = True
-    t.join(10)
 
 
 @pytest.fixture(scope="module")
