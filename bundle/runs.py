@@ -33,6 +33,25 @@ def write_run(artifacts: Path, started: str, summary: dict) -> Path:
     return path
 
 
+def gate_table(gate: dict | None) -> list[dict]:
+    """The gate's verdict as rows (what, candidate, live, difference, interval, bound, refused) for the
+    nightly report and the console: the paired gate (pipelines/gate.py) gives the headline on tonight's
+    holdout and each guard; the manifest rule, one row against the stored headline."""
+    if not gate or "metric" not in gate:
+        return []
+    if gate.get("method") == "paired":
+        head = {"what": f"{gate['metric']} on tonight's holdout ({gate['shoppers']:,} shoppers)",
+                "candidate": gate["candidate"], "live": gate["live"], "difference": gate["difference"],
+                "interval": gate["ci"], "bound": gate["floor"], "refused": gate["ci"][1] < gate["floor"]}
+        return [head] + [{"what": name, "candidate": g["candidate"], "live": g["live"], "difference": g["difference"],
+                          "interval": g["ci"], "bound": g["margin"], "refused": g["refused"]}
+                         for name, g in gate.get("guards", {}).items()]
+    return [{"what": f"{gate['metric']} (each on its own night's test window)", "candidate": gate.get("new"),
+             "live": gate.get("current"), "difference": None if gate.get("current") is None
+             else gate["new"] - gate["current"], "interval": None, "bound": gate.get("floor"),
+             "refused": not gate.get("passed", True)}]
+
+
 def nights(artifacts: Path) -> list[dict]:
     """One record per nightly run, oldest first: status, version, headline metrics, guard metrics,
     the gate's verdict and the live bundle's headline it was compared with. Unreadable files skipped."""

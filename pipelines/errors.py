@@ -12,6 +12,7 @@ EXIT_LOCKED = 75  # another run holds the lock (EX_TEMPFAIL): try later
 class NightlyError(RuntimeError):
     """A nightly run stopped; ``code`` is the process exit code."""
 
-    def __init__(self, msg: str, code: int = EXIT_ERROR) -> None:
+    def __init__(self, msg: str, code: int = EXIT_ERROR, record: dict | None = None) -> None:
         super().__init__(msg)
         self.code = code
+        self.record = record or {}  # what the run learnt before it stopped (the gate's verdict), for its summary

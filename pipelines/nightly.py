@@ -45,6 +45,7 @@ from common.recipes import STRICT, from_mapping, load_recipe, plain
 from pipelines import train_steps as ts
 from pipelines.assemble import TrainedModels, bundle_metrics
 from pipelines.errors import EXIT_DATA, EXIT_ERROR, EXIT_GATE, EXIT_LOCKED, NightlyError
+from pipelines.gate import manifest_rule, paired_gate
 from pipelines.label_fixes import apply_label_fixes
 from pipelines.report import write_report
 from pipelines.settings import get_settings
@@ -70,8 +71,14 @@ class NightlyConfig:
     valid_users: int = 20_000  # validation-period users (early stopping, ranker lists)
     warm_start: bool = True  # initialise the two-tower from CURRENT's (rows matched by id)
     target_recall: float = 0.95
-    gate_metric: str = "ranker_ndcg@10"  # a key of the bundle's metrics["headline"]
-    gate_margin: float = 0.05  # refuse when the metric drops by more than this share of CURRENT's
+    gate_metric: str = "ranker_ndcg@10"  # the manifest rule's metric (a key of metrics["headline"])
+    gate_margin: float = 0.05  # refuse when worse than CURRENT by more than this share, with confidence
+    # The paired gate (pipelines/gate.py): both bundles over a seeded sample of tonight's test shoppers
+    gate_shoppers: int = 2000  # the sample (the gate's cost: two bundle loads and 2 x this many requests)
+    gate_k: int = 10  # NDCG@k of each shopper's served page
+    gate_confidence: float = 0.95  # of the bootstrap intervals
+    gate_resamples: int = 2000
+    gate_seed: int = 0
     keep_bundles: int = 5
     reload_url: str | None = None  # e.g. http://127.0.0.1:8000 (token: pipelines/settings.py admin_token)
     bundle_store: str | None = None  # fsspec URL the replicas pull from (bundle/object_store.py)
@@ -180,8 +187,8 @@ def run_nightly(data: Path, artifacts: Path, cfg: NightlyConfig, *, force: bool 
             summary |= _night(data, artifacts, cfg, steps, force)
             summary["status"] = summary.get("status", "published")
     except NightlyError as e:
-        summary |= {"status": "failed" if e.code != EXIT_GATE else "refused by the gate", "error": str(e),
-                    "exit_code": e.code}
+        summary |= e.record | {"status": "failed" if e.code != EXIT_GATE else "refused by the gate", "error": str(e),
+                               "exit_code": e.code}
         raise
     finally:
         summary["steps"] = steps.record
@@ -241,11 +248,12 @@ def _night(data: Path, artifacts: Path, cfg: NightlyConfig, steps: Steps, force:
            "data_volume": {t: c for t, c in checked.items() if isinstance(c, dict)},  # rows, rejects per table
            "guards": {k: tt["test"][k] for k in GUARDS if k in tt["test"]},
            "live_headline": live_headline(artifacts)}  # the console's "tonight" card compares the two
-    gate = quality_gate(artifacts, headline, cfg, bundle)
+    gate = quality_gate(artifacts, headline, cfg, bundle, candidate=path, manifest=manifest, data=data,
+                        split_dir=Path(split["dir"]))
     out["gate"] = gate
     if not gate["passed"]:
         if not force:
-            raise NightlyError(f"quality gate refused {version}: {gate['reason']}", EXIT_GATE)
+            raise NightlyError(f"quality gate refused {version}: {gate['reason']}", EXIT_GATE, record=out)
         log.warning("quality gate failed (%s) but --force: publishing %s anyway", gate["reason"], version)
         out["forced"] = True
     previous = current_version(artifacts)
@@ -261,13 +269,16 @@ def _night(data: Path, artifacts: Path, cfg: NightlyConfig, steps: Steps, force:
         raise NightlyError(f"the service refused {version} ({out['reload']}); CURRENT back to {previous}",
                            EXIT_ERROR)
     out["deleted_versions"] = retain(artifacts, cfg.keep_bundles)
-    out["report"] = str(write_report(artifacts, version, metrics, vision_dir, data))
+    out["report"] = str(write_report(artifacts, version, metrics, vision_dir, data, gate=gate))
     return out
 
 
-def quality_gate(artifacts: Path, headline: dict, cfg: NightlyConfig, bundle: dict) -> dict:
-    """Refuse a bundle whose headline metric fell more than ``gate_margin`` below CURRENT's, or
-    whose indexes missed the recall target (parity failures already stopped the run)."""
+def quality_gate(artifacts: Path, headline: dict, cfg: NightlyConfig, bundle: dict, *, candidate: Path | None = None,
+                 manifest: dict | None = None, data: Path | None = None, split_dir: Path | None = None) -> dict:
+    """Refuse a bundle whose headline is not a number or whose indexes missed the recall target (parity
+    failures already stopped the run); then the paired gate (pipelines/gate.py): the candidate and
+    CURRENT scored on the same holdout through the served path. Without a holdout (``candidate`` and
+    the rest unset) or a live bundle that cannot be scored, the manifest rule, recorded as such."""
     new = headline[cfg.gate_metric]
     if not math.isfinite(new):  # NaN compares False with everything: it would pass any floor
         return {"passed": False, "reason": f"{cfg.gate_metric} is {new}: not a number to publish on", "baseline": None}
@@ -277,18 +288,15 @@ def quality_gate(artifacts: Path, headline: dict, cfg: NightlyConfig, bundle: di
     cur = current_version(artifacts)
     if cur is None:
         return {"passed": True, "reason": "no CURRENT bundle to compare with", "baseline": None}
-    try:  # the manifest only: reading a metric needs no checksum of every file
-        base = read_manifest(bundles_dir(artifacts) / cur)["metrics"]["headline"][cfg.gate_metric]
-    except (BundleError, KeyError) as e:
-        return {"passed": True, "reason": f"CURRENT {cur} has no comparable metric ({e})", "baseline": None}
-    if not math.isfinite(base):
-        return {"passed": True, "reason": f"CURRENT {cur}'s {cfg.gate_metric} is {base}", "baseline": None}
-    floor = base * (1 - cfg.gate_margin)
-    verdict = {"metric": cfg.gate_metric, "current": base, "new": new, "floor": floor, "baseline": cur}
-    if new < floor:
-        return verdict | {"passed": False, "reason": f"{cfg.gate_metric} {new:.4f} < {floor:.4f} "
-                                                     f"({cfg.gate_margin:.0%} below CURRENT {cur}'s {base:.4f})"}
-    return verdict | {"passed": True, "reason": f"{cfg.gate_metric} {new:.4f} >= {floor:.4f}"}
+    if candidate is None or data is None or split_dir is None:
+        return manifest_rule(artifacts, headline, cfg.gate_metric, cfg.gate_margin)
+    try:
+        return paired_gate(candidate, manifest or read_manifest(candidate), bundles_dir(artifacts) / cur, data,
+                           split_dir, margin=cfg.gate_margin, k=cfg.gate_k, shoppers=cfg.gate_shoppers,
+                           confidence=cfg.gate_confidence, resamples=cfg.gate_resamples, seed=cfg.gate_seed)
+    except Exception as e:  # any reason the live bundle cannot be scored (load, schema, items): the old rule
+        log.warning("paired gate not possible (%s): the manifest rule decides", e)
+        return manifest_rule(artifacts, headline, cfg.gate_metric, cfg.gate_margin, why=f"{type(e).__name__}: {e}")
 
 
 def live_headline(artifacts: Path) -> dict:

@@ -11,12 +11,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bundle.runs import GUARDS, nights
+from bundle.runs import GUARDS, gate_table, nights
 from pipelines.report_html import write_html_report
 
 
+def _num(v: float | None) -> str:
+    return "—" if v is None else f"{v:.4g}"
+
+
+def _interval(ci: list[float] | None) -> str:
+    return "—" if ci is None else f"{ci[0]:+.4g} … {ci[1]:+.4g}"
+
+
 def write_report(artifacts: Path, version: str, metrics: dict, vision_dir: Path,
-                 data: Path | None = None) -> Path:
+                 data: Path | None = None, gate: dict | None = None) -> Path:
     """Merchandisers' page for the night: quality now and over past nights, what the model
     recommends and what it never does, and the product photos that look mislabeled. Returns the
     Markdown file; the HTML one (photos from ``data``) is beside it."""
@@ -35,6 +43,14 @@ def write_report(artifacts: Path, version: str, metrics: dict, vision_dir: Path,
              "## Quality (test window: each shopper's latest events)", "",
              "| metric | value |", "| --- | --- |"]
     lines += [f"| {k} | {v:.4f} |" for k, v in h.items()]
+    rows = gate_table(gate)
+    if rows:
+        lines += ["", f"## Tonight's gate ({gate.get('method')}): {'passed' if gate.get('passed') else 'refused'}", "",
+                  gate.get("reason", ""), "", "| check | candidate | live | difference | interval | bound | refused |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        lines += [f"| {r['what']} | {_num(r['candidate'])} | {_num(r['live'])} | {_num(r['difference'])} | "
+                  f"{_interval(r['interval'])} | {_num(r['bound'])} | {'yes' if r['refused'] else 'no'} |"
+                  for r in rows]
     lines += ["", "## Over past nights", "", "| run | version | status | " + " | ".join(h) + " |",
               "| --- | --- | --- | " + " | ".join("---" for _ in h) + " |"]
     for r in history:
@@ -56,5 +72,5 @@ def write_report(artifacts: Path, version: str, metrics: dict, vision_dir: Path,
                                                          "history": history}, indent=2, default=str))
     path = reports / f"{version}.md"
     path.write_text("\n".join(lines) + "\n")
-    write_html_report(reports / f"{version}.html", version, h, nights_, sus, data, vision_dir)
+    write_html_report(reports / f"{version}.html", version, h, nights_, sus, data, vision_dir, gate)
     return path

@@ -15,6 +15,7 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader
 from PIL import Image
 
+from bundle.runs import gate_table
 from common.assets import plotly_source
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -46,7 +47,7 @@ def _chart(history: list[dict], key: str, title: str) -> dict:
 
 
 def write_html_report(path: Path, version: str, headline: dict, history: list[dict], suspects: pd.DataFrame,
-                      data: Path | None, vision_dir: Path) -> Path:
+                      data: Path | None, vision_dir: Path, gate: dict | None = None) -> Path:
     """``history``: one record per night, oldest first, each with ``run``, ``headline`` and ``guards``
     (bundle/runs.py), tonight last; ``suspects``: vision embed's suspected_mislabeled table."""
     before = history[-2]["headline"] if len(history) > 1 else {}
@@ -66,6 +67,7 @@ def write_html_report(path: Path, version: str, headline: dict, history: list[di
         charts=json.dumps({"history": _chart(history, "headline", "Headline metrics by night"),
                            "guards": _chart(history, "guards", "What gets recommended: coverage, Gini, novelty")}
                           ).replace("</", "<\\/"),  # inside <script>: no "</script>" can close it early
-        confusion=_png_b64(vision_dir / "eval" / "confusion.png"), suspects=rows, n_suspects=len(suspects))
+        confusion=_png_b64(vision_dir / "eval" / "confusion.png"), suspects=rows, n_suspects=len(suspects),
+        gate=gate or {}, gate_rows=gate_table(gate))
     path.write_text(html)
     return path

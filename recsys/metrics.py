@@ -43,6 +43,16 @@ def ranking_metrics(topk: np.ndarray, relevant: list, ks: tuple[int, ...] = (10,
     return out
 
 
+def ndcg_per_user(topk: np.ndarray, relevant: list, k: int) -> np.ndarray:
+    """(U,) NDCG@k of each user's list (``ranking_metrics``' definition, before the mean); 0 for a user
+    with nothing relevant. Paired comparisons (pipelines/gate.py) need the values, not the mean."""
+    n_rel = np.array([len(r) for r in relevant])
+    h = hits_matrix(topk[:, :k], relevant)
+    disc = 1.0 / np.log2(np.arange(2, k + 2))
+    idcg = np.cumsum(disc)[np.clip(n_rel, 1, k) - 1]
+    return np.where(n_rel > 0, (h * disc[: h.shape[1]]).sum(1) / idcg, 0.0)
+
+
 def list_metrics(topk: np.ndarray, n_items: int, item_popularity: np.ndarray) -> dict[str, float]:
     """Coverage, novelty and Gini of the recommended lists.  item_popularity: (n_items,) counts."""
     counts = np.bincount(topk.ravel(), minlength=n_items).astype(float)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bundle.runs import nights, tonight
+from bundle.runs import gate_table, nights, tonight
 from serving import analytics as an
 from serving.catalog import segment
 from serving.loaded_bundle import LoadedBundle
@@ -24,7 +24,8 @@ def tonight_report(state: ServiceState) -> Tonight:
     b, t = state.bundle, tonight(state.settings.artifacts_dir)
     night = Night(**{k: t[k] for k in Night.model_fields}) if t else None
     return Tonight(live_version=b.version if b else None, items=b.catalog.n_items if b else 0,
-                   shoppers=len(b.shoppers) if b else 0, night=night, deltas=t["deltas"] if t else [])
+                   shoppers=len(b.shoppers) if b else 0, night=night, deltas=t["deltas"] if t else [],
+                   gate=gate_table(t["gate"]) if t else [])
 
 
 def quality_report(state: ServiceState) -> Quality:

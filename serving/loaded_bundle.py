@@ -69,10 +69,12 @@ class LoadedBundle:
     that touch several parts (a product added: catalog, both indexes, channels, photo predictions)
     are made here, under the write lock."""
 
-    def __init__(self, path: Path, settings: ServingSettings) -> None:
+    def __init__(self, path: Path, settings: ServingSettings, manifest: dict | None = None) -> None:
+        """``manifest``: what this process's own ``verify_bundle`` of ``path`` returned (a caller that
+        verified it moments ago, e.g. the nightly gate); else the bundle is verified here."""
         t0 = time.perf_counter()
         self.path, self.settings = path, settings
-        self.manifest = verify_bundle(path, settings.bundle_key)
+        self.manifest = manifest if manifest is not None else verify_bundle(path, settings.bundle_key)
         self.version: str = self.manifest["version"]
         self.lock = RWLock()
         self.spec = FeatureSpec.load(path / "features.json")

@@ -30,12 +30,24 @@ class Night(BaseModel):
     data: dict = Field(description="Rows and rejected rows per table, as validated that night.")
 
 
+class GateCheck(BaseModel):
+    what: str = Field(description="The headline on tonight's holdout, or a guard (coverage, gini, fallback_share).")
+    candidate: float | None
+    live: float | None
+    difference: float | None
+    interval: list[float] | None = Field(description="The difference's bootstrap interval over shoppers (paired).")
+    bound: float | None = Field(description="How much worse is refused (with confidence).")
+    refused: bool
+
+
 class Tonight(BaseModel):
     live_version: str | None
     items: int
     shoppers: int
     night: Night | None = Field(description="The latest nightly run (null: none recorded).")
     deltas: list[Delta] = Field(description="Every headline metric: tonight's candidate against the live bundle.")
+    gate: list[GateCheck] = Field(default_factory=list, description="The gate's checks: both bundles on the same "
+                                  "holdout (pipelines/gate.py), or the stored-headline rule when it fell back.")
 
 
 class Quality(BaseModel):

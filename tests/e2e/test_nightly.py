@@ -35,7 +35,8 @@ def test_nightly_publishes_appends_and_refuses_a_regression(fake_fmnist, tmp_pat
     from pipelines.fashion_shop import append_days
     from pipelines.validate import validate, write_validated
 
-    shop = build_tiny_shop(tmp_path / "shop", fake_fmnist, days=20)
+    # 600 shoppers: enough test shoppers for the paired gate's interval to see a regression
+    shop = build_tiny_shop(tmp_path / "shop", fake_fmnist, days=20, n_users=600)
     art = tmp_path / "artifacts"
     first = run_nightly(shop, art, NightlyConfig(**TINY))
     assert first["status"] == "published" and current_version(art) == first["version"]
@@ -74,7 +75,7 @@ def test_nightly_publishes_appends_and_refuses_a_regression(fake_fmnist, tmp_pat
     bad = NightlyConfig(**(TINY | {"ranker": TINY["ranker"] | {"epochs": 3}, "gate_margin": 0.2}))
     with pytest.raises(NightlyError) as e:
         run_nightly(shop, art, bad)
-    assert e.value.code == EXIT_GATE and "ranker_ndcg@10" in str(e.value)
+    assert e.value.code == EXIT_GATE and "ndcg@10 on tonight's holdout" in str(e.value) and "CI" in str(e.value)
     assert current_version(art) == second["version"]  # CURRENT unchanged
     assert len(list_bundles(art)) == 3  # the refused bundle exists, verified, never promoted
     runs = sorted((art / "runs").glob("*.json"))

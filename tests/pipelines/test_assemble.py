@@ -9,9 +9,10 @@ from typer.testing import CliRunner
 
 from bundle.index import VectorIndex, exact_search
 from bundle.versions import current_version, verify_bundle
-from pipelines.assemble import assemble_bundle, user_states
+from pipelines.assemble import assemble_bundle
 from pipelines.cli import app
 from recsys.features import FeatureSpec
+from recsys.shopper_state import user_states
 
 runner = CliRunner()
 
