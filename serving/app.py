@@ -23,11 +23,20 @@ from serving.limits import BodyLimit
 from serving.metrics import MetricsMiddleware
 from serving.openapi import install_openapi
 from serving.reload import fall_back, follow_changes, reload_current, watch_current
-from serving.routers import admin, analytics, health, images, items, merch, pages, recommendations
+from serving.routers import admin, analytics, events, health, images, items, merch, pages, recommendations
 from serving.settings import ServingSettings, get_settings
 from serving.state import ServiceState
 
 log = logging.getLogger(__name__)
+
+
+def _every(stop: threading.Event, seconds: float, fn) -> None:
+    """A background loop that outlives any one failure of ``fn``."""
+    while not stop.wait(seconds):
+        try:
+            fn()
+        except Exception:
+            log.exception("%s failed", getattr(fn, "__qualname__", fn))
 
 
 def create_app(settings: ServingSettings | None = None) -> FastAPI:
@@ -49,6 +58,14 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         if not ok:  # keep running: /readyz says why, /admin/reload or a new CURRENT can fix it
             log.error("started without a bundle: %s", detail)
         stop = threading.Event()
+        if settings.events:  # the closed loop: a restarted worker knows what it acknowledged; logs kept tidy
+            await run_in_threadpool(state.janitor.run_once)
+            await run_in_threadpool(state.intake.remember, state.events_root)
+            threading.Thread(target=_every, args=(stop, max(1.0, settings.events_grace_s), state.janitor.run_once),
+                             daemon=True, name="log-janitor").start()
+            if state.realtime is not None and settings.realtime:
+                threading.Thread(target=_every, args=(stop, settings.realtime_poll_s, state.realtime.tail),
+                                 daemon=True, name="realtime-tail").start()
         watcher = None
         if settings.watch_interval_s > 0:
             watcher = threading.Thread(target=watch_current, args=(state, stop), daemon=True, name="watch-current")
@@ -57,6 +74,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
             threading.Thread(target=follow_changes, args=(state, stop), daemon=True, name="follow-changes").start()
         yield
         stop.set()
+        await run_in_threadpool(state.close)
 
     docs = {} if settings.public_docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(title="Vitrine", version="1", lifespan=lifespan, **docs,
@@ -65,8 +83,8 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, settings=settings)  # outermost of ours: nothing reads a body past its limit
-    for r in (recommendations.router, items.router, images.router, admin.router, health.router, analytics.router,
-              merch.router, pages.router):
+    for r in (recommendations.router, items.router, images.router, events.router, admin.router, health.router,
+              analytics.router, merch.router, pages.router):
         app.include_router(r)
     app.mount("/static/vendor", StaticFiles(directory=VENDOR), name="vendor")  # plotly.js (common/assets.py)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")  # the pages' CSS and JavaScript

@@ -24,6 +24,7 @@ from recsys.ranking import Block, candidate_block, stack_blocks
 from serving.errors import RequestError
 from serving.explain import reasons
 from serving.loaded_bundle import LoadedBundle
+from serving.realtime import RecentEvents
 from serving.rules import RulePlan, RuleSet
 from serving.schemas import Filters, RecommendationRequest, RecommendationResponse
 from serving.shoppers import Shopper
@@ -73,11 +74,17 @@ def _page_depth(req: RecommendationRequest) -> int:
     return (req.offset + req.k) * (1 if req.diversity is None else 20)
 
 
-def prepare(b: LoadedBundle, req: RecommendationRequest, masks: dict, rules: RuleSet) -> Prepared:
+def prepare(b: LoadedBundle, req: RecommendationRequest, masks: dict, rules: RuleSet,
+            live: RecentEvents | None = None) -> Prepared:
     t0 = time.perf_counter()
     plan = rules.plan(b.catalog, req.categories)
-    shopper = b.shoppers.resolve(req.user_id, b.catalog.rows(req.recent_item_ids),
-                                 keep_purchased=not req.exclude_purchased)
+    clicks, bought = req.recent_item_ids, []
+    if live is not None and (req.user_id or req.session_id):  # what they did since the bundle (serving/realtime.py)
+        seen_live, bought = live.recent(req.user_id, req.session_id)
+        if seen_live:
+            clicks = list(dict.fromkeys([*req.recent_item_ids, *seen_live]))
+    shopper = b.shoppers.resolve(req.user_id, b.catalog.rows(clicks), keep_purchased=not req.exclude_purchased,
+                                 also_purchased=b.catalog.rows(bought) if bought and req.exclude_purchased else None)
     key = _filter_key(req)
     allowed = masks.get(key)
     if allowed is None:  # the request's filters and the exclude rules (the same for the same filters)
@@ -147,9 +154,10 @@ def rank(b: LoadedBundle, ps: list[Prepared], U: np.ndarray, block: Block) -> li
 
 
 def page(b: LoadedBundle, p: Prepared, ranked: np.ndarray, scores: np.ndarray | None, fallback: str | None,
-         candidates: Candidates | None = None) -> dict:
+         candidates: Candidates | None = None) -> tuple[dict, tuple]:
     """The business rules (``p.plan``: move, the category cap, place; excludes are already in the
-    filter mask), pagination, the item records; with ``explain``, each item's reason."""
+    filter mask), pagination, the item records; with ``explain``, each item's reason. Also what the
+    served-list log needs (serving/served_log.py ``page_details``): references, computed later."""
     req = p.req
     t = time.perf_counter()
     ranked = np.asarray(ranked, np.int64)
@@ -169,37 +177,42 @@ def page(b: LoadedBundle, p: Prepared, ranked: np.ndarray, scores: np.ndarray | 
             item["reason"] = r
     t4 = time.perf_counter()
     timings = p.ms | {"rules_ms": (t4 - t) * 1e3, "total_ms": (t4 - p.t0) * 1e3}
-    return {"items": items, "bundle_version": b.version, "fallback": fallback, "user_known": p.shopper.row is not None,
-            "offset": req.offset, "k": req.k, "timings": timings}
+    answer = {"items": items, "bundle_version": b.version, "rec_id": None, "fallback": fallback,
+              "user_known": p.shopper.row is not None, "offset": req.offset, "k": req.k, "timings": timings}
+    return answer, (rows, None if fallback else ranked, candidates, effect.by_row)
 
 
 def recommend_many(b: LoadedBundle, reqs: list[RecommendationRequest], candidates: int,
-                   rules: RuleSet | None = None) -> list[dict | Exception]:
+                   rules: RuleSet | None = None, live: RecentEvents | None = None,
+                   details: list | None = None) -> list[dict | Exception]:
     """The online path for a batch of concurrent requests: prepare each, then one retrieve and one
     rank for every request with a history, then each page. A request's error is its own.
 
     Answers are plain dicts in the shape of :class:`RecommendationResponse`, built from the bundle's
     typed arrays: the route serialises them with ``pydantic_core.to_json`` (the same bytes as the
-    model's ``model_dump_json``, tested) without validating them into the model first."""
+    model's ``model_dump_json``, tested) without validating them into the model first. ``details``
+    (a list as long as ``reqs``): filled with what the served-list log needs of each answer; ``live``:
+    the real-time state (serving/realtime.py)."""
     out: list[dict | Exception] = [RequestError("not processed")] * len(reqs)
+    keep = details if details is not None else [None] * len(reqs)
     with b.lock.read():
         prepared: dict[int, Prepared] = {}
         masks: dict[tuple, np.ndarray] = {}  # requests with the same filters share one mask
         for i, r in enumerate(reqs):
             try:
-                prepared[i] = prepare(b, r, masks, rules or NO_RULES)
+                prepared[i] = prepare(b, r, masks, rules or NO_RULES, live)
             except RequestError as e:
                 out[i] = e
         for i, p in prepared.items():
             if not len(p.shopper.history):  # nobody we know anything about: popular items in scope
-                out[i] = page(b, p, popular(b, p), None, "popular")
+                out[i], keep[i] = page(b, p, popular(b, p), None, "popular")
         at = {id(p): i for i, p in prepared.items() if len(p.shopper.history)}  # the model path's requests
         if not at:
             return out
         extra = b.channels.config.extra if b.channels is not None else 0  # the tower fills what the channels leave
         ps, U, block = retrieve(b, [prepared[i] for i in at.values()], candidates + extra)
         for p, r in zip(ps, rank(b, ps, U, block), strict=True):
-            out[at[id(p)]] = page(b, p, r.rows, r.scores if len(r.rows) else None, None, r.candidates)
+            out[at[id(p)]], keep[at[id(p)]] = page(b, p, r.rows, r.scores if len(r.rows) else None, None, r.candidates)
     return out
 
 

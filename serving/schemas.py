@@ -29,8 +29,16 @@ class Filters(BaseModel):
         return self
 
 
+PLACEMENT = Field(None, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$", description="Where the list is shown "
+                  "(home, product, cart, ...): logged with the served list, so clicks and revenue are attributed "
+                  "per placement (docs/online.md).")
+
+
 class RecommendationRequest(Filters):
     user_id: str | None = Field(None, max_length=200, description="Known or unknown shopper; omit for anonymous.")
+    session_id: str | None = Field(None, max_length=200, description="The storefront's session: the events it sent "
+                                   "(POST /v1/events) join its history within a second, in every worker.")
+    placement: str | None = PLACEMENT
     recent_item_ids: list[ItemId] = Field(default_factory=list, max_length=1000,
                                           description="Session clicks, most recent first (added to the history).")
     k: int = Field(10, ge=1)
@@ -78,9 +86,14 @@ class Timings(BaseModel):
 Fallback = Literal["popular"] | None
 
 
+REC_ID = Field(None, description="Send it back with the events this list caused (POST /v1/events): they are then "
+               "attributed to it. Signed: a forged or altered one counts as unattributed.")
+
+
 class RecommendationResponse(BaseModel):
     items: list[Item]
     bundle_version: str
+    rec_id: str | None = REC_ID
     fallback: Fallback = Field(None, description="popular: no signal about the user; null: model path.")
     user_known: bool
     offset: int
@@ -93,6 +106,7 @@ class SimilarResponse(BaseModel):
     by: Literal["behaviour", "image"]
     items: list[Item]
     bundle_version: str
+    rec_id: str | None = REC_ID
 
 
 class CategoryProbability(BaseModel):
@@ -113,6 +127,7 @@ class ImageSearchResponse(BaseModel):
     predicted: str
     items: list[Item]
     bundle_version: str
+    rec_id: str | None = REC_ID
 
 
 class ItemPatch(BaseModel):

@@ -62,6 +62,23 @@ class ServingSettings(BaseSettings):
                                  "in the background whenever a bundle is installed; false = on the first visit.")
     device: str = Field("auto", description="auto | cpu | cuda: ONNX Runtime's provider and where FAISS indexes live "
                         "(GPUs when FAISS sees any, unless cpu).")
+    # The closed loop (docs/online.md): events in, served lists logged, real-time state
+    events: bool = Field(True, description="Take events (POST /v1/events) and log served lists under "
+                         "artifacts_dir/events (bundle/logs.py).")
+    events_max_future_s: float = Field(300.0, ge=0, description="An event's ts may be this far in the future.")
+    events_max_past_s: float = Field(7 * 86400.0, ge=0, description="An event's ts may be this far in the past.")
+    events_retention_days: int = Field(90, ge=1, description="Converted log segments older than this are deleted.")
+    events_segment_bytes: int = Field(64 << 20, ge=1 << 16, description="A log segment is closed past this size...")
+    events_segment_age_s: float = Field(300.0, gt=0, description="... or this age, then converted to Parquet.")
+    events_max_pending: int = Field(200_000, ge=1000, description="Records waiting for the disk before the events "
+                                    "API answers 503 with Retry-After.")
+    events_grace_s: float = Field(5.0, ge=0, description="A closed segment waits this long before its conversion "
+                                  "(every worker's real-time tail reads its end first).")
+    realtime: bool = Field(True, description="Shoppers' and sessions' recent events join their next recommendation.")
+    realtime_events: int = Field(20, ge=1, le=1000, description="Recent events kept per shopper or session.")
+    realtime_shoppers: int = Field(100_000, ge=100, description="Shoppers and sessions kept (least recently active "
+                                   "dropped first).")
+    realtime_poll_s: float = Field(0.2, gt=0, le=5, description="How often each worker reads the others' events.")
 
 
 @lru_cache

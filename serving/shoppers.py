@@ -52,9 +52,11 @@ class Shoppers:
                     break
         return out
 
-    def resolve(self, user_id: str | None, session: np.ndarray, *, keep_purchased: bool = False) -> Shopper:
+    def resolve(self, user_id: str | None, session: np.ndarray, *, keep_purchased: bool = False,
+                also_purchased: np.ndarray | None = None) -> Shopper:
         """The shopper a request names (``user_id`` may be unknown or None) with ``session``'s clicks
-        (catalog rows, most recent first) in front of their history."""
+        (catalog rows, most recent first) in front of their history; ``also_purchased``: rows bought
+        since the bundle (its live events)."""
         u = self.row_of.get(user_id) if user_id is not None else None
         history = self.history[u] if u is not None else _NONE
         seen = self.seen[u] if u is not None else _NONE
@@ -62,6 +64,8 @@ class Shoppers:
             history = np.concatenate([session, history[~np.isin(history, session, kind="table")]])
             seen = np.union1d(seen, session)
         purchased = self.purchased[u] if (u is not None and not keep_purchased) else _NONE
+        if also_purchased is not None and len(also_purchased):
+            purchased = np.union1d(purchased, also_purchased)
         return Shopper(u, history, seen, purchased, self.profile(u, session))
 
     def profile(self, u: int | None, session: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -44,11 +44,14 @@ def classify(image: Upload, bundle: Bundle, state: State, saliency: bool = False
 @router.post("/search", response_model=ImageSearchResponse)
 def search(image: Upload, bundle: Bundle, state: State, k: Annotated[int, Query(ge=1)] = 10,
            categories: Annotated[list[str] | None, Query(max_length=100)] = None,
-           in_stock_only: bool = True) -> ImageSearchResponse:
+           in_stock_only: bool = True,
+           placement: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")] = None
+           ) -> ImageSearchResponse:
     """Catalog items whose CNN embedding is closest to the uploaded photo's."""
     check_k(k, state.settings)
     filters = query_filters(categories=categories, in_stock_only=in_stock_only)  # refused before the decode
     probs, emb = _classify(bundle, image, state)
     items = nearest(bundle, "image", emb, k, filters)
+    rec_id = state.served.served("image-search", placement, None, None, bundle.version, items)
     return ImageSearchResponse(predicted=bundle.require_images().class_names[int(probs.argmax())], items=items,
-                               bundle_version=bundle.version)
+                               bundle_version=bundle.version, rec_id=rec_id)

@@ -41,13 +41,15 @@ def get_item(item_id: str, bundle: Bundle) -> ItemDetail:
 
 
 @router.get("/v1/items/{item_id}/similar", response_model=SimilarResponse)
-def similar_items(item_id: str, bundle: Bundle, settings: Settings,
+def similar_items(item_id: str, bundle: Bundle, settings: Settings, state: State,
                   by: Literal["behaviour", "image"] = "behaviour",
                   k: Annotated[int, Query(ge=1)] = 10,
                   categories: Annotated[list[str] | None, Query(max_length=100)] = None,
                   price_min: Annotated[float | None, Query(ge=0)] = None,
                   price_max: Annotated[float | None, Query(ge=0)] = None,
-                  in_stock_only: bool = True) -> SimilarResponse:
+                  in_stock_only: bool = True,
+                  placement: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")] = None
+                  ) -> SimilarResponse:
     """Neighbours by item-tower vector (bought/viewed together) or by CNN image embedding (looks alike)."""
     check_k(k, settings)
     row = _row(bundle, item_id)
@@ -55,7 +57,8 @@ def similar_items(item_id: str, bundle: Bundle, settings: Settings,
         raise HTTPException(404, f"item {item_id!r} is hidden")
     f = query_filters(categories=categories, price_min=price_min, price_max=price_max, in_stock_only=in_stock_only)
     items = similar(bundle, row, by, k, f)
-    return SimilarResponse(item_id=item_id, by=by, items=items, bundle_version=bundle.version)
+    rec_id = state.served.served(f"similar-{by}", placement, None, None, bundle.version, items)
+    return SimilarResponse(item_id=item_id, by=by, items=items, bundle_version=bundle.version, rec_id=rec_id)
 
 
 @router.get("/images/{item_id}", response_class=FileResponse, responses={200: {"content": {"image/png": {}}}})

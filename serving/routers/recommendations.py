@@ -34,10 +34,12 @@ async def recommendations(request: Request) -> Response:
         check_limits(req, state.settings)
         if req.explain and req.user_id is not None:  # the reasons name items of the shopper's history
             check_role(request, "read")
-        out = await state.batcher.submit((bundle, req))  # a RequestError -> its 4xx (serving/errors.py)
+        out, detail = await state.batcher.submit((bundle, req))  # a RequestError -> its 4xx (serving/errors.py)
     t = out["timings"]
     for stage, ms in zip(_STAGES, (t["user_ms"], t["retrieve_ms"], t["rank_ms"], t["rules_ms"]), strict=True):
         stage.observe(ms / 1e3)
     if out["fallback"]:
         FALLBACKS.labels(out["fallback"]).inc()
+    out["rec_id"] = state.served.served("recommendations", req.placement, req.user_id, req.session_id,
+                                        out["bundle_version"], out["items"], detail)  # queued, never waited on
     return Response(to_json(out), media_type="application/json")

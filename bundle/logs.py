@@ -1,0 +1,386 @@
+"""The service's own logs of what it saw (docs/online.md): shoppers' events and the lists it served,
+under ``ARTIFACTS/events/``. The service writes them (serving/event_intake.py, serving/served_log.py),
+the console reads them (serving/online.py) and the nightly job imports them (pipelines/log_import.py):
+one module owns the layout.
+
+    ARTIFACTS/events/open/<kind>-<writer>-<start>.jsonl     being written: one per kind and process,
+                                                            flock'ed by its writer
+    ARTIFACTS/events/closed/<kind>-<writer>-<start>.jsonl   closed, not yet converted
+    ARTIFACTS/events/<kind>/<YYYY-MM-DD>/<writer>-<start>.parquet   closed and converted (columnar)
+    ARTIFACTS/events/erased.jsonl                           erasure tombstones (salted shopper keys)
+    ARTIFACTS/events/keys.json                              the rec_id key and the shopper-key salt (0600)
+
+Durability: ``SegmentWriter.append`` returns a future that resolves only after the records are
+written *and* fsync'ed; a commit thread writes every batch that is waiting and fsyncs once for all
+of them (group commit), so many small appends cost one disk flush. A writer that dies leaves its
+open segment unlocked: the next writer to start (any process) repairs its torn last line, closes it
+and converts it. Nothing acknowledged is lost; a record cut by a crash before its fsync was never
+acknowledged.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from common.jsonlines import append_line, fsync_dir, read_lines
+
+log = logging.getLogger(__name__)
+
+KINDS = ("events", "served")
+EVENT_COLUMNS = {"event_id": pa.string(), "type": pa.string(), "user_id": pa.string(), "session_id": pa.string(),
+                 "item_id": pa.string(), "ts": pa.timestamp("ms", "UTC"), "received": pa.timestamp("ms", "UTC"),
+                 "rec_id": pa.string(), "rec_ok": pa.bool_(), "position": pa.int32(), "placement": pa.string(),
+                 "price": pa.float64(), "quantity": pa.int32(), "order_id": pa.string(), "known_item": pa.bool_()}
+SERVED_COLUMNS = {"rec_id": pa.string(), "ts": pa.timestamp("ms", "UTC"), "route": pa.string(),
+                  "placement": pa.string(), "shopper": pa.string(), "version": pa.string(), "variant": pa.string(),
+                  "item_id": pa.string(), "position": pa.int32(), "channels": pa.list_(pa.string()),
+                  "pre_rank": pa.int32(), "rules": pa.list_(pa.string()), "score": pa.float64()}
+SCHEMAS = {"events": pa.schema(EVENT_COLUMNS), "served": pa.schema(SERVED_COLUMNS)}
+
+
+class BacklogError(RuntimeError):
+    """The writer has more records waiting than it may hold: the caller answers 503 and the client retries."""
+
+
+def log_dir(artifacts: Path) -> Path:
+    return artifacts / "events"
+
+
+def writer_name() -> str:
+    """This process's name in segment files (host and pid: unique among the writers of one folder)."""
+    host = "".join(c if c.isalnum() else "-" for c in socket.gethostname())[:40] or "host"
+    return f"{host}-{os.getpid()}"
+
+
+def keys(root: Path) -> dict[str, str]:
+    """The folder's secrets, made once (atomically, 0600) and shared by every writer and reader:
+    ``rec_key`` signs rec_ids, ``salt`` hashes shopper keys in the served log."""
+    path = root / "keys.json"
+    if not path.is_file():
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = root / f".keys-{os.getpid()}-{secrets.token_hex(4)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"rec_key": secrets.token_hex(32), "salt": secrets.token_hex(16)}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)  # the first writer wins; the others read its keys
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return json.loads(path.read_text())
+
+
+# ---------------------------------------------------------------------- closed segments -> Parquet
+
+
+def _rows(kind: str, records: Iterable[dict]) -> Iterable[dict]:
+    if kind == "events":
+        yield from records
+        return
+    for r in records:  # a served list: one row per item it showed
+        for it in r.get("items", []):
+            yield {k: r.get(k) for k in ("rec_id", "ts", "route", "placement", "shopper", "version", "variant")} | {
+                "item_id": it[0], "position": it[1], "channels": it[2], "pre_rank": it[3], "rules": it[4],
+                "score": it[5]}
+
+
+def to_table(kind: str, records: list[dict], drop: Callable[[dict], bool] | None = None) -> pa.Table:
+    """Records of a segment as a typed table (``ts`` as epoch milliseconds); ``drop``: rows erased since."""
+    schema = SCHEMAS[kind]
+    rows = [r for r in _rows(kind, records) if drop is None or not drop(r)]
+    cols = {}
+    for name in schema.names:
+        values = [r.get(name) for r in rows]
+        cols[name] = pa.array(values, type=pa.int64() if name in ("ts", "received") else schema.field(name).type)
+        if name in ("ts", "received"):
+            cols[name] = cols[name].cast(schema.field(name).type)
+    return pa.table(cols, schema=schema)
+
+
+def _write_parquet(table: pa.Table, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(".parquet.tmp")
+    pq.write_table(table, tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, dest)
+    fsync_dir(dest.parent)
+
+
+def convert(root: Path, segment: Path, drop: Callable[[dict], bool] | None = None) -> Path:
+    """A closed JSON-lines segment -> ``<kind>/<day>/<name>.parquet`` (durable), then the segment goes."""
+    kind, rest = segment.stem.split("-", 1)
+    records, _ = read_lines(segment)
+    start_ms = int(rest.rsplit("-", 1)[1])
+    day = datetime.fromtimestamp(start_ms / 1000, UTC).strftime("%Y-%m-%d")
+    dest = root / kind / day / f"{rest}.parquet"
+    _write_parquet(to_table(kind, records, drop), dest)
+    segment.unlink()
+    return dest
+
+
+def recover(root: Path) -> list[Path]:
+    """Close the open segments whose writers died (their flock is free): cut a torn last line, move
+    them to ``closed/``. Returns the segments closed."""
+    out = []
+    for seg in sorted((root / "open").glob("*.jsonl")) if (root / "open").is_dir() else []:
+        with open(seg, "rb+") as f:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a live writer's
+            data = f.read()
+            end = data.rfind(b"\n") + 1
+            if end < len(data):  # the record a crash cut mid-write: never acknowledged
+                f.truncate(end)
+                f.flush()
+                os.fsync(f.fileno())
+                log.warning("%s: cut a torn last record (%d bytes)", seg.name, len(data) - end)
+            (root / "closed").mkdir(exist_ok=True)
+            os.replace(seg, root / "closed" / seg.name)
+            out.append(root / "closed" / seg.name)
+    return out
+
+
+class SegmentWriter:
+    """One process's durable writer of one kind (see the module docstring)."""
+
+    def __init__(self, root: Path, kind: str, *, max_bytes: int = 64 << 20, max_age_s: float = 300.0,
+                 max_pending: int = 200_000, durable: bool = True, grace_s: float = 5.0,
+                 on_closed: Callable[[Path], None] | None = None) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"unknown log kind {kind!r}")
+        self.root, self.kind = root, kind
+        self.max_bytes, self.max_age_s, self.max_pending, self.durable = max_bytes, max_age_s, max_pending, durable
+        self.grace_s, self.on_closed = grace_s, on_closed
+        self.pending: list[tuple[list[bytes], Future]] = []
+        self.n_pending = 0
+        self.cv = threading.Condition()
+        self.stopping = False
+        self.broken: OSError | None = None  # the last write failed (disk full): appends fail until one succeeds
+        (root / "open").mkdir(parents=True, exist_ok=True)
+        self.f = None
+        self._open()
+        self.thread = threading.Thread(target=self._run, daemon=True, name=f"log-{kind}")
+        self.thread.start()
+
+    def _open(self) -> None:
+        self.start = time.time()
+        self.path = self.root / "open" / f"{self.kind}-{writer_name()}-{int(self.start * 1000)}.jsonl"
+        self.f = open(self.path, "ab")  # noqa: SIM115 - held open for the segment's life
+        fcntl.flock(self.f.fileno(), fcntl.LOCK_EX)  # ours while we live; the kernel frees it if we die
+        fsync_dir(self.path.parent)
+        self.size = 0
+
+    def append(self, lines: list[bytes]) -> Future:
+        """``lines`` (each a JSON record ending in a newline) written and fsync'ed together with
+        whatever else is waiting; the future's result is how many were written. ``BacklogError`` at once
+        when too much is waiting (the disk is slower than the traffic)."""
+        fut: Future = Future()
+        with self.cv:
+            if self.n_pending + len(lines) > self.max_pending:
+                raise BacklogError(f"{self.n_pending:,} {self.kind} records waiting for the disk")
+            self.pending.append((lines, fut))
+            self.n_pending += len(lines)
+            self.cv.notify()
+        return fut
+
+    def _run(self) -> None:
+        while True:
+            with self.cv:
+                if not self.pending and not self.stopping:
+                    self.cv.wait(timeout=min(1.0, self.max_age_s))
+                batch, self.pending, self.n_pending = self.pending, [], 0
+                stopping = self.stopping
+            if batch:
+                self._commit(batch)
+            if self.size and (self.size >= self.max_bytes or time.time() - self.start >= self.max_age_s or stopping):
+                self._rotate()
+            if stopping and not self.pending:
+                if not self.size:  # nothing was ever written to it: no empty segment left behind
+                    self.f.close()
+                    self.path.unlink(missing_ok=True)
+                return
+
+    def _commit(self, batch: list[tuple[list[bytes], Future]]) -> None:
+        data = b"".join(line for lines, _ in batch for line in lines)
+        try:
+            self.f.write(data)
+            self.f.flush()
+            if self.durable:
+                os.fsync(self.f.fileno())
+        except OSError as e:  # disk full, I/O error: nothing of this batch is acknowledged
+            self.broken = e
+            try:  # leave no partial record behind for the next commit to follow
+                self.f.truncate(self.size)
+                self.f.seek(self.size)
+            except OSError:
+                pass
+            for _, fut in batch:
+                fut.set_exception(e)
+            return
+        self.broken = None
+        self.size += len(data)
+        for lines, fut in batch:
+            fut.set_result(len(lines))
+
+    def _rotate(self) -> None:
+        """Close this segment (to ``closed/``: tailers still read it there) and open the next one."""
+        old, f = self.path, self.f
+        (self.root / "closed").mkdir(exist_ok=True)
+        os.replace(old, self.root / "closed" / old.name)
+        fsync_dir(self.root / "closed")
+        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        f.close()
+        if not self.stopping:
+            self._open()
+        if self.on_closed is not None:
+            self.on_closed(self.root / "closed" / old.name)
+
+    def close(self) -> None:
+        """Write what waits, close the segment; the janitor converts it."""
+        with self.cv:
+            self.stopping = True
+            self.cv.notify()
+        self.thread.join(30)
+
+
+class Janitor:
+    """Converts closed segments to Parquet after ``grace_s`` (tailers finish reading them first),
+    applies erasures while doing so, pushes the Parquet files to a bundle store when one is set, and
+    deletes partitions older than ``retention_days``. One per process; a file is converted by
+    whichever process takes its lock first."""
+
+    def __init__(self, root: Path, *, grace_s: float = 5.0, retention_days: int = 90, store: str | None = None,
+                 erased: Callable[[], Callable[[dict], bool]] | None = None) -> None:
+        self.root, self.grace_s, self.retention_days, self.store = root, grace_s, retention_days, store
+        self.erased = erased
+
+    def run_once(self, now: float | None = None) -> list[Path]:
+        now = now or time.time()
+        recover(self.root)
+        done = []
+        for seg in sorted((self.root / "closed").glob("*.jsonl")) if (self.root / "closed").is_dir() else []:
+            try:
+                if now - seg.stat().st_mtime < self.grace_s:
+                    continue
+                with open(seg, "rb") as f:
+                    try:
+                        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        continue  # another process converts it
+                    if not seg.exists():
+                        continue
+                    dest = convert(self.root, seg, self.erased() if self.erased else None)
+            except FileNotFoundError:
+                continue
+            done.append(dest)
+            if self.store:
+                push_segment(self.root, dest, self.store)
+        self._expire(now)
+        return done
+
+    def _expire(self, now: float) -> None:
+        cutoff = datetime.fromtimestamp(now - self.retention_days * 86400, UTC).strftime("%Y-%m-%d")
+        for kind in KINDS:
+            for day in sorted((self.root / kind).iterdir()) if (self.root / kind).is_dir() else []:
+                if day.is_dir() and day.name < cutoff:
+                    for p in day.glob("*.parquet"):
+                        p.unlink()
+                    day.rmdir()
+                    log.info("retention: removed %s/%s", kind, day.name)
+
+
+def push_segment(root: Path, path: Path, url: str) -> None:
+    """A converted segment to the bundle store's ``events/`` (so the nightly job reads every replica's)."""
+    import fsspec
+
+    fs, base = fsspec.core.url_to_fs(url)
+    dest = f"{base.rstrip('/')}/events/{path.relative_to(root).as_posix()}"
+    fs.makedirs(dest.rsplit("/", 1)[0], exist_ok=True)
+    fs.put_file(str(path), dest)
+
+
+def parquet_files(root: Path, kind: str) -> list[Path]:
+    return sorted((root / kind).glob("*/*.parquet")) if (root / kind).is_dir() else []
+
+
+def jsonl_files(root: Path, kind: str) -> list[Path]:
+    return sorted(p for d in ("open", "closed") if (root / d).is_dir() for p in (root / d).glob(f"{kind}-*.jsonl"))
+
+
+# ---------------------------------------------------------------------- shoppers' keys and erasure
+
+
+def shopper_hash(salt: str, user_id: str | None, session_id: str | None) -> str | None:
+    """The served log's pseudonymous key of a shopper (``u:`` + user id, else ``s:`` + session id),
+    salted so a log leaked alone names no one. The same expression in SQL: serving/online.py."""
+    key = f"u:{user_id}" if user_id else f"s:{session_id}" if session_id else None
+    return None if key is None else hashlib.sha256((salt + key).encode()).hexdigest()[:16]
+
+
+def erased(root: Path) -> set[str]:
+    """Every shopper key erased so far (the tombstones)."""
+    return {r["shopper"] for r in read_lines(root / "erased.jsonl")[0] if isinstance(r, dict) and "shopper" in r}
+
+
+def erased_filter(root: Path) -> Callable[[dict], bool]:
+    """A predicate: is this log row (an event or a served item) about an erased shopper?"""
+    gone, salt = erased(root), keys(root)["salt"]
+    if not gone:
+        return lambda r: False
+
+    def drop(r: dict) -> bool:
+        if "shopper" in r:
+            return r["shopper"] in gone
+        return (shopper_hash(salt, r.get("user_id"), None) in gone
+                or shopper_hash(salt, None, r.get("session_id")) in gone)
+
+    return drop
+
+
+def erase(root: Path, hashes: set[str]) -> int:
+    """Tombstones for ``hashes`` (written durably first: a converter that runs later drops them too),
+    then every converted segment rewritten without their rows. Returns the rows removed."""
+    for h in sorted(hashes):
+        append_line(root / "erased.jsonl", {"shopper": h, "at": datetime.now(UTC).isoformat()})
+    drop, removed = erased_filter(root), 0
+    for kind in KINDS:
+        for path in parquet_files(root, kind):
+            table = pq.read_table(path)
+            rows = table.to_pylist()
+            keep = [r for r in rows if not drop(r)]
+            if len(keep) < len(rows):
+                removed += len(rows) - len(keep)
+                _write_parquet(pa.Table.from_pylist(keep, schema=table.schema), path)
+    return removed
+
+
+def sessions_of(root: Path, user_id: str) -> set[str]:
+    """The session ids any logged event joined to ``user_id`` (erasure takes them with the shopper)."""
+    out = set()
+    for p in parquet_files(root, "events"):
+        t = pq.read_table(p, columns=["user_id", "session_id"]).to_pylist()
+        out |= {r["session_id"] for r in t if r["user_id"] == user_id and r["session_id"]}
+    for p in jsonl_files(root, "events"):
+        out |= {r.get("session_id") for r in read_lines(p)[0] if isinstance(r, dict) and r.get("user_id") == user_id
+                and r.get("session_id")}
+    return out
