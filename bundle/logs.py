@@ -43,10 +43,10 @@ log = logging.getLogger(__name__)
 
 KINDS = ("events", "served")
 EVENT_COLUMNS = {"event_id": pa.string(), "type": pa.string(), "user_id": pa.string(), "session_id": pa.string(),
-                 "item_id": pa.string(), "ts": pa.timestamp("ms", "UTC"), "received": pa.timestamp("ms", "UTC"),
+                 "item_id": pa.string(), "ts": pa.int64(), "received": pa.int64(),  # epoch milliseconds
                  "rec_id": pa.string(), "rec_ok": pa.bool_(), "position": pa.int32(), "placement": pa.string(),
                  "price": pa.float64(), "quantity": pa.int32(), "order_id": pa.string(), "known_item": pa.bool_()}
-SERVED_COLUMNS = {"rec_id": pa.string(), "ts": pa.timestamp("ms", "UTC"), "route": pa.string(),
+SERVED_COLUMNS = {"rec_id": pa.string(), "ts": pa.int64(), "route": pa.string(),
                   "placement": pa.string(), "shopper": pa.string(), "version": pa.string(), "variant": pa.string(),
                   "item_id": pa.string(), "position": pa.int32(), "channels": pa.list_(pa.string()),
                   "pre_rank": pa.int32(), "rules": pa.list_(pa.string()), "score": pa.float64()}
@@ -103,16 +103,11 @@ def _rows(kind: str, records: Iterable[dict]) -> Iterable[dict]:
 
 
 def to_table(kind: str, records: list[dict], drop: Callable[[dict], bool] | None = None) -> pa.Table:
-    """Records of a segment as a typed table (``ts`` as epoch milliseconds); ``drop``: rows erased since."""
+    """Records of a segment as a typed table (``ts`` in epoch milliseconds); ``drop``: rows erased since."""
     schema = SCHEMAS[kind]
     rows = [r for r in _rows(kind, records) if drop is None or not drop(r)]
-    cols = {}
-    for name in schema.names:
-        values = [r.get(name) for r in rows]
-        cols[name] = pa.array(values, type=pa.int64() if name in ("ts", "received") else schema.field(name).type)
-        if name in ("ts", "received"):
-            cols[name] = cols[name].cast(schema.field(name).type)
-    return pa.table(cols, schema=schema)
+    return pa.table({name: pa.array([r.get(name) for r in rows], type=schema.field(name).type)
+                     for name in schema.names}, schema=schema)
 
 
 def _write_parquet(table: pa.Table, dest: Path) -> None:

@@ -1,0 +1,177 @@
+"""What the recommendations earned online (docs/online.md): the served lists joined with the events
+they caused, computed by DuckDB over the logs (bundle/logs.py: the converted Parquet segments and the
+open JSON-lines tails), never with hand-written loops.
+
+Attribution, in this order:
+- an event with a verified ``rec_id`` goes to that list, if the list showed the event's item;
+- otherwise last touch: the latest list shown to the same shopper (their user id, else their
+  session) that held the item, at most ``click_window`` before a click and ``purchase_window``
+  before a cart or a purchase;
+- otherwise the event is unattributed (organic).
+An event counts once (``event_id``); an erased shopper counts nowhere.
+
+Per day × placement × bundle version × variant × channel × rule × position: impressions (items of
+served lists; an item found by two channels counts in both channels' rows), clicks, carts,
+purchases, attributed revenue (price × quantity of purchases) and the rates: CTR, add-to-cart rate
+and conversion per impression, revenue per 1,000 impressions.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from bundle.logs import erased, jsonl_files, keys, parquet_files
+
+EVENT_JSON = ("{event_id: 'VARCHAR', type: 'VARCHAR', user_id: 'VARCHAR', session_id: 'VARCHAR', item_id: 'VARCHAR', "
+              "ts: 'BIGINT', received: 'BIGINT', rec_id: 'VARCHAR', rec_ok: 'BOOLEAN', position: 'INTEGER', "
+              "placement: 'VARCHAR', price: 'DOUBLE', quantity: 'INTEGER', order_id: 'VARCHAR', known_item: 'BOOLEAN'}")
+SERVED_JSON = ("{rec_id: 'VARCHAR', ts: 'BIGINT', route: 'VARCHAR', placement: 'VARCHAR', shopper: 'VARCHAR', "
+               "version: 'VARCHAR', variant: 'VARCHAR', items: 'JSON[]'}")
+GROUPS = ("day", "placement", "version", "variant", "channel", "rule", "position")
+HEX = set("0123456789abcdef")
+METRICS = ("impressions", "clicks", "carts", "purchases", "revenue", "ctr", "atc_rate", "conversion", "rpm")
+
+
+def _files(paths: list[Path]) -> str:
+    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+
+
+def _sources(root: Path) -> tuple[str, str] | None:
+    """SQL for the deduplicated events and the served items (None: nothing logged yet)."""
+    parts_e, parts_s = [], []
+    if pe := parquet_files(root, "events"):
+        parts_e.append(f"SELECT * REPLACE (epoch_ms(ts) AS ts, epoch_ms(received) AS received) FROM read_parquet("
+                       f"{_files(pe)})")
+    if je := jsonl_files(root, "events"):
+        parts_e.append(f"SELECT * REPLACE (epoch_ms(ts) AS ts, epoch_ms(received) AS received) FROM read_json("
+                       f"{_files(je)}, format='newline_delimited', columns={EVENT_JSON}, ignore_errors=true)")
+    if ps := parquet_files(root, "served"):
+        parts_s.append(f"SELECT rec_id, epoch_ms(ts) AS ts, placement, shopper, version, variant, item_id, position, "
+                       f"channels, rules FROM read_parquet({_files(ps)})")
+    if js := jsonl_files(root, "served"):
+        parts_s.append(
+            "SELECT rec_id, epoch_ms(ts) AS ts, placement, shopper, version, variant, it->>0 AS item_id, "
+            "CAST(it->>1 AS INTEGER) AS position, CAST(it->2 AS VARCHAR[]) AS channels, "
+            f"CAST(it->4 AS VARCHAR[]) AS rules FROM (SELECT *, unnest(items) AS it FROM read_json({_files(js)}, "
+            f"format='newline_delimited', columns={SERVED_JSON}, ignore_errors=true))")
+    if not parts_s:
+        return None
+    events = " UNION ALL BY NAME ".join(parts_e) if parts_e else (
+        "SELECT NULL::VARCHAR AS event_id, NULL::VARCHAR AS type, NULL::VARCHAR AS user_id, NULL::VARCHAR AS "
+        "session_id, NULL::VARCHAR AS item_id, NULL::TIMESTAMP AS ts, NULL::TIMESTAMP AS received, NULL::VARCHAR AS "
+        "rec_id, NULL::BOOLEAN AS rec_ok, NULL::INTEGER AS position, NULL::VARCHAR AS placement, NULL::DOUBLE AS "
+        "price, NULL::INTEGER AS quantity WHERE false")
+    return events, " UNION ALL BY NAME ".join(parts_s)
+
+
+def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    return con
+
+
+def attributed(con: duckdb.DuckDBPyConnection, root: Path, *, click_window: timedelta = timedelta(hours=24),
+               purchase_window: timedelta = timedelta(days=7)) -> bool:
+    """Define the views ``ev`` (events, once each), ``imp`` (served items) and ``att`` (the attributed
+    events, one row each, naming the list item they are credited to); False: nothing served yet."""
+    src = _sources(root)
+    if src is None:
+        return False
+    salt = keys(root)["salt"]
+    if not all(c in HEX for c in salt + "".join(erased(root))):  # inlined below: hex only
+        raise ValueError("the events folder's salt or tombstones are not hex")
+    gone = ", ".join(f"'{h}'" for h in sorted(erased(root)))
+    key = "CASE WHEN user_id IS NOT NULL THEN 'u:' || user_id ELSE 's:' || session_id END"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW ev_all AS {src[0]}")
+    con.execute(f"""CREATE OR REPLACE TEMP VIEW ev AS
+        SELECT * EXCLUDE (rn) FROM (SELECT *, substr(sha256('{salt}' || {key}), 1, 16) AS shopper,
+                                           row_number() OVER (PARTITION BY event_id ORDER BY received) AS rn
+                                    FROM ev_all)
+        WHERE rn = 1 {f"AND shopper NOT IN ({gone})" if gone else ""}""")
+    con.execute(f"""CREATE OR REPLACE TEMP VIEW imp AS
+        SELECT * REPLACE (coalesce(variant, '') AS variant) FROM ({src[1]})
+        {f"WHERE shopper IS NULL OR shopper NOT IN ({gone})" if gone else ""}""")
+    cw, pw = int(click_window.total_seconds()), int(purchase_window.total_seconds())
+    con.execute(f"""CREATE OR REPLACE TEMP VIEW att AS
+        WITH direct AS (
+            SELECT e.event_id, e.type, e.price, e.quantity, i.rec_id, i.item_id, 'rec_id' AS how
+            FROM ev e JOIN imp i ON e.rec_id = i.rec_id AND e.item_id = i.item_id
+            WHERE e.rec_ok AND e.type IN ('click', 'cart', 'purchase')),
+        touch AS (
+            SELECT e.event_id, e.type, e.price, e.quantity, i.rec_id, i.item_id, 'last touch' AS how,
+                   row_number() OVER (PARTITION BY e.event_id ORDER BY i.ts DESC) AS rn
+            FROM ev e JOIN imp i ON i.item_id = e.item_id AND i.shopper = e.shopper AND i.ts <= e.ts
+             AND e.ts - i.ts <= to_seconds(CASE WHEN e.type = 'click' THEN {cw} ELSE {pw} END)
+            WHERE e.type IN ('click', 'cart', 'purchase') AND e.event_id NOT IN (SELECT event_id FROM direct))
+        SELECT * FROM direct UNION ALL SELECT * EXCLUDE (rn) FROM touch WHERE rn = 1""")
+    return True
+
+
+def online_table(root: Path, *, by: tuple[str, ...] = GROUPS, threads: int | None = None, **windows) -> pd.DataFrame:
+    """Impressions, outcomes and rates grouped ``by`` any of ``GROUPS`` (empty: nothing served)."""
+    unknown = set(by) - set(GROUPS)
+    if unknown:
+        raise ValueError(f"cannot group by {sorted(unknown)}; choose from {GROUPS}")
+    con = connect(threads)
+    if not attributed(con, root, **windows):
+        return pd.DataFrame(columns=[*by, *METRICS])
+    cols = ", ".join(by) if by else "'all' AS total"
+    group = f"GROUP BY {', '.join(by)} ORDER BY {', '.join(by)}" if by else ""
+    explode_ch = "channel" in by
+    explode_rule = "rule" in by
+    sql = f"""
+        WITH outcome AS (
+            SELECT rec_id, item_id, count(*) FILTER (type = 'click') AS clicks,
+                   count(*) FILTER (type = 'cart') AS carts,
+                   count(*) FILTER (type = 'purchase') AS purchases,
+                   coalesce(sum(coalesce(price, 0) * coalesce(quantity, 1)) FILTER (type = 'purchase'), 0) AS revenue
+            FROM att GROUP BY rec_id, item_id),
+        base AS (
+            SELECT CAST(date_trunc('day', i.ts) AS DATE) AS day, i.placement, i.version, i.variant, i.position,
+                   {"unnest(CASE WHEN len(i.channels) = 0 THEN ['none'] ELSE i.channels END)" if explode_ch
+                    else "NULL"} AS channel,
+                   i.rules, coalesce(o.clicks, 0) AS clicks, coalesce(o.carts, 0) AS carts,
+                   coalesce(o.purchases, 0) AS purchases, coalesce(o.revenue, 0) AS revenue
+            FROM imp i LEFT JOIN outcome o USING (rec_id, item_id)),
+        rows AS (
+            SELECT * EXCLUDE (rules), {"unnest(CASE WHEN len(rules) = 0 THEN [''] ELSE rules END)" if explode_rule
+                                       else "NULL"} AS rule FROM base)
+        SELECT {cols}, count(*) AS impressions, sum(clicks) AS clicks, sum(carts) AS carts,
+               sum(purchases) AS purchases, sum(revenue) AS revenue
+        FROM rows {group}"""
+    df = con.execute(sql).df()
+    n = df["impressions"].clip(lower=1)
+    df["ctr"], df["atc_rate"], df["conversion"] = df["clicks"] / n, df["carts"] / n, df["purchases"] / n
+    df["rpm"] = 1000 * df["revenue"] / n
+    return df
+
+
+def position_curve(root: Path, placement: str | None = None, threads: int | None = None) -> pd.DataFrame:
+    """CTR by the position a list showed an item at (the click events' ``position``), over the lists
+    the pages confirmed they rendered (``list_view``): how much attention each position gets, when
+    the items are in random order (the simulator's shuffled pages), or the whole page's shape."""
+    con = connect(threads)
+    if not attributed(con, root):
+        return pd.DataFrame(columns=["position", "lists", "clicks", "ctr"])
+    where = "WHERE placement = ?" if placement else ""
+    return con.execute(f"""
+        WITH rendered AS (SELECT DISTINCT rec_id FROM ev WHERE type = 'list_view' AND rec_ok),
+             lists AS (SELECT DISTINCT rec_id FROM imp JOIN rendered USING (rec_id) {where}),
+             shown AS (SELECT i.position, count(*) AS lists FROM imp i JOIN lists USING (rec_id) GROUP BY i.position),
+             clicked AS (SELECT position, count(*) AS clicks FROM ev WHERE type = 'click' AND rec_ok
+                         AND rec_id IN (SELECT rec_id FROM lists) GROUP BY position)
+        SELECT s.position, s.lists, coalesce(c.clicks, 0) AS clicks, coalesce(c.clicks, 0) / s.lists AS ctr
+        FROM shown s LEFT JOIN clicked c USING (position) ORDER BY s.position""", [placement] if placement else []).df()
+
+
+def served_counts(root: Path, version: str, threads: int | None = None) -> pd.DataFrame:
+    """How often each item was served by ``version`` (the exposure page, from real lists)."""
+    con = connect(threads)
+    if not attributed(con, root):
+        return pd.DataFrame(columns=["item_id", "n"])
+    return con.execute("SELECT item_id, count(*) AS n FROM imp WHERE version = ? GROUP BY item_id", [version]).df()
