@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -40,6 +41,45 @@ class GateCheck(BaseModel):
     refused: bool
 
 
+class OnlineRow(BaseModel):
+    """What served lists earned (serving/online.py): the group's keys (absent when not grouped by
+    them), then the counts and rates per impression (an item of a served list)."""
+    day: date | None = None
+    placement: str | None = None
+    version: str | None = None
+    variant: str | None = None
+    channel: str | None = Field(None, description="A recall channel; 'none' for lists without channels.")
+    rule: str | None = Field(None, description="A rule that moved the items; '' for items no rule moved.")
+    position: int | None = None
+    impressions: int
+    clicks: int
+    carts: int
+    purchases: int
+    revenue: float = Field(description="Price × quantity of the attributed purchases.")
+    ctr: float = Field(description="Clicks per impression.")
+    atc_rate: float = Field(description="Add-to-carts per impression.")
+    conversion: float = Field(description="Purchases per impression.")
+    rpm: float = Field(description="Revenue per 1,000 impressions.")
+
+
+class PositionCtr(BaseModel):
+    position: int
+    lists: int = Field(description="Rendered lists (list_view) that had this position.")
+    clicks: int
+    ctr: float
+
+
+class OnlineReport(BaseModel):
+    logged: bool = Field(description="False: no served list logged yet (events off, or no traffic).")
+    totals: OnlineRow | None
+    daily: list[OnlineRow] = Field(description="Per day × placement.")
+    channels: list[OnlineRow]
+    rules: list[OnlineRow]
+    versions: list[OnlineRow] = Field(description="Per bundle version × experiment variant.")
+    positions: list[PositionCtr] = Field(description="CTR by position over the lists the pages rendered.")
+    seconds: float = Field(description="Time DuckDB took over the logs (cached for a minute).")
+
+
 class Tonight(BaseModel):
     live_version: str | None
     items: int
@@ -48,6 +88,8 @@ class Tonight(BaseModel):
     deltas: list[Delta] = Field(description="Every headline metric: tonight's candidate against the live bundle.")
     gate: list[GateCheck] = Field(default_factory=list, description="The gate's checks: both bundles on the same "
                                   "holdout (pipelines/gate.py), or the stored-headline rule when it fell back.")
+    online: OnlineRow | None = Field(None, description="What the live bundle earned online so far (all days and "
+                                     "variants; null: nothing it served is logged).")
 
 
 class Quality(BaseModel):
@@ -77,7 +119,9 @@ class CategoryExposure(BaseModel):
 
 class ExposureReport(BaseModel):
     bundle_version: str
-    shoppers: int = Field(description="Sampled known shoppers whose home page (k items) was computed.")
+    source: Literal["served", "sample"] = Field(description="served: the lists this bundle really served (the "
+                                                "served log); sample: home pages computed for sampled shoppers.")
+    shoppers: int = Field(description="Lists counted: served lists, or sampled known shoppers' home pages (k items).")
     k: int
     coverage: float = Field(description="Share of the live catalog shown to at least one sampled shopper.")
     gini: float = Field(description="Gini of recommendation counts over live items (0 even, 1 one item).")

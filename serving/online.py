@@ -76,9 +76,10 @@ def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
 
 
 def attributed(con: duckdb.DuckDBPyConnection, root: Path, *, click_window: timedelta = timedelta(hours=24),
-               purchase_window: timedelta = timedelta(days=7)) -> bool:
-    """Define the views ``ev`` (events, once each), ``imp`` (served items) and ``att`` (the attributed
-    events, one row each, naming the list item they are credited to); False: nothing served yet."""
+               purchase_window: timedelta = timedelta(days=7), materialize: bool = False) -> bool:
+    """Define ``ev`` (events, once each), ``imp`` (served items) and ``att`` (the attributed events,
+    one row each, naming the list item they are credited to) as views, or as tables when several
+    queries follow (``materialize``: the logs are read once); False: nothing served yet."""
     src = _sources(root)
     if src is None:
         return False
@@ -88,16 +89,17 @@ def attributed(con: duckdb.DuckDBPyConnection, root: Path, *, click_window: time
     gone = ", ".join(f"'{h}'" for h in sorted(erased(root)))
     key = "CASE WHEN user_id IS NOT NULL THEN 'u:' || user_id ELSE 's:' || session_id END"
     con.execute(f"CREATE OR REPLACE TEMP VIEW ev_all AS {src[0]}")
-    con.execute(f"""CREATE OR REPLACE TEMP VIEW ev AS
+    kind = "TABLE" if materialize else "VIEW"
+    con.execute(f"""CREATE OR REPLACE TEMP {kind} ev AS
         SELECT * EXCLUDE (rn) FROM (SELECT *, substr(sha256('{salt}' || {key}), 1, 16) AS shopper,
                                            row_number() OVER (PARTITION BY event_id ORDER BY received) AS rn
                                     FROM ev_all)
         WHERE rn = 1 {f"AND shopper NOT IN ({gone})" if gone else ""}""")
-    con.execute(f"""CREATE OR REPLACE TEMP VIEW imp AS
+    con.execute(f"""CREATE OR REPLACE TEMP {kind} imp AS
         SELECT * REPLACE (coalesce(variant, '') AS variant) FROM ({src[1]})
         {f"WHERE shopper IS NULL OR shopper NOT IN ({gone})" if gone else ""}""")
     cw, pw = int(click_window.total_seconds()), int(purchase_window.total_seconds())
-    con.execute(f"""CREATE OR REPLACE TEMP VIEW att AS
+    con.execute(f"""CREATE OR REPLACE TEMP {kind} att AS
         WITH direct AS (
             SELECT e.event_id, e.type, e.price, e.quantity, i.rec_id, i.item_id, 'rec_id' AS how
             FROM ev e JOIN imp i ON e.rec_id = i.rec_id AND e.item_id = i.item_id
@@ -120,6 +122,11 @@ def online_table(root: Path, *, by: tuple[str, ...] = GROUPS, threads: int | Non
     con = connect(threads)
     if not attributed(con, root, **windows):
         return pd.DataFrame(columns=[*by, *METRICS])
+    return _table(con, by)
+
+
+def _table(con: duckdb.DuckDBPyConnection, by: tuple[str, ...], where: str = "", params: list | None = None
+           ) -> pd.DataFrame:
     cols = ", ".join(by) if by else "'all' AS total"
     group = f"GROUP BY {', '.join(by)} ORDER BY {', '.join(by)}" if by else ""
     explode_ch = "channel" in by
@@ -137,14 +144,14 @@ def online_table(root: Path, *, by: tuple[str, ...] = GROUPS, threads: int | Non
                     else "NULL"} AS channel,
                    i.rules, coalesce(o.clicks, 0) AS clicks, coalesce(o.carts, 0) AS carts,
                    coalesce(o.purchases, 0) AS purchases, coalesce(o.revenue, 0) AS revenue
-            FROM imp i LEFT JOIN outcome o USING (rec_id, item_id)),
+            FROM imp i LEFT JOIN outcome o USING (rec_id, item_id) {where}),
         rows AS (
             SELECT * EXCLUDE (rules), {"unnest(CASE WHEN len(rules) = 0 THEN [''] ELSE rules END)" if explode_rule
                                        else "NULL"} AS rule FROM base)
         SELECT {cols}, count(*) AS impressions, sum(clicks) AS clicks, sum(carts) AS carts,
                sum(purchases) AS purchases, sum(revenue) AS revenue
         FROM rows {group}"""
-    df = con.execute(sql).df()
+    df = con.execute(sql, params or []).df()
     n = df["impressions"].clip(lower=1)
     df["ctr"], df["atc_rate"], df["conversion"] = df["clicks"] / n, df["carts"] / n, df["purchases"] / n
     df["rpm"] = 1000 * df["revenue"] / n
@@ -158,6 +165,10 @@ def position_curve(root: Path, placement: str | None = None, threads: int | None
     con = connect(threads)
     if not attributed(con, root):
         return pd.DataFrame(columns=["position", "lists", "clicks", "ctr"])
+    return _curve(con, placement)
+
+
+def _curve(con: duckdb.DuckDBPyConnection, placement: str | None = None) -> pd.DataFrame:
     where = "WHERE placement = ?" if placement else ""
     return con.execute(f"""
         WITH rendered AS (SELECT DISTINCT rec_id FROM ev WHERE type = 'list_view' AND rec_ok),
@@ -169,9 +180,27 @@ def position_curve(root: Path, placement: str | None = None, threads: int | None
         FROM shown s LEFT JOIN clicked c USING (position) ORDER BY s.position""", [placement] if placement else []).df()
 
 
-def served_counts(root: Path, version: str, threads: int | None = None) -> pd.DataFrame:
-    """How often each item was served by ``version`` (the exposure page, from real lists)."""
+def report(root: Path, threads: int | None = None, **windows) -> dict[str, pd.DataFrame] | None:
+    """The console's Online page in one read of the logs: totals; per day × placement; per channel;
+    per rule (what the items it moved earned; '' = no rule); per bundle version × variant; the
+    position-CTR curve. None: nothing served yet."""
+    con = connect(threads)
+    if not attributed(con, root, materialize=True, **windows):
+        return None
+    return {"totals": _table(con, ()), "daily": _table(con, ("day", "placement")),
+            "channels": _table(con, ("channel",)), "rules": _table(con, ("rule",)),
+            "versions": _table(con, ("version", "variant")), "positions": _curve(con)}
+
+
+def served_exposure(root: Path, version: str, threads: int | None = None) -> tuple[pd.DataFrame, int, int] | None:
+    """What ``version`` really served: (item_id, n) rows, the number of lists, and the lists no
+    personal channel (tower, item2item) contributed to — the fallback pages. None: nothing served."""
     con = connect(threads)
     if not attributed(con, root):
-        return pd.DataFrame(columns=["item_id", "n"])
-    return con.execute("SELECT item_id, count(*) AS n FROM imp WHERE version = ? GROUP BY item_id", [version]).df()
+        return None
+    con.execute("CREATE TEMP TABLE mine AS SELECT rec_id, item_id, channels FROM imp WHERE version = ?", [version])
+    counts = con.execute("SELECT item_id, count(*) AS n FROM mine GROUP BY item_id").df()
+    lists, fallback = con.execute("""SELECT count(*), count(*) FILTER (NOT personal) FROM (
+        SELECT rec_id, bool_or(list_has_any(channels, ['tower', 'item2item'])) AS personal FROM mine GROUP BY rec_id)
+        """).fetchone()
+    return (counts, int(lists), int(fallback)) if lists else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 
@@ -74,6 +75,9 @@ class ServingSettings(BaseSettings):
                                     "API answers 503 with Retry-After.")
     events_grace_s: float = Field(5.0, ge=0, description="A closed segment waits this long before its conversion "
                                   "(every worker's real-time tail reads its end first).")
+    click_window: timedelta = Field(timedelta(hours=24), description="A click without a rec_id is credited to the "
+                                    "latest list that showed its item to the same shopper or session this recently.")
+    purchase_window: timedelta = Field(timedelta(days=7), description="... and a cart or a purchase, this recently.")
     realtime: bool = Field(True, description="Shoppers' and sessions' recent events join their next recommendation.")
     realtime_events: int = Field(20, ge=1, le=1000, description="Recent events kept per shopper or session.")
     realtime_shoppers: int = Field(100_000, ge=100, description="Shoppers and sessions kept (least recently active "

@@ -31,6 +31,8 @@ class ServiceState:
         self.degraded: str | None = None  # serving an older bundle than CURRENT names, and why
         self.decodes = threading.BoundedSemaphore(settings.max_concurrent_decodes)  # serving/limits.py
         self.exposure_cache = ExposureCache()  # the console's exposure sample (serving/analytics.py)
+        self.online_cache: tuple[float, object] | None = None  # the Online page's report (serving/console.py)
+        self.online_lock = threading.Lock()
         self.merch = MerchStore(settings.artifacts_dir, poll_s=settings.changes_poll_s or 1.0)  # rules, labels
         self.batcher = Batcher(self._recommend_batch, max_batch=settings.max_batch,
                                max_wait_s=settings.batch_wait_ms / 1e3)

@@ -6,7 +6,7 @@ options and calls plain library functions; errors become one line and a non-zero
     recsys   pipelines/cli/recsys.py   the two-tower and the ranker
     index    pipelines/cli/index.py    FAISS indexes
     bundle   pipelines/cli/bundle.py   artifact bundles
-    serve, nightly, demo               pipelines/cli/ops.py
+    serve, nightly, demo, simulate     pipelines/cli/ops.py
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ for group in (data, vision, recsys, index, bundle):
     app.add_typer(group.app, name=group.__name__.rsplit(".", 1)[-1])
 for command in (ops.serve, ops.nightly, ops.demo):
     app.command()(command)
+app.command("simulate")(ops.simulate_shoppers)
 
 
 @app.callback()

@@ -1,4 +1,4 @@
-"""Operating the system: `vitrine serve`, `vitrine nightly` and `vitrine demo`."""
+"""Operating the system: `vitrine serve`, `vitrine nightly`, `vitrine demo` and `vitrine simulate`."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from pipelines.cli.common import Artifacts, DataDir, artifacts_dir, console, fai
 from pipelines.cli.data import fashion_shop
 from pipelines.errors import EXIT_ERROR, NightlyError
 from pipelines.nightly import NightlyConfig, run_nightly
+from pipelines.simulate import ARMS, SimConfig, simulate
 
 log = logging.getLogger("vitrine")
 CPU_CONFIG = Path(__file__).parents[1] / "configs" / "nightly-cpu.yaml"
@@ -114,3 +115,31 @@ def demo(
         os.environ.setdefault("VITRINE_PUBLIC_DOCS", "true")
         console.print(f"  console login ({base}/merch/login): read token {read}  admin token {admin}")
         serve(artifacts=artifacts, port=port)
+
+
+def simulate_shoppers(
+    url: Annotated[str, typer.Option(help="The running service.")] = "http://127.0.0.1:8000",
+    data: Annotated[Path, typer.Option(help="A fashion-shop dataset (its truth/ holds the shoppers' tastes).")]
+    = Path("data/fashion-shop"),
+    sessions: Annotated[int, typer.Option(min=1, max=10_000_000)] = 2_000,
+    seed: int = 0,
+    k: Annotated[int, typer.Option(min=1, max=100, help="Items per page.")] = 10,
+    eta: Annotated[float, typer.Option(min=0, max=5, help="Position bias: examination(k) = k^-eta.")] = 0.7,
+    concurrency: Annotated[int, typer.Option(min=1, max=256)] = 8,
+    max_seconds: Annotated[float, typer.Option(min=1)] = 600.0,
+) -> None:
+    """Drive a running service with fashion-shop's shoppers and their true tastes: pages from three
+    placements (home, popular, shuffled), position-biased clicks, carts and purchases sent back as
+    events with each list's rec_id (pipelines/simulate.py; docs/online.md)."""
+    cfg = SimConfig(sessions=sessions, seed=seed, k=k, eta=eta, concurrency=concurrency, max_seconds=max_seconds)
+    try:
+        r = simulate(url, data, cfg)
+    except (FileNotFoundError, OSError) as e:
+        raise fail(str(e)) from e
+    if r.sessions == 0:
+        raise fail(f"no session went through ({r.failed} failed): is the service running at {url}?")
+    console.print(f"{r.sessions:,} sessions ({r.failed} failed) in {r.seconds:.1f} s: {r.events:,} events accepted, "
+                  f"{r.rejected} rejected")
+    for arm in ARMS:
+        console.print(f"  {arm:<9} {r.lists[arm]:>7,} lists  {r.ctr(arm) / k:.4f} CTR  {r.carts[arm]:>6,} carts  "
+                      f"{r.purchases[arm]:>6,} purchases  {r.revenue[arm]:>10,.2f} revenue")

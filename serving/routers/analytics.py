@@ -17,6 +17,7 @@ from serving.merch_schemas import (
     CatalogMap,
     Confusion,
     ExposureReport,
+    OnlineReport,
     PhotoChecks,
     Quality,
     Tonight,
@@ -44,9 +45,18 @@ def get_quality(state: State) -> Quality:
     return console.quality_report(state)
 
 
+@router.get("/online", response_model=OnlineReport)
+def get_online(state: State) -> OnlineReport:
+    """What the served lists earned: impressions, clicks, carts, purchases, attributed revenue and
+    the rates, per day × placement, channel, rule and bundle version × variant; the position-CTR
+    curve (docs/online.md). Recomputed at most once a minute."""
+    return console.online_report(state)
+
+
 @router.get("/exposure", response_model=ExposureReport)
 def get_exposure(bundle: Bundle, state: State, shoppers: Shoppers = an.SHOPPERS, k: K = an.K) -> ExposureReport:
-    """What the service shows a sample of known shoppers on their home page, rules included."""
+    """What this bundle really served (the served log), or before it served anything logged, the home
+    pages of a seeded sample of known shoppers (``shoppers``, ``k``), rules included."""
     return console.exposure_report(bundle, state, shoppers, k)
 
 

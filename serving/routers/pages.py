@@ -26,7 +26,7 @@ from serving.rules import ACTIONS
 templates = Jinja2Templates(directory=TEMPLATES)
 router = APIRouter(include_in_schema=False)
 
-CONSOLE = [("tonight", "Tonight"), ("quality", "Quality over nights"), ("exposure", "Exposure"),
+CONSOLE = [("tonight", "Tonight"), ("online", "Online"), ("quality", "Quality over nights"), ("exposure", "Exposure"),
            ("photos", "Photos to check"), ("preview", "Preview as a shopper"), ("rules", "Rules"),
            ("map", "Catalog map")]
 
@@ -94,6 +94,11 @@ def logout() -> RedirectResponse:
 @router.get("/merch", response_class=HTMLResponse)
 def tonight(request: Request, state: State, _: Console) -> HTMLResponse:
     return _page(request, "merch_tonight", t=console.tonight_report(state))
+
+
+@router.get("/merch/online", response_class=HTMLResponse)
+def online(request: Request, state: State, _: Console) -> HTMLResponse:
+    return _page(request, "merch_online", o=console.online_report(state))
 
 
 @router.get("/merch/quality", response_class=HTMLResponse)

@@ -35,6 +35,18 @@ const charts = {
          layout("What gets recommended: coverage and Gini (left), novelty (right)",
                 { yaxis2: { overlaying: "y", side: "right" } }));
   },
+  online() {
+    const places = [...new Set(data.daily.map(r => r.placement ?? "—"))].sort();
+    const by = p => data.daily.filter(r => (r.placement ?? "—") === p);
+    plot("chart-daily-ctr", places.map(p => ({ x: by(p).map(r => r.day), y: by(p).map(r => r.ctr), name: p, mode: "lines+markers" })),
+         layout("CTR per placement and day", { yaxis: { tickformat: ".1%" } }));
+    plot("chart-daily-revenue", places.map(p => ({ type: "bar", x: by(p).map(r => r.day), y: by(p).map(r => r.revenue), name: p })),
+         layout("Attributed revenue per placement and day", { barmode: "stack" }));
+    plot("chart-channels", [{ type: "bar", x: data.channels.map(r => r.channel), y: data.channels.map(r => r.ctr), name: "CTR" }],
+         layout("CTR per recall channel", { yaxis: { tickformat: ".1%" } }));
+    plot("chart-positions", [{ x: data.positions.map(r => r.position), y: data.positions.map(r => r.ctr), mode: "lines+markers" }],
+         layout("CTR by position", { xaxis: { title: { text: "position" } }, yaxis: { tickformat: ".1%" } }));
+  },
   exposure() {
     plot("chart-tail", [{ type: "bar", x: data.map(b => b.band), y: data.map(b => b.items) }],
          layout("Products by how often they were recommended", { xaxis: { title: { text: "times recommended" }, type: "category" },

@@ -6,10 +6,13 @@ import httpx
 import pandas as pd
 import pytest
 
+from pipelines.simulate import SimConfig, simulate
+from serving.online import online_table
 from tests.serving.conftest import READ, READ_TOKEN, TOKEN
 
 CHARTS = {"merch": ["chart-deltas"], "merch/quality": ["chart-headline", "chart-guards"],
-          "merch/exposure": ["chart-tail"], "merch/map": ["chart-map", "chart-confusion"]}
+          "merch/exposure": ["chart-tail"], "merch/map": ["chart-map", "chart-confusion"],
+          "merch/online": ["chart-daily-ctr", "chart-daily-revenue", "chart-channels", "chart-positions"]}
 
 
 def until(check, timeout: float = 10.0) -> None:
@@ -58,9 +61,9 @@ def test_storefront_upload_returns_a_category(watched, server, tiny_shop):
     watched.clean()
 
 
-@pytest.mark.parametrize("path", ["merch", "merch/quality", "merch/exposure", "merch/photos", "merch/preview",
-                                  "merch/rules", "merch/map"])
-def test_console_pages_render_their_charts(watched, server, path, tmp_path):
+@pytest.mark.parametrize("path", ["merch", "merch/online", "merch/quality", "merch/exposure", "merch/photos",
+                                  "merch/preview", "merch/rules", "merch/map"])
+def test_console_pages_render_their_charts(watched, server, path, tmp_path, tiny_shop):
     base, app = server
     if path in ("merch", "merch/quality"):  # two nights on record, so the charts have something to draw
         runs = app.state.service.settings.artifacts_dir / "runs"
@@ -70,9 +73,20 @@ def test_console_pages_render_their_charts(watched, server, path, tmp_path):
                 "status": "published", "version": f"v{i}", "headline": {"ranker_ndcg@10": nd, "image_accuracy": 0.9},
                 "guards": {"coverage": 0.3, "gini": 0.6, "novelty": 9.0},
                 "live_headline": {"ranker_ndcg@10": 0.10, "image_accuracy": 0.9}}).to_json())
+    if path == "merch/online":  # shoppers who saw lists and acted on them (pipelines/simulate.py)
+        root = app.state.service.events_root
+        shown = lambda: int(online_table(root, by=()).impressions.sum())  # noqa: E731  (the pages' lists too)
+        before = shown()
+        r = simulate(base, tiny_shop, SimConfig(sessions=120, seed=1, k=8, max_attraction=0.9, half=1.0))
+        assert r.sessions == 120
+        until(lambda: shown() >= before + 8 * 120)  # the served log caught up
+        app.state.service.online_cache = None
     p = watched.page
     watched.login(base, READ_TOKEN)
     p.goto(f"{base}/{path}")
+    if path == "merch/online":
+        assert p.inner_text("#totals .big") == f"{shown():,}"
+        assert p.locator("#rules tr").count() >= 2 and p.locator("#daily tr").count() >= 4
     for chart in CHARTS.get(path, []):
         p.wait_for_selector(f"#{chart} .main-svg")
     if path == "merch/photos":

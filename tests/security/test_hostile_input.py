@@ -86,7 +86,7 @@ def test_json_answers_percent_encode_ids_in_urls(planted) -> None:
     assert planted.get(hostile[HOSTILE[0]]).status_code in (200, 404)  # a working URL, not markup
 
 
-@pytest.mark.parametrize("path", ["/", "/merch", "/merch/quality", "/merch/exposure", "/merch/photos",
+@pytest.mark.parametrize("path", ["/", "/merch", "/merch/online", "/merch/quality", "/merch/exposure", "/merch/photos",
                                   "/merch/preview", "/merch/rules", "/merch/map"])
 def test_every_page_renders_hostile_ids_as_text(planted, path: str) -> None:
     planted.post("/v1/merch/rules", headers=AUTH, json={"action": "pin", "item_id": HOSTILE[1], "slot": 1,

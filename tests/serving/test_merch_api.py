@@ -177,7 +177,7 @@ def test_tonight_and_quality_from_run_summaries(tmp_path: Path) -> None:
 
 
 def test_pages_render(client) -> None:
-    for path in ("/", "/merch", "/merch/quality", "/merch/exposure", "/merch/photos", "/merch/preview",
+    for path in ("/", "/merch", "/merch/online", "/merch/quality", "/merch/exposure", "/merch/photos", "/merch/preview",
                  "/merch/rules", "/merch/map"):
         r = client.get(path, headers=READ)
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/html"), path

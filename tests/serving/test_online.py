@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bundle.logs import convert, erase, keys, shopper_hash
-from serving.online import online_table, position_curve, served_counts
+from serving.online import online_table, position_curve, report, served_exposure
 from serving.served_log import RecTokens
 
 T = 1_790_000_000_000  # epoch ms
@@ -79,9 +79,20 @@ def test_the_full_grouping_and_the_position_curve(root: Path) -> None:
     assert full["impressions"].sum() == 6 and full["clicks"].sum() == 4  # i2's click counts in both its channels
     curve = position_curve(root, "home").set_index("position")
     assert curve["lists"].tolist() == [1, 1, 1] and curve["clicks"].tolist() == [0, 1, 0]  # the forged click: not
-    counts = served_counts(root, "v1").set_index("item_id")["n"].to_dict()
-    assert counts == {"i1": 2, "i2": 1, "i3": 1, "i4": 1}
+    counts, lists, fallback = served_exposure(root, "v1")
+    assert counts.set_index("item_id")["n"].to_dict() == {"i1": 2, "i2": 1, "i3": 1, "i4": 1}
+    assert (lists, fallback) == (2, 1)  # the similar list: no personal channel
+    assert served_exposure(root, "v2") is None
+
+
+def test_the_report_reads_once_and_agrees(root: Path) -> None:
+    r = report(root)
+    assert r["totals"].iloc[0][["impressions", "clicks", "carts", "purchases"]].tolist() == [5, 3, 1, 1]
+    assert r["daily"].set_index("placement").loc["home"].clicks == 2
+    assert r["rules"].set_index("rule").loc["r1"].revenue == 20.0
+    assert r["positions"]["clicks"].tolist() == [0, 1, 0]
 
 
 def test_nothing_served_yet_is_an_empty_table(tmp_path: Path) -> None:
     assert online_table(tmp_path / "events").empty and position_curve(tmp_path / "events").empty
+    assert report(tmp_path / "events") is None
