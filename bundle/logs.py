@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import hmac
 import json
 import logging
 import os
@@ -68,8 +69,13 @@ def writer_name() -> str:
 
 
 def keys(root: Path) -> dict[str, str]:
-    """The folder's secrets, made once (atomically, 0600) and shared by every writer and reader:
-    ``rec_key`` signs rec_ids, ``salt`` hashes shopper keys in the served log."""
+    """The secrets: ``rec_key`` signs rec_ids, ``salt`` hashes shopper keys in the served log. Derived
+    from ``VITRINE_EVENTS_SECRET`` when set (replicas on several hosts share it, so a rec_id one minted
+    verifies at another and the nightly job reads every replica's log alike); else the folder's own,
+    made once (atomically, 0600) and shared by every writer and reader of the folder."""
+    if secret := os.environ.get("VITRINE_EVENTS_SECRET"):
+        derive = lambda what: hmac.new(secret.encode(), what, hashlib.sha256).hexdigest()  # noqa: E731
+        return {"rec_key": derive(b"vitrine rec_id key"), "salt": derive(b"vitrine shopper salt")[:32]}
     path = root / "keys.json"
     if not path.is_file():
         root.mkdir(parents=True, exist_ok=True)
@@ -261,10 +267,10 @@ class SegmentWriter:
 class Janitor:
     """Converts closed segments to Parquet after ``grace_s`` (tailers finish reading them first),
     applies erasures while doing so, pushes the Parquet files to a bundle store when one is set, and
-    deletes partitions older than ``retention_days``. One per process; a file is converted by
-    whichever process takes its lock first."""
+    deletes partitions older than ``retention_days`` (None: the service's janitors do that). One per
+    process; a file is converted by whichever process takes its lock first."""
 
-    def __init__(self, root: Path, *, grace_s: float = 5.0, retention_days: int = 90, store: str | None = None,
+    def __init__(self, root: Path, *, grace_s: float = 5.0, retention_days: int | None = 90, store: str | None = None,
                  erased: Callable[[], Callable[[dict], bool]] | None = None) -> None:
         self.root, self.grace_s, self.retention_days, self.store = root, grace_s, retention_days, store
         self.erased = erased
@@ -290,7 +296,8 @@ class Janitor:
             done.append(dest)
             if self.store:
                 push_segment(self.root, dest, self.store)
-        self._expire(now)
+        if self.retention_days is not None:
+            self._expire(now)
         return done
 
     def _expire(self, now: float) -> None:

@@ -24,10 +24,11 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bundle.logs import log_dir
 from bundle.object_store import push, set_store_current
 from bundle.runs import GUARDS, write_run
 from bundle.versions import (
@@ -47,6 +48,7 @@ from pipelines.assemble import TrainedModels, bundle_metrics
 from pipelines.errors import EXIT_DATA, EXIT_ERROR, EXIT_GATE, EXIT_LOCKED, NightlyError
 from pipelines.gate import manifest_rule, paired_gate
 from pipelines.label_fixes import apply_label_fixes
+from pipelines.log_import import import_log
 from pipelines.report import write_report
 from pipelines.settings import get_settings
 from pipelines.tables import fingerprint as dataset_fingerprint
@@ -80,6 +82,7 @@ class NightlyConfig:
     gate_resamples: int = 2000
     gate_seed: int = 0
     keep_bundles: int = 5
+    import_events: bool = True  # the service's event log (ARTIFACTS/events) into the dataset first (docs/online.md)
     reload_url: str | None = None  # e.g. http://127.0.0.1:8000 (token: pipelines/settings.py admin_token)
     bundle_store: str | None = None  # fsspec URL the replicas pull from (bundle/object_store.py)
 
@@ -201,7 +204,10 @@ def _night(data: Path, artifacts: Path, cfg: NightlyConfig, steps: Steps, force:
     if not (data / "events.parquet").is_file():
         raise NightlyError(f"{data}: no dataset (events.parquet missing)", EXIT_DATA)
     sweep_partial(artifacts)  # a run killed while writing a bundle left its temporary directory
-    # Labels the merchandisers accepted in the console go into tonight's catalog, before it is fingerprinted.
+    # What shoppers did online since the last night enters the dataset (pipelines/log_import.py), and
+    # labels the merchandisers accepted in the console go into tonight's catalog, before it is fingerprinted.
+    online = asdict(import_log(data, log_dir(artifacts), store=cfg.bundle_store,
+                               max_bad_share=get_settings().max_bad_share)) if cfg.import_events else None
     label_fixes = apply_label_fixes(data, artifacts)
     # Each key hashes everything its step's output depends on: the data it reads (directly or
     # through an upstream step's key) and its config. Each step writes only into its own directory
@@ -244,7 +250,7 @@ def _night(data: Path, artifacts: Path, cfg: NightlyConfig, steps: Steps, force:
     path = bundles_dir(artifacts) / version
     manifest = read_manifest(path) if steps.record[-1]["status"] == "ran" else verify_bundle(path)
     headline = metrics["headline"]
-    out = {"version": version, "headline": headline, "label_fixes": label_fixes,
+    out = {"version": version, "headline": headline, "label_fixes": label_fixes, "online_events": online,
            "data_volume": {t: c for t, c in checked.items() if isinstance(c, dict)},  # rows, rejects per table
            "guards": {k: tt["test"][k] for k in GUARDS if k in tt["test"]},
            "live_headline": live_headline(artifacts)}  # the console's "tonight" card compares the two

@@ -24,48 +24,18 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from bundle.logs import erased, jsonl_files, keys, parquet_files
+from bundle.log_sql import events_sql, served_sql
+from bundle.logs import erased, keys
 
-EVENT_JSON = ("{event_id: 'VARCHAR', type: 'VARCHAR', user_id: 'VARCHAR', session_id: 'VARCHAR', item_id: 'VARCHAR', "
-              "ts: 'BIGINT', received: 'BIGINT', rec_id: 'VARCHAR', rec_ok: 'BOOLEAN', position: 'INTEGER', "
-              "placement: 'VARCHAR', price: 'DOUBLE', quantity: 'INTEGER', order_id: 'VARCHAR', known_item: 'BOOLEAN'}")
-SERVED_JSON = ("{rec_id: 'VARCHAR', ts: 'BIGINT', route: 'VARCHAR', placement: 'VARCHAR', shopper: 'VARCHAR', "
-               "version: 'VARCHAR', variant: 'VARCHAR', items: 'JSON[]'}")
 GROUPS = ("day", "placement", "version", "variant", "channel", "rule", "position")
 HEX = set("0123456789abcdef")
 METRICS = ("impressions", "clicks", "carts", "purchases", "revenue", "ctr", "atc_rate", "conversion", "rpm")
 
 
-def _files(paths: list[Path]) -> str:
-    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
-
-
 def _sources(root: Path) -> tuple[str, str] | None:
-    """SQL for the deduplicated events and the served items (None: nothing logged yet)."""
-    parts_e, parts_s = [], []
-    if pe := parquet_files(root, "events"):
-        parts_e.append(f"SELECT * REPLACE (epoch_ms(ts) AS ts, epoch_ms(received) AS received) FROM read_parquet("
-                       f"{_files(pe)})")
-    if je := jsonl_files(root, "events"):
-        parts_e.append(f"SELECT * REPLACE (epoch_ms(ts) AS ts, epoch_ms(received) AS received) FROM read_json("
-                       f"{_files(je)}, format='newline_delimited', columns={EVENT_JSON}, ignore_errors=true)")
-    if ps := parquet_files(root, "served"):
-        parts_s.append(f"SELECT rec_id, epoch_ms(ts) AS ts, placement, shopper, version, variant, item_id, position, "
-                       f"channels, rules FROM read_parquet({_files(ps)})")
-    if js := jsonl_files(root, "served"):
-        parts_s.append(
-            "SELECT rec_id, epoch_ms(ts) AS ts, placement, shopper, version, variant, it->>0 AS item_id, "
-            "CAST(it->>1 AS INTEGER) AS position, CAST(it->2 AS VARCHAR[]) AS channels, "
-            f"CAST(it->4 AS VARCHAR[]) AS rules FROM (SELECT *, unnest(items) AS it FROM read_json({_files(js)}, "
-            f"format='newline_delimited', columns={SERVED_JSON}, ignore_errors=true))")
-    if not parts_s:
-        return None
-    events = " UNION ALL BY NAME ".join(parts_e) if parts_e else (
-        "SELECT NULL::VARCHAR AS event_id, NULL::VARCHAR AS type, NULL::VARCHAR AS user_id, NULL::VARCHAR AS "
-        "session_id, NULL::VARCHAR AS item_id, NULL::TIMESTAMP AS ts, NULL::TIMESTAMP AS received, NULL::VARCHAR AS "
-        "rec_id, NULL::BOOLEAN AS rec_ok, NULL::INTEGER AS position, NULL::VARCHAR AS placement, NULL::DOUBLE AS "
-        "price, NULL::INTEGER AS quantity WHERE false")
-    return events, " UNION ALL BY NAME ".join(parts_s)
+    """SQL for the logged events and the served items (None: nothing served yet)."""
+    served = served_sql(root)
+    return None if served is None else (events_sql(root), served)
 
 
 def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:

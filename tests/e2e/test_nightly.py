@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from bundle.versions import bundles_dir, current_version, list_bundles, verify_bundle
 from pipelines.errors import EXIT_GATE, NightlyError
 from pipelines.nightly import NightlyConfig, run_nightly
+from pipelines.tables import read_dataset
 from serving.app import create_app
 from serving.settings import ServingSettings
 from tests.conftest import build_tiny_shop
@@ -50,7 +51,17 @@ def test_nightly_publishes_appends_and_refuses_a_regression(fake_fmnist, tmp_pat
 
     raw = append_days(shop, 4, fake_fmnist)
     write_validated(validate(raw["items"], raw["users"], raw["events"], image_root=shop), shop)
+    # what a shopper did online today enters tonight's dataset (pipelines/log_import.py)
+    with TestClient(create_app(ServingSettings(artifacts_dir=art, candidates=50))) as c:
+        shopper = str(raw["events"]["user_id"].iloc[0])
+        page = c.post("/v1/recommendations", json={"user_id": shopper, "k": 3}).json()
+        bought = page["items"][0]["item_id"]
+        assert c.post("/v1/events", json={"events": [{"event_id": "p1", "type": "purchase", "user_id": shopper,
+                      "item_id": bought, "rec_id": page["rec_id"], "position": 1}]}).json()["accepted"] == 1
     second = run_nightly(shop, art, NightlyConfig(**(TINY | {"gate_margin": 0.99})))
+    assert second["online_events"]["added"] == 1
+    ev = read_dataset(shop)["events"]
+    assert ((ev["user_id"] == shopper) & (ev["item_id"] == bought) & (ev["event"] == "purchase")).sum() >= 1
     assert second["status"] == "published" and second["version"] != first["version"]
     status = {s["step"]: s["status"] for s in second["steps"]}
     assert status["vision"] == "fresh, skipped" and status["two_tower"] == "ran"  # same images, new events

@@ -13,7 +13,8 @@ from serving.settings import ServingSettings
 from tests.serving.conftest import AUTH, READ, READ_TOKEN, TOKEN, make_client
 
 PERSONAL = ["/v1/merch/shoppers", "/v1/merch/rules", "/v1/analytics/exposure?shoppers=10&k=3",
-            "/v1/analytics/photos?shoppers=10", "/v1/analytics/tonight", "/v1/analytics/online", "/v1/analytics/quality",
+            "/v1/analytics/photos?shoppers=10", "/v1/analytics/tonight", "/v1/analytics/online",
+            "/v1/analytics/quality",
             "/v1/analytics/confusion", "/v1/analytics/catalog-map?n=10", "/metrics"]
 PAGES = ["/merch", "/merch/online", "/merch/quality", "/merch/exposure", "/merch/photos", "/merch/preview",
          "/merch/rules", "/merch/map"]
