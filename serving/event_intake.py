@@ -58,11 +58,13 @@ class EventIntake:
         retry of what it acknowledged before it died for a new event)."""
         ids: list[str] = []
         cutoff = time.time() - since_s
+        # JSON-lines first: a segment another worker converts meanwhile is read here, or, once gone,
+        # its Parquet file (written before the segment is removed) is listed below
+        for p in jsonl_files(root, "events"):
+            ids += [r.get("event_id") for r in read_lines(p)[0] if isinstance(r, dict)]
         for p in parquet_files(root, "events"):
             if p.stat().st_mtime >= cutoff:
                 ids += pq.read_table(p, columns=["event_id"]).column(0).to_pylist()
-        for p in jsonl_files(root, "events"):
-            ids += [r.get("event_id") for r in read_lines(p)[0] if isinstance(r, dict)]
         with self.lock:
             for i in ids[-self.dedup:]:
                 self.seen[i] = None
