@@ -49,7 +49,8 @@ def _start(artifacts: Path, port: int) -> subprocess.Popen:
 def _logged(artifacts: Path) -> Counter:
     root = log_dir(artifacts)
     ids = [r.get("event_id") for p in jsonl_files(root, "events") for r in read_lines(p)[0]]
-    ids += [i for p in parquet_files(root, "events") for i in pq.read_table(p, columns=["event_id"]).column(0).to_pylist()]
+    for p in parquet_files(root, "events"):
+        ids += pq.read_table(p, columns=["event_id"]).column(0).to_pylist()
     return Counter(ids)
 
 
