@@ -50,8 +50,8 @@ def served_sql(root: Path) -> str | None:
                      f"channels, rules FROM read_parquet({files(ps)})")
     if js := jsonl_files(root, "served"):
         parts.append(
-            "SELECT rec_id, epoch_ms(ts) AS ts, placement, shopper, version, variant, it->>0 AS item_id, "
-            "CAST(it->>1 AS INTEGER) AS position, CAST(it->2 AS VARCHAR[]) AS channels, "
-            f"CAST(it->4 AS VARCHAR[]) AS rules FROM (SELECT *, unnest(items) AS it FROM read_json({files(js)}, "
+            "SELECT rec_id, epoch_ms(ts) AS ts, placement, shopper, version, variant, it->>'item_id' AS item_id, "
+            "CAST(it->>'position' AS INTEGER) AS position, CAST(it->'channels' AS VARCHAR[]) AS channels, "
+            f"CAST(it->'rules' AS VARCHAR[]) AS rules FROM (SELECT *, unnest(items) AS it FROM read_json({files(js)}, "
             f"format='newline_delimited', columns={SERVED_JSON}, ignore_errors=true))")
     return " UNION ALL BY NAME ".join(parts) if parts else None

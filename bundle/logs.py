@@ -36,6 +36,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from common.jsonlines import append_line, fsync_dir, read_lines
@@ -97,23 +99,45 @@ def keys(root: Path) -> dict[str, str]:
 # ---------------------------------------------------------------------- closed segments -> Parquet
 
 
+ITEM_FIELDS = ("item_id", "position", "channels", "pre_rank", "rules", "score")  # per item of a served list
+LINE_SCHEMAS = {"events": SCHEMAS["events"],  # a segment's lines; a served line holds its items as a list
+                "served": pa.schema([*(SCHEMAS["served"].field(n) for n in SERVED_COLUMNS if n not in ITEM_FIELDS),
+                                     pa.field("items", pa.list_(pa.struct([SCHEMAS["served"].field(n)
+                                                                           for n in ITEM_FIELDS])))])}
+
+
 def _rows(kind: str, records: Iterable[dict]) -> Iterable[dict]:
     if kind == "events":
         yield from records
         return
     for r in records:  # a served list: one row per item it showed
-        for it in r.get("items", []):
-            yield {k: r.get(k) for k in ("rec_id", "ts", "route", "placement", "shopper", "version", "variant")} | {
-                "item_id": it[0], "position": it[1], "channels": it[2], "pre_rank": it[3], "rules": it[4],
-                "score": it[5]}
+        for it in r.get("items") or []:
+            yield {k: r.get(k) for k in SERVED_COLUMNS if k not in ITEM_FIELDS} | {k: it.get(k) for k in ITEM_FIELDS}
 
 
-def to_table(kind: str, records: list[dict], drop: Callable[[dict], bool] | None = None) -> pa.Table:
-    """Records of a segment as a typed table (``ts`` in epoch milliseconds); ``drop``: rows erased since."""
+def to_table(kind: str, records: list[dict]) -> pa.Table:
+    """Records of a segment as a typed table (``ts`` in epoch milliseconds), one row per served item."""
     schema = SCHEMAS[kind]
-    rows = [r for r in _rows(kind, records) if drop is None or not drop(r)]
+    rows = list(_rows(kind, records))
     return pa.table({name: pa.array([r.get(name) for r in rows], type=schema.field(name).type)
                      for name in schema.names}, schema=schema)
+
+
+def read_segment(kind: str, path: Path) -> pa.Table:
+    """A JSON-lines segment as a typed table, parsed by Arrow's reader (C++, off the GIL: a 64 MB
+    segment converted in the serving process must not stall its requests); a line Arrow cannot read
+    sends the whole segment through the careful path, line by line (bad lines skipped)."""
+    try:
+        t = pajson.read_json(path, parse_options=pajson.ParseOptions(
+            explicit_schema=LINE_SCHEMAS[kind], unexpected_field_behavior="ignore"))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError):
+        return to_table(kind, read_lines(path)[0])
+    if kind == "served":  # one row per item: the list's columns repeated, the items' fields flattened
+        items = t["items"].combine_chunks()
+        flat = pc.list_flatten(items)
+        base = t.drop_columns(["items"]).take(pc.list_parent_indices(items))
+        t = pa.table({n: base[n] if n in base.column_names else flat.field(n) for n in SERVED_COLUMNS})
+    return t.select(SCHEMAS[kind].names).cast(SCHEMAS[kind])
 
 
 def _write_parquet(table: pa.Table, dest: Path) -> None:
@@ -126,14 +150,15 @@ def _write_parquet(table: pa.Table, dest: Path) -> None:
     fsync_dir(dest.parent)
 
 
-def convert(root: Path, segment: Path, drop: Callable[[dict], bool] | None = None) -> Path:
-    """A closed JSON-lines segment -> ``<kind>/<day>/<name>.parquet`` (durable), then the segment goes."""
+def convert(root: Path, segment: Path, drop: Callable[[pa.Table], pa.Table] | None = None) -> Path:
+    """A closed JSON-lines segment -> ``<kind>/<day>/<name>.parquet`` (durable), then the segment goes;
+    ``drop``: the erasure filter (``erased_filter``)."""
     kind, rest = segment.stem.split("-", 1)
-    records, _ = read_lines(segment)
+    table = read_segment(kind, segment) if segment.stat().st_size else to_table(kind, [])
     start_ms = int(rest.rsplit("-", 1)[1])
     day = datetime.fromtimestamp(start_ms / 1000, UTC).strftime("%Y-%m-%d")
     dest = root / kind / day / f"{rest}.parquet"
-    _write_parquet(to_table(kind, records, drop), dest)
+    _write_parquet(drop(table) if drop is not None else table, dest)
     segment.unlink()
     return dest
 
@@ -179,6 +204,7 @@ class SegmentWriter:
         self.broken: OSError | None = None  # the last write failed (disk full): appends fail until one succeeds
         (root / "open").mkdir(parents=True, exist_ok=True)
         self.f = None
+        self.names: set[str] = set()
         self._open()
         self.thread = threading.Thread(target=self._run, daemon=True, name=f"log-{kind}")
         self.thread.start()
@@ -186,6 +212,7 @@ class SegmentWriter:
     def _open(self) -> None:
         self.start = time.time()
         self.path = self.root / "open" / f"{self.kind}-{writer_name()}-{int(self.start * 1000)}.jsonl"
+        self.names.add(self.path.name)  # this writer's segments (a reader in the same process may skip them)
         self.f = open(self.path, "ab")  # noqa: SIM115 - held open for the segment's life
         fcntl.flock(self.f.fileno(), fcntl.LOCK_EX)  # ours while we live; the kernel frees it if we die
         fsync_dir(self.path.parent)
@@ -344,19 +371,26 @@ def erased(root: Path) -> set[str]:
     return {r["shopper"] for r in read_lines(root / "erased.jsonl")[0] if isinstance(r, dict) and "shopper" in r}
 
 
-def erased_filter(root: Path) -> Callable[[dict], bool]:
-    """A predicate: is this log row (an event or a served item) about an erased shopper?"""
-    gone, salt = erased(root), keys(root)["salt"]
+def erased_filter(root: Path) -> Callable[[pa.Table], pa.Table]:
+    """A table filter: the log rows (events or served items) of erased shoppers removed."""
+    gone = erased(root)
     if not gone:
-        return lambda r: False
+        return lambda t: t
+    salt, hashes = keys(root)["salt"], pa.array(sorted(gone), pa.string())
 
-    def drop(r: dict) -> bool:
-        if "shopper" in r:
-            return r["shopper"] in gone
-        return (shopper_hash(salt, r.get("user_id"), None) in gone
-                or shopper_hash(salt, None, r.get("session_id")) in gone)
+    def hit(col: pa.ChunkedArray, user: bool) -> pa.ChunkedArray:  # hashes each distinct id once
+        ids = [i for i in pc.unique(col).to_pylist() if i]
+        bad = [i for i in ids if shopper_hash(salt, i if user else None, None if user else i) in gone]
+        return pc.is_in(col, value_set=pa.array(bad, pa.string()))
 
-    return drop
+    def keep(t: pa.Table) -> pa.Table:
+        if "shopper" in t.column_names:
+            mask = pc.is_in(t["shopper"], value_set=hashes)
+        else:
+            mask = pc.or_(hit(t["user_id"], True), hit(t["session_id"], False))
+        return t.filter(pc.invert(pc.fill_null(mask, False)))
+
+    return keep
 
 
 def erase(root: Path, hashes: set[str]) -> int:
@@ -364,15 +398,14 @@ def erase(root: Path, hashes: set[str]) -> int:
     then every converted segment rewritten without their rows. Returns the rows removed."""
     for h in sorted(hashes):
         append_line(root / "erased.jsonl", {"shopper": h, "at": datetime.now(UTC).isoformat()})
-    drop, removed = erased_filter(root), 0
+    keep, removed = erased_filter(root), 0
     for kind in KINDS:
         for path in parquet_files(root, kind):
             table = pq.read_table(path)
-            rows = table.to_pylist()
-            keep = [r for r in rows if not drop(r)]
-            if len(keep) < len(rows):
-                removed += len(rows) - len(keep)
-                _write_parquet(pa.Table.from_pylist(keep, schema=table.schema), path)
+            kept = keep(table)
+            if kept.num_rows < table.num_rows:
+                removed += table.num_rows - kept.num_rows
+                _write_parquet(kept, path)
     return removed
 
 

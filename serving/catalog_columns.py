@@ -76,6 +76,12 @@ class RowIndex:
     def __setitem__(self, item_id: str, row: int) -> None:
         self._added[item_id] = row
 
+    def contains(self, item_ids: list[str]) -> list[bool]:
+        """Whether each id is known (one hashing pass for all of them)."""
+        if not item_ids:
+            return []
+        return [self._find(i, h) is not None for i, h in zip(item_ids, _hashes(item_ids), strict=True)]
+
     def rows(self, item_ids: list[str]) -> np.ndarray:
         """Rows of the known ids among ``item_ids``, in their order (unknown ones dropped)."""
         if not item_ids:

@@ -70,11 +70,12 @@ class EventIntake:
                 self.seen[i] = None
         return len(ids)
 
-    def check(self, raw: list, known_item, now: float | None = None) -> tuple[list[dict], list[Rejected], list, list,
-                                                                              int]:
-        """(records to write, rejected, indexes of unknown items, of unattributed, duplicates)."""
+    def check(self, raw: list, known_items, now: float | None = None) -> tuple[list[dict], list[Rejected], list,
+                                                                               list, int]:
+        """(records to write, rejected, indexes of unknown items, of unattributed, duplicates).
+        ``known_items``: item ids -> whether the catalog knows each (one call per batch)."""
         now = now or time.time()
-        records, rejected, unknown, unattributed, dups = [], [], [], [], 0
+        records, rejected, unattributed, dups, at = [], [], [], 0, []
         batch_ids: set[str] = set()
         for i, r in enumerate(raw):
             try:
@@ -97,12 +98,17 @@ class EventIntake:
             rec_ok = self.tokens.verify(e.rec_id) if e.rec_id else None
             if e.rec_id and not rec_ok:
                 unattributed.append(i)
-            known = known_item(e.item_id) if e.item_id else None
-            if known is False:
-                unknown.append(i)
+            at.append(i)
             records.append(e.model_dump(exclude={"ts", "event_id"}) | {
                 "event_id": eid, "ts": int(ts * 1000), "received": int(now * 1000), "rec_ok": rec_ok,
-                "known_item": known})
+                "known_item": None})
+        with_item = [j for j, r in enumerate(records) if r["item_id"] is not None]
+        known = known_items([records[j]["item_id"] for j in with_item]) if with_item else []
+        unknown = []
+        for j, k in zip(with_item, known, strict=True):
+            records[j]["known_item"] = k
+            if k is False:
+                unknown.append(at[j])
         return records, rejected, unknown, unattributed, dups
 
     def write(self, records: list[dict]):

@@ -38,14 +38,15 @@ class ServiceState:
                                max_wait_s=settings.batch_wait_ms / 1e3)
         # the closed loop (docs/online.md): the events log, the served-list log, this worker's real-time state
         self.events_root = log_dir(settings.artifacts_dir)
-        self.realtime = RecentEvents(self.events_root, max_events=settings.realtime_events,
-                                     max_shoppers=settings.realtime_shoppers) if settings.events else None
         self.event_writer = self.served_writer = None
         if settings.events:
             kw = {"max_bytes": settings.events_segment_bytes, "max_age_s": settings.events_segment_age_s,
                   "max_pending": settings.events_max_pending, "grace_s": settings.events_grace_s}
             self.event_writer = SegmentWriter(self.events_root, "events", **kw)
             self.served_writer = SegmentWriter(self.events_root, "served", **kw)
+        self.realtime = RecentEvents(self.events_root, max_events=settings.realtime_events,
+                                     max_shoppers=settings.realtime_shoppers,
+                                     own=self.event_writer) if settings.events else None
         self.served = ServedLog(self.events_root, self.served_writer)
         self.intake = EventIntake(self.event_writer, self.served.tokens, self.realtime,
                                   max_future_s=settings.events_max_future_s, max_past_s=settings.events_max_past_s)

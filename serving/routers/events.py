@@ -26,7 +26,7 @@ async def _take(state: ServiceState, raw: list) -> EventsResponse:
     if state.event_writer is None:
         raise HTTPException(409, "this service takes no events (VITRINE_EVENTS=false)")
     b = state.bundle
-    known = (lambda i: i in b.catalog.row_of) if b is not None else (lambda i: None)
+    known = b.catalog.row_of.contains if b is not None else (lambda ids: [None] * len(ids))
     records, rejected, unknown, unattributed, dups = state.intake.check(raw, known)
     if records:
         try:

@@ -136,9 +136,9 @@ def test_every_answer_carries_a_rec_id_naming_the_list_it_served(artifacts: Path
     home = served[out["rec_id"]]
     assert home["placement"] == "home" and home["version"] == out["bundle_version"] and home["route"] == \
         "recommendations" and home["shopper"] and user not in str(home)  # the shopper's key is a salted hash
-    assert [i[0] for i in home["items"]] == [i["item_id"] for i in out["items"]]
-    assert [i[1] for i in home["items"]] == [1, 2, 3, 4, 5]
-    assert all(i[2] and i[3] is not None for i in home["items"])  # channels, rank before the rules
+    assert [i["item_id"] for i in home["items"]] == [i["item_id"] for i in out["items"]]
+    assert [i["position"] for i in home["items"]] == [1, 2, 3, 4, 5]
+    assert all(i["channels"] and i["pre_rank"] is not None for i in home["items"])  # rank before the rules
     assert served[sim["rec_id"]]["placement"] == "product" and served[sim["rec_id"]]["route"] == "similar-behaviour"
 
 

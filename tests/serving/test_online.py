@@ -23,14 +23,15 @@ def root(tmp_path: Path) -> Path:
     tok = RecTokens(k["rec_key"])
     a, b = tok.new(), tok.new()
     salt = k["salt"]
+    it = lambda *v: dict(zip(("item_id", "position", "channels", "pre_rank", "rules", "score"), v, strict=True))  # noqa: E731
     served = [
         {"rec_id": a, "ts": T, "route": "recommendations", "placement": "home",
          "shopper": shopper_hash(salt, "u1", None), "version": "v1", "variant": None,
-         "items": [["i1", 1, ["tower"], 1, [], 0.9], ["i2", 2, ["item2item", "tower"], 5, ["r1"], 0.8],
-                   ["i3", 3, ["category_popular"], 3, [], 0.7]]},
+         "items": [it("i1", 1, ["tower"], 1, [], 0.9), it("i2", 2, ["item2item", "tower"], 5, ["r1"], 0.8),
+                   it("i3", 3, ["category_popular"], 3, [], 0.7)]},
         {"rec_id": b, "ts": T + 10 * MIN, "route": "similar-behaviour", "placement": "product",
          "shopper": shopper_hash(salt, None, "s9"), "version": "v1", "variant": None,
-         "items": [["i1", 1, [], 1, [], 0.5], ["i4", 2, [], 2, [], 0.4]]}]
+         "items": [it("i1", 1, [], 1, [], 0.5), it("i4", 2, [], 2, [], 0.4)]}]
     ev = lambda eid, typ, **kw: {"event_id": eid, "type": typ, "user_id": None, "session_id": None, "item_id": None,  # noqa: E731
                                  "rec_id": None, "rec_ok": None, "position": None, "placement": None, "price": None,
                                  "quantity": None, "order_id": None, "known_item": True, "received": kw["ts"]} | kw
