@@ -40,7 +40,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from common.jsonlines import append_line, fsync_dir, read_lines
+from common.jsonlines import fsync_dir, read_lines
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def read_segment(kind: str, path: Path) -> pa.Table:
     return t.select(SCHEMAS[kind].names).cast(SCHEMAS[kind])
 
 
-def _write_parquet(table: pa.Table, dest: Path) -> None:
+def write_parquet(table: pa.Table, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_suffix(".parquet.tmp")
     pq.write_table(table, tmp)
@@ -158,7 +158,7 @@ def convert(root: Path, segment: Path, drop: Callable[[pa.Table], pa.Table] | No
     start_ms = int(rest.rsplit("-", 1)[1])
     day = datetime.fromtimestamp(start_ms / 1000, UTC).strftime("%Y-%m-%d")
     dest = root / kind / day / f"{rest}.parquet"
-    _write_parquet(drop(table) if drop is not None else table, dest)
+    write_parquet(drop(table) if drop is not None else table, dest)
     segment.unlink()
     return dest
 
@@ -364,58 +364,3 @@ def shopper_hash(salt: str, user_id: str | None, session_id: str | None) -> str 
     salted so a log leaked alone names no one. The same expression in SQL: serving/online.py."""
     key = f"u:{user_id}" if user_id else f"s:{session_id}" if session_id else None
     return None if key is None else hashlib.sha256((salt + key).encode()).hexdigest()[:16]
-
-
-def erased(root: Path) -> set[str]:
-    """Every shopper key erased so far (the tombstones)."""
-    return {r["shopper"] for r in read_lines(root / "erased.jsonl")[0] if isinstance(r, dict) and "shopper" in r}
-
-
-def erased_filter(root: Path) -> Callable[[pa.Table], pa.Table]:
-    """A table filter: the log rows (events or served items) of erased shoppers removed."""
-    gone = erased(root)
-    if not gone:
-        return lambda t: t
-    salt, hashes = keys(root)["salt"], pa.array(sorted(gone), pa.string())
-
-    def hit(col: pa.ChunkedArray, user: bool) -> pa.ChunkedArray:  # hashes each distinct id once
-        ids = [i for i in pc.unique(col).to_pylist() if i]
-        bad = [i for i in ids if shopper_hash(salt, i if user else None, None if user else i) in gone]
-        return pc.is_in(col, value_set=pa.array(bad, pa.string()))
-
-    def keep(t: pa.Table) -> pa.Table:
-        if "shopper" in t.column_names:
-            mask = pc.is_in(t["shopper"], value_set=hashes)
-        else:
-            mask = pc.or_(hit(t["user_id"], True), hit(t["session_id"], False))
-        return t.filter(pc.invert(pc.fill_null(mask, False)))
-
-    return keep
-
-
-def erase(root: Path, hashes: set[str]) -> int:
-    """Tombstones for ``hashes`` (written durably first: a converter that runs later drops them too),
-    then every converted segment rewritten without their rows. Returns the rows removed."""
-    for h in sorted(hashes):
-        append_line(root / "erased.jsonl", {"shopper": h, "at": datetime.now(UTC).isoformat()})
-    keep, removed = erased_filter(root), 0
-    for kind in KINDS:
-        for path in parquet_files(root, kind):
-            table = pq.read_table(path)
-            kept = keep(table)
-            if kept.num_rows < table.num_rows:
-                removed += table.num_rows - kept.num_rows
-                _write_parquet(kept, path)
-    return removed
-
-
-def sessions_of(root: Path, user_id: str) -> set[str]:
-    """The session ids any logged event joined to ``user_id`` (erasure takes them with the shopper)."""
-    out = set()
-    for p in parquet_files(root, "events"):
-        t = pq.read_table(p, columns=["user_id", "session_id"]).to_pylist()
-        out |= {r["session_id"] for r in t if r["user_id"] == user_id and r["session_id"]}
-    for p in jsonl_files(root, "events"):
-        out |= {r.get("session_id") for r in read_lines(p)[0] if isinstance(r, dict) and r.get("user_id") == user_id
-                and r.get("session_id")}
-    return out

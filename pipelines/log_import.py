@@ -23,8 +23,9 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from bundle.log_erasure import erased, erased_filter
 from bundle.log_sql import events_sql
-from bundle.logs import Janitor, erased, erased_filter, keys, parquet_files, shopper_hash
+from bundle.logs import Janitor, keys, parquet_files, shopper_hash
 from pipelines.incremental import append_export
 from pipelines.tables import read_table, write_table
 

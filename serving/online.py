@@ -24,8 +24,9 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from bundle.log_erasure import erased
 from bundle.log_sql import events_sql, served_sql
-from bundle.logs import erased, keys
+from bundle.logs import keys
 
 GROUPS = ("day", "placement", "version", "variant", "channel", "rule", "position")
 HEX = set("0123456789abcdef")

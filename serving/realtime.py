@@ -18,7 +18,8 @@ import threading
 from collections import OrderedDict, deque
 from pathlib import Path
 
-from bundle.logs import SegmentWriter, erased, jsonl_files, keys, shopper_hash
+from bundle.log_erasure import erased
+from bundle.logs import SegmentWriter, jsonl_files, keys, shopper_hash
 
 log = logging.getLogger(__name__)
 

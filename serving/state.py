@@ -8,7 +8,8 @@ import threading
 
 from fastapi import HTTPException
 
-from bundle.logs import Janitor, SegmentWriter, erased_filter, log_dir
+from bundle.log_erasure import erased_filter
+from bundle.logs import Janitor, SegmentWriter, log_dir
 from serving.analytics import ExposureCache
 from serving.batcher import Batcher
 from serving.event_intake import EventIntake

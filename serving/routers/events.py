@@ -9,7 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Request
 from pydantic import BaseModel, Field
 
-from bundle.logs import BacklogError, erase, sessions_of, shopper_hash
+from bundle.log_erasure import erase, sessions_of
+from bundle.logs import BacklogError, shopper_hash
 from common.ids import ID_PATTERN, MAX_ID_LEN
 from serving.deps import Admin, State
 from serving.event_intake import from_ga4, load_ga4_map

@@ -10,18 +10,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from bundle.logs import (
-    Janitor,
-    SegmentWriter,
-    convert,
-    erase,
-    erased_filter,
-    keys,
-    read_segment,
-    recover,
-    shopper_hash,
-    to_table,
-)
+from bundle.log_erasure import erase, erased_filter
+from bundle.logs import Janitor, SegmentWriter, convert, keys, read_segment, recover, shopper_hash, to_table
 from common.jsonlines import read_lines
 
 EVENTS = [{"event_id": f"e{i}", "type": "click", "user_id": f"u{i % 3}", "session_id": f"s{i % 2}",

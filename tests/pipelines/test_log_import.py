@@ -11,7 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bundle.logs import convert, erase, keys, push_segment, shopper_hash
+from bundle.log_erasure import erase
+from bundle.logs import convert, keys, push_segment, shopper_hash
 from pipelines.log_import import import_log
 from pipelines.tables import read_dataset
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bundle.logs import convert, erase, keys, shopper_hash
+from bundle.log_erasure import erase
+from bundle.logs import convert, keys, shopper_hash
 from serving.online import online_table, position_curve, report, served_exposure
 from serving.served_log import RecTokens
 
