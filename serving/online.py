@@ -47,10 +47,11 @@ def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
 
 
 def attributed(con: duckdb.DuckDBPyConnection, root: Path, *, click_window: timedelta = timedelta(hours=24),
-               purchase_window: timedelta = timedelta(days=7), materialize: bool = False) -> bool:
-    """Define ``ev`` (events, once each), ``imp`` (served items) and ``att`` (the attributed events,
-    one row each, naming the list item they are credited to) as views, or as tables when several
-    queries follow (``materialize``: the logs are read once); False: nothing served yet."""
+               purchase_window: timedelta = timedelta(days=7)) -> bool:
+    """Build the tables ``ev`` (the events metrics use, once each), ``imp`` (served items), ``att``
+    (the attributed events, one row each, naming the served item — ``imp``'s rowid — they are
+    credited to) and ``io`` (every served item with what it earned). The logs are read once; every
+    query after reads these tables. False: nothing served yet."""
     src = _sources(root)
     if src is None:
         return False
@@ -60,28 +61,51 @@ def attributed(con: duckdb.DuckDBPyConnection, root: Path, *, click_window: time
     gone = ", ".join(f"'{h}'" for h in sorted(erased(root)))
     key = "CASE WHEN user_id IS NOT NULL THEN 'u:' || user_id ELSE 's:' || session_id END"
     con.execute(f"CREATE OR REPLACE TEMP VIEW ev_all AS {src[0]}")
-    kind = "TABLE" if materialize else "VIEW"
-    con.execute(f"""CREATE OR REPLACE TEMP {kind} ev AS
-        SELECT * EXCLUDE (rn) FROM (SELECT *, substr(sha256('{salt}' || {key}), 1, 16) AS shopper,
-                                           row_number() OVER (PARTITION BY event_id ORDER BY received) AS rn
-                                    FROM ev_all)
-        WHERE rn = 1 {f"AND shopper NOT IN ({gone})" if gone else ""}""")
-    con.execute(f"""CREATE OR REPLACE TEMP {kind} imp AS
+    hashed = f"substr(sha256('{salt}' || {key}), 1, 16)"
+    # Only the events metrics need (organic views are most of a log): once each, erased shoppers gone.
+    # Retries are rare in the log (the intake drops them): rows sharing an id's 64-bit hash are found
+    # by one hash aggregate, and only those are ordered to keep each event's first copy.
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE ev_f AS
+        SELECT *, hash(event_id) AS h FROM ev_all WHERE type IN ('click', 'cart', 'purchase', 'list_view')
+        {f"AND {hashed} NOT IN ({gone})" if gone else ""}""")
+    con.execute("""CREATE OR REPLACE TEMP TABLE ev AS
+        WITH dup AS (SELECT h FROM ev_f GROUP BY h HAVING count(*) > 1)
+        SELECT * EXCLUDE (h) FROM ev_f ANTI JOIN dup USING (h)
+        UNION ALL
+        SELECT * EXCLUDE (h) FROM (SELECT * FROM ev_f SEMI JOIN dup USING (h))
+        QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY received) = 1""")
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE imp AS
         SELECT * REPLACE (coalesce(variant, '') AS variant) FROM ({src[1]})
         {f"WHERE shopper IS NULL OR shopper NOT IN ({gone})" if gone else ""}""")
     cw, pw = int(click_window.total_seconds()), int(purchase_window.total_seconds())
-    con.execute(f"""CREATE OR REPLACE TEMP {kind} att AS
+    # the shopper's salted key is computed only for the events their rec_id did not attribute
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE att AS
         WITH direct AS (
-            SELECT e.event_id, e.type, e.price, e.quantity, i.rec_id, i.item_id, 'rec_id' AS how
+            SELECT e.event_id, e.type, e.price, e.quantity, i.rowid AS n, 'rec_id' AS how
             FROM ev e JOIN imp i ON e.rec_id = i.rec_id AND e.item_id = i.item_id
-            WHERE e.rec_ok AND e.type IN ('click', 'cart', 'purchase')),
+            WHERE e.rec_ok AND e.type IN ('click', 'cart', 'purchase')
+            QUALIFY row_number() OVER (PARTITION BY e.event_id ORDER BY i.position) = 1),  -- an item listed twice
+        rest AS (
+            SELECT e.*, {hashed} AS shopper FROM ev e ANTI JOIN direct d USING (event_id)
+            WHERE e.type IN ('click', 'cart', 'purchase')),
         touch AS (
-            SELECT e.event_id, e.type, e.price, e.quantity, i.rec_id, i.item_id, 'last touch' AS how,
-                   row_number() OVER (PARTITION BY e.event_id ORDER BY i.ts DESC) AS rn
-            FROM ev e JOIN imp i ON i.item_id = e.item_id AND i.shopper = e.shopper AND i.ts <= e.ts
+            SELECT e.event_id, e.type, e.price, e.quantity, i.rowid AS n, 'last touch' AS how
+            FROM rest e JOIN imp i ON i.item_id = e.item_id AND i.shopper = e.shopper AND i.ts <= e.ts
              AND e.ts - i.ts <= to_seconds(CASE WHEN e.type = 'click' THEN {cw} ELSE {pw} END)
-            WHERE e.type IN ('click', 'cart', 'purchase') AND e.event_id NOT IN (SELECT event_id FROM direct))
-        SELECT * FROM direct UNION ALL SELECT * EXCLUDE (rn) FROM touch WHERE rn = 1""")
+            QUALIFY row_number() OVER (PARTITION BY e.event_id ORDER BY i.ts DESC) = 1)
+        SELECT * FROM direct UNION ALL SELECT * FROM touch""")
+    # every served item with what it earned
+    con.execute("""CREATE OR REPLACE TEMP TABLE io AS
+        WITH outcome AS (
+            SELECT n, count(*) FILTER (type = 'click') AS clicks,
+                   count(*) FILTER (type = 'cart') AS carts,
+                   count(*) FILTER (type = 'purchase') AS purchases,
+                   coalesce(sum(coalesce(price, 0) * coalesce(quantity, 1)) FILTER (type = 'purchase'), 0) AS revenue
+            FROM att GROUP BY n)
+        SELECT CAST(date_trunc('day', i.ts) AS DATE) AS day, i.placement, i.version, i.variant, i.position,
+               i.channels, i.rules, coalesce(o.clicks, 0) AS clicks, coalesce(o.carts, 0) AS carts,
+               coalesce(o.purchases, 0) AS purchases, coalesce(o.revenue, 0) AS revenue
+        FROM imp i LEFT JOIN outcome o ON o.n = i.rowid""")
     return True
 
 
@@ -103,22 +127,12 @@ def _table(con: duckdb.DuckDBPyConnection, by: tuple[str, ...], where: str = "",
     explode_ch = "channel" in by
     explode_rule = "rule" in by
     sql = f"""
-        WITH outcome AS (
-            SELECT rec_id, item_id, count(*) FILTER (type = 'click') AS clicks,
-                   count(*) FILTER (type = 'cart') AS carts,
-                   count(*) FILTER (type = 'purchase') AS purchases,
-                   coalesce(sum(coalesce(price, 0) * coalesce(quantity, 1)) FILTER (type = 'purchase'), 0) AS revenue
-            FROM att GROUP BY rec_id, item_id),
-        base AS (
-            SELECT CAST(date_trunc('day', i.ts) AS DATE) AS day, i.placement, i.version, i.variant, i.position,
-                   {"unnest(CASE WHEN len(i.channels) = 0 THEN ['none'] ELSE i.channels END)" if explode_ch
-                    else "NULL"} AS channel,
-                   i.rules, coalesce(o.clicks, 0) AS clicks, coalesce(o.carts, 0) AS carts,
-                   coalesce(o.purchases, 0) AS purchases, coalesce(o.revenue, 0) AS revenue
-            FROM imp i LEFT JOIN outcome o USING (rec_id, item_id) {where}),
+        WITH by_channel AS (  -- an item two channels found is a row of each (then of each rule: separate levels)
+            SELECT * EXCLUDE (channels), {"unnest(CASE WHEN len(channels) = 0 THEN ['none'] ELSE channels END)"
+                                          if explode_ch else "NULL"} AS channel FROM io {where}),
         rows AS (
             SELECT * EXCLUDE (rules), {"unnest(CASE WHEN len(rules) = 0 THEN [''] ELSE rules END)" if explode_rule
-                                       else "NULL"} AS rule FROM base)
+                                       else "NULL"} AS rule FROM by_channel)
         SELECT {cols}, count(*) AS impressions, sum(clicks) AS clicks, sum(carts) AS carts,
                sum(purchases) AS purchases, sum(revenue) AS revenue
         FROM rows {group}"""
@@ -156,7 +170,7 @@ def report(root: Path, threads: int | None = None, **windows) -> dict[str, pd.Da
     per rule (what the items it moved earned; '' = no rule); per bundle version × variant; the
     position-CTR curve. None: nothing served yet."""
     con = connect(threads)
-    if not attributed(con, root, materialize=True, **windows):
+    if not attributed(con, root, **windows):
         return None
     return {"totals": _table(con, ()), "daily": _table(con, ("day", "placement")),
             "channels": _table(con, ("channel",)), "rules": _table(con, ("rule",)),

@@ -79,6 +79,8 @@ def test_the_full_grouping_and_the_position_curve(root: Path) -> None:
     full = online_table(root)
     assert list(full.columns[:7]) == ["day", "placement", "version", "variant", "channel", "rule", "position"]
     assert full["impressions"].sum() == 6 and full["clicks"].sum() == 4  # i2's click counts in both its channels
+    i2 = full[(full["rule"] == "r1")]  # channels x rules: i2 (two channels, one rule) in two rows, both with r1
+    assert sorted(i2["channel"]) == ["item2item", "tower"] and i2["clicks"].tolist() == [1, 1]
     curve = position_curve(root, "home").set_index("position")
     assert curve["lists"].tolist() == [1, 1, 1] and curve["clicks"].tolist() == [0, 1, 0]  # the forged click: not
     counts, lists, fallback = served_exposure(root, "v1")
