@@ -46,22 +46,9 @@ def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def attributed(con: duckdb.DuckDBPyConnection, root: Path, *, click_window: timedelta = timedelta(hours=24),
-               purchase_window: timedelta = timedelta(days=7)) -> bool:
-    """Build the tables ``ev`` (the events metrics use, once each), ``imp`` (served items), ``att``
-    (the attributed events, one row each, naming the served item — ``imp``'s rowid — they are
-    credited to) and ``io`` (every served item with what it earned). The logs are read once; every
-    query after reads these tables. False: nothing served yet."""
-    src = _sources(root)
-    if src is None:
-        return False
-    salt = keys(root)["salt"]
-    if not all(c in HEX for c in salt + "".join(erased(root))):  # inlined below: hex only
-        raise ValueError("the events folder's salt or tombstones are not hex")
-    gone = ", ".join(f"'{h}'" for h in sorted(erased(root)))
-    key = "CASE WHEN user_id IS NOT NULL THEN 'u:' || user_id ELSE 's:' || session_id END"
+def _read_logs(con: duckdb.DuckDBPyConnection, src: tuple[str, str], hashed: str, gone: str) -> None:
+    """The tables ``ev`` and ``imp`` from the log files (the only reads of them)."""
     con.execute(f"CREATE OR REPLACE TEMP VIEW ev_all AS {src[0]}")
-    hashed = f"substr(sha256('{salt}' || {key}), 1, 16)"
     # Only the events metrics need (organic views are most of a log): once each, erased shoppers gone.
     # Retries are rare in the log (the intake drops them): rows sharing an id's 64-bit hash are found
     # by one hash aggregate, and only those are ordered to keep each event's first copy.
@@ -77,6 +64,30 @@ def attributed(con: duckdb.DuckDBPyConnection, root: Path, *, click_window: time
     con.execute(f"""CREATE OR REPLACE TEMP TABLE imp AS
         SELECT * REPLACE (coalesce(variant, '') AS variant) FROM ({src[1]})
         {f"WHERE shopper IS NULL OR shopper NOT IN ({gone})" if gone else ""}""")
+
+
+def attributed(con: duckdb.DuckDBPyConnection, root: Path, *, click_window: timedelta = timedelta(hours=24),
+               purchase_window: timedelta = timedelta(days=7)) -> bool:
+    """Build the tables ``ev`` (the events metrics use, once each), ``imp`` (served items), ``att``
+    (the attributed events, one row each, naming the served item — ``imp``'s rowid — they are
+    credited to) and ``io`` (every served item with what it earned). The logs are read once; every
+    query after reads these tables. False: nothing served yet."""
+    if served_sql(root) is None:
+        return False
+    salt = keys(root)["salt"]
+    if not all(c in HEX for c in salt + "".join(erased(root))):  # inlined below: hex only
+        raise ValueError("the events folder's salt or tombstones are not hex")
+    gone = ", ".join(f"'{h}'" for h in sorted(erased(root)))
+    key = "CASE WHEN user_id IS NOT NULL THEN 'u:' || user_id ELSE 's:' || session_id END"
+    hashed = f"substr(sha256('{salt}' || {key}), 1, 16)"
+    for attempt in range(3):  # a segment converted (and removed) while it was read: list the files again
+        src = _sources(root)
+        try:
+            _read_logs(con, src, hashed, gone)
+            break
+        except duckdb.IOException:
+            if attempt == 2:
+                raise
     cw, pw = int(click_window.total_seconds()), int(purchase_window.total_seconds())
     # the shopper's salted key is computed only for the events their rec_id did not attribute
     con.execute(f"""CREATE OR REPLACE TEMP TABLE att AS
@@ -137,6 +148,8 @@ def _table(con: duckdb.DuckDBPyConnection, by: tuple[str, ...], where: str = "",
                sum(purchases) AS purchases, sum(revenue) AS revenue
         FROM rows {group}"""
     df = con.execute(sql, params or []).df()
+    counts = ["clicks", "carts", "purchases", "revenue"]
+    df[counts] = df[counts].fillna(0)  # the sums of no rows
     n = df["impressions"].clip(lower=1)
     df["ctr"], df["atc_rate"], df["conversion"] = df["clicks"] / n, df["carts"] / n, df["purchases"] / n
     df["rpm"] = 1000 * df["revenue"] / n

@@ -35,8 +35,11 @@ def artifacts(tiny_artifacts: Path, tmp_path: Path) -> Path:
 
 
 def make_client(artifacts: Path, **overrides) -> TestClient:
+    """The app over ``artifacts`` with the test tokens. The events log is off unless asked for
+    (``events=True``): many tests share the session's bundle, and logs written there would leak
+    from one test into the next (the console reads what was served)."""
     settings = ServingSettings(**({"artifacts_dir": artifacts, "admin_token": TOKEN, "read_token": READ_TOKEN,
-                                   "candidates": 50} | overrides))
+                                   "candidates": 50, "events": False} | overrides))
     return TestClient(create_app(settings))
 
 

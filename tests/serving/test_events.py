@@ -31,7 +31,7 @@ def _eventually(check, timeout: float = 5.0) -> float:
 
 
 def test_a_batch_is_accepted_in_part_with_every_rejection_named(artifacts: Path) -> None:
-    with make_client(artifacts) as c:
+    with make_client(artifacts, events=True) as c:
         b = c.app.state.service.bundle
         item = str(b.catalog.item_ids[0])
         now = datetime.now(UTC)
@@ -60,20 +60,20 @@ def test_a_batch_is_accepted_in_part_with_every_rejection_named(artifacts: Path)
 
 
 def test_a_retried_batch_counts_once(artifacts: Path) -> None:
-    with make_client(artifacts) as c:
+    with make_client(artifacts, events=True) as c:
         item = str(c.app.state.service.bundle.catalog.item_ids[1])
         batch = {"events": [{"event_id": f"r{i}", "type": "view", "session_id": "s9", "item_id": item}
                             for i in range(5)]}
         assert c.post("/v1/events", json=batch).json()["accepted"] == 5
         again = c.post("/v1/events", json=batch).json()
         assert again["accepted"] == 0 and again["duplicates"] == 5
-    with make_client(artifacts) as c:  # a restarted worker remembers what it acknowledged
+    with make_client(artifacts, events=True) as c:  # a restarted worker remembers what it acknowledged
         assert c.post("/v1/events", json=batch).json()["duplicates"] == 5
     assert sorted(r["event_id"] for r in _records(artifacts, "events")) == [f"r{i}" for i in range(5)]
 
 
 def test_a_backlog_or_a_failing_disk_is_a_503_and_nothing_is_kept(artifacts: Path, monkeypatch) -> None:
-    with make_client(artifacts) as c:
+    with make_client(artifacts, events=True) as c:
         state = c.app.state.service
         item = str(state.bundle.catalog.item_ids[0])
         ev = {"events": [{"event_id": "x1", "type": "view", "user_id": "u", "item_id": item}]}
@@ -103,7 +103,7 @@ def test_a_backlog_or_a_failing_disk_is_a_503_and_nothing_is_kept(artifacts: Pat
 
 
 def test_ga4_events_arrive_through_the_mapping_file(artifacts: Path) -> None:
-    with make_client(artifacts) as c:
+    with make_client(artifacts, events=True) as c:
         b = c.app.state.service.bundle
         a, z = str(b.catalog.item_ids[0]), str(b.catalog.item_ids[1])
         rec = c.post("/v1/recommendations", json={"k": 3, "session_id": "g1"}).json()["rec_id"]
@@ -123,7 +123,7 @@ def test_ga4_events_arrive_through_the_mapping_file(artifacts: Path) -> None:
 
 
 def test_every_answer_carries_a_rec_id_naming_the_list_it_served(artifacts: Path) -> None:
-    with make_client(artifacts) as c:
+    with make_client(artifacts, events=True) as c:
         b = c.app.state.service.bundle
         user = b.shoppers.with_history(1)[0]
         out = c.post("/v1/recommendations", json={"user_id": user, "k": 5, "placement": "home"}).json()
@@ -143,7 +143,7 @@ def test_every_answer_carries_a_rec_id_naming_the_list_it_served(artifacts: Path
 
 
 def test_a_sessions_events_reach_the_next_recommendation_in_another_worker_within_a_second(artifacts: Path) -> None:
-    with make_client(artifacts) as a, make_client(artifacts) as b:
+    with make_client(artifacts, events=True) as a, make_client(artifacts, events=True) as b:
         bundle = a.app.state.service.bundle
         item = str(bundle.catalog.item_ids[int(bundle.popular[-1])])  # a product nobody is shown first
         body = {"k": 10, "session_id": "live-1", "in_stock_only": False}
@@ -161,7 +161,7 @@ def test_a_sessions_events_reach_the_next_recommendation_in_another_worker_withi
 
 
 def test_a_session_later_joined_to_a_shopper_becomes_theirs(artifacts: Path) -> None:
-    with make_client(artifacts) as c:
+    with make_client(artifacts, events=True) as c:
         state = c.app.state.service
         item = str(state.bundle.catalog.item_ids[3])
         c.post("/v1/events", json={"events": [{"type": "view", "session_id": "anon-7", "item_id": item}]})
@@ -176,7 +176,7 @@ def test_a_session_later_joined_to_a_shopper_becomes_theirs(artifacts: Path) -> 
 
 
 def test_erasing_a_shopper_removes_their_events_lists_and_state(artifacts: Path) -> None:
-    with make_client(artifacts, events_grace_s=0.0) as c:
+    with make_client(artifacts, events=True, events_grace_s=0.0) as c:
         state = c.app.state.service
         item = str(state.bundle.catalog.item_ids[2])
         c.post("/v1/events", json={"events": [{"type": "view", "session_id": "sx", "user_id": "gone", "item_id": item},
@@ -199,5 +199,5 @@ def test_erasing_a_shopper_removes_their_events_lists_and_state(artifacts: Path)
 
 @pytest.mark.parametrize("bad", [{"events": []}, {"events": [{}] * 1001}, {"event": []}, []])
 def test_malformed_batches_are_422(artifacts: Path, bad) -> None:
-    with make_client(artifacts) as c:
+    with make_client(artifacts, events=True) as c:
         assert c.post("/v1/events", json=bad).status_code == 422
