@@ -1,19 +1,11 @@
 """Two service processes (here: two apps) on one artifacts directory converge on admin changes."""
 
-import time
 from pathlib import Path
 
+from tests.helpers import eventually
 from tests.serving.conftest import TOKEN, make_client
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def _eventually(check, timeout: float = 5.0) -> float:
-    t0 = time.perf_counter()
-    while not check():
-        assert time.perf_counter() - t0 < timeout, "the other worker did not converge in time"
-        time.sleep(0.02)
-    return time.perf_counter() - t0
 
 
 def test_a_change_made_through_one_worker_reaches_the_other(artifacts: Path) -> None:
@@ -28,9 +20,10 @@ def test_a_change_made_through_one_worker_reaches_the_other(artifacts: Path) -> 
             return (victim not in {i["item_id"] for i in page}
                     and b.get(f"/v1/items/{other}").json()["price"] == 123.5)
 
-        assert _eventually(b_has_both) < 1.0  # a few polls of 0.1 s
+        assert eventually(b_has_both, what="the other worker did not converge in time") < 1.0  # a few polls of 0.1 s
         # and a's own change, read back from the log, is not applied twice
         assert a.get(f"/v1/items/{other}").json()["price"] == 123.5
         # both read the whole log within a poll (a reads its own two changes back on its next poll)
-        _eventually(lambda: a.app.state.service.bundle.changes_offset == b.app.state.service.bundle.changes_offset)
+        eventually(lambda: a.app.state.service.bundle.changes_offset == b.app.state.service.bundle.changes_offset,
+                   what="the other worker did not converge in time")
         assert a.get(f"/v1/items/{other}").json()["price"] == 123.5

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from bundle.logs import BacklogError, jsonl_files, log_dir, parquet_files, read_lines, shopper_hash
+from tests.helpers import eventually
 from tests.serving.conftest import AUTH, make_client
 
 
@@ -20,14 +21,6 @@ def _records(artifacts: Path, kind: str) -> list[dict]:
     root = log_dir(artifacts)
     rows = [r for p in jsonl_files(root, kind) for r in read_lines(p)[0]]
     return rows + [r for p in parquet_files(root, kind) for r in pq.read_table(p).to_pylist()]
-
-
-def _eventually(check, timeout: float = 5.0) -> float:
-    t0 = time.perf_counter()
-    while not check():
-        assert time.perf_counter() - t0 < timeout, "not in time"
-        time.sleep(0.02)
-    return time.perf_counter() - t0
 
 
 def test_a_batch_is_accepted_in_part_with_every_rejection_named(artifacts: Path) -> None:
@@ -131,7 +124,7 @@ def test_every_answer_carries_a_rec_id_naming_the_list_it_served(artifacts: Path
         tokens = c.app.state.service.served.tokens
         assert tokens.verify(out["rec_id"]) and tokens.verify(sim["rec_id"]) and out["rec_id"] != sim["rec_id"]
         assert not tokens.verify(out["rec_id"][:-1] + ("A" if out["rec_id"][-1] != "A" else "B"))
-        _eventually(lambda: len({r["rec_id"] for r in _records(artifacts, "served")}) == 2)
+        eventually(lambda: len({r["rec_id"] for r in _records(artifacts, "served")}) == 2)
     served = {r["rec_id"]: r for r in _records(artifacts, "served")}
     home = served[out["rec_id"]]
     assert home["placement"] == "home" and home["version"] == out["bundle_version"] and home["route"] == \
@@ -156,7 +149,7 @@ def test_a_sessions_events_reach_the_next_recommendation_in_another_worker_withi
         def b_knows() -> bool:
             return b.post("/v1/recommendations", json=body).json()["fallback"] is None  # the model path now
 
-        _eventually(b_knows, timeout=3.0)
+        eventually(b_knows, timeout=3.0)
         assert time.perf_counter() - t < 1.0
 
 
