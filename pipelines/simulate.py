@@ -71,6 +71,9 @@ class SimResult:
     carts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ARMS, 0))
     purchases: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ARMS, 0))
     revenue: dict[str, float] = field(default_factory=lambda: dict.fromkeys(ARMS, 0.0))
+    # per experiment variant that served the page (the response's ``variant``; "" for none): lists,
+    # clicks, and the expected clicks of the pages shown (sum of examination x attraction: the truth)
+    variants: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def ctr(self, arm: str) -> float:
         return self.clicks[arm] / max(self.lists[arm], 1)  # per list; per impression: divide by k
@@ -113,8 +116,10 @@ class Truth:
         return self.item.get(item_id, (-1, 0, 0, 0.0))[3]
 
 
-def _session(client: httpx.Client, truth: Truth, cfg: SimConfig, i: int, ts0: float) -> tuple[str, list[dict], list]:
-    """One session: the page request and the events the shopper generates (not yet sent)."""
+def _session(client: httpx.Client, truth: Truth, cfg: SimConfig, i: int, ts0: float
+             ) -> tuple[str, list[dict], list, tuple[str, float]]:
+    """One session: the page request, the events the shopper generates (not yet sent), and (the
+    experiment variant that served the page, the page's expected clicks)."""
     rng = np.random.default_rng([cfg.seed, i])
     u = int(rng.choice(len(truth.user_ids), p=truth.weight / truth.weight.sum()))
     user, session = str(truth.user_ids[u]), f"sim-{cfg.seed}-{i}"
@@ -137,6 +142,7 @@ def _session(client: httpx.Client, truth: Truth, cfg: SimConfig, i: int, ts0: fl
     events.append(ev("list_view"))
     taste = truth.taste(u, shown)
     attraction = cfg.max_attraction * taste / (taste + cfg.half)  # (K,)
+    expected = float(cfg.examination()[: len(shown)] @ attraction)
     examined = rng.random(len(shown)) < cfg.examination()[: len(shown)]
     clicked = examined & (rng.random(len(shown)) < attraction)
     outcome = []
@@ -152,7 +158,7 @@ def _session(client: httpx.Client, truth: Truth, cfg: SimConfig, i: int, ts0: fl
                 events.append(ev("purchase", item_id=iid, position=pos, price=price, quantity=1,
                                  order_id=f"o-{session}-{pos}"))
                 outcome.append(("purchase", price))
-    return arm, events, outcome
+    return arm, events, outcome, (page.get("variant") or "", expected)
 
 
 def simulate(base_url: str, data: Path, cfg: SimConfig, *, headers: dict[str, str] | None = None) -> SimResult:
@@ -166,7 +172,7 @@ def simulate(base_url: str, data: Path, cfg: SimConfig, *, headers: dict[str, st
         if time.monotonic() > deadline:
             return
         try:
-            arm, events, outcome = _session(client, truth, cfg, i, time.time())
+            arm, events, outcome, (variant, expected) = _session(client, truth, cfg, i, time.time())
             r = client.post("/v1/events", json={"events": events})
             r.raise_for_status()
             rejected = len(r.json().get("rejected", []))
@@ -183,6 +189,10 @@ def simulate(base_url: str, data: Path, cfg: SimConfig, *, headers: dict[str, st
             for typ, price in outcome:
                 getattr(res, typ + "s")[arm] += 1
                 res.revenue[arm] += price
+            v = res.variants.setdefault(variant, {"lists": 0, "clicks": 0, "expected": 0.0})
+            v["lists"] += 1
+            v["clicks"] += sum(typ == "click" for typ, _ in outcome)
+            v["expected"] += expected
 
     with httpx.Client(base_url=base_url, headers=headers or {}, timeout=30) as client, \
             ThreadPoolExecutor(cfg.concurrency) as pool:

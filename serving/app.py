@@ -22,8 +22,19 @@ from serving.headers import SecurityHeaders
 from serving.limits import BodyLimit
 from serving.metrics import MetricsMiddleware
 from serving.openapi import install_openapi
-from serving.reload import fall_back, follow_changes, reload_current, watch_current
-from serving.routers import admin, analytics, events, health, images, items, merch, pages, recommendations
+from serving.reload import fall_back, follow_changes, load_for_service, reload_current, watch_current
+from serving.routers import (
+    admin,
+    analytics,
+    events,
+    experiments,
+    health,
+    images,
+    items,
+    merch,
+    pages,
+    recommendations,
+)
 from serving.settings import ServingSettings, get_settings
 from serving.state import ServiceState
 
@@ -46,6 +57,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     # back (a convoy). 0.2 ms keeps the hand-offs short (docs/benchmarks.md, "Online service").
     sys.setswitchinterval(settings.gil_switch_interval_s)
     state = ServiceState(settings)
+    state.variant_bundles.load = lambda version: load_for_service(state, version)  # experiments' bundles
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -70,6 +82,8 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         if settings.watch_interval_s > 0:
             watcher = threading.Thread(target=watch_current, args=(state, stop), daemon=True, name="watch-current")
             watcher.start()
+        threading.Thread(target=_every, args=(stop, 5.0, state.drop_unused_variants), daemon=True,
+                         name="experiment-bundles").start()
         if settings.changes_poll_s > 0:
             threading.Thread(target=follow_changes, args=(state, stop), daemon=True, name="follow-changes").start()
         yield
@@ -84,7 +98,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, settings=settings)  # outermost of ours: nothing reads a body past its limit
     for r in (recommendations.router, items.router, images.router, events.router, admin.router, health.router,
-              analytics.router, merch.router, pages.router):
+              analytics.router, merch.router, experiments.router, pages.router):
         app.include_router(r)
     app.mount("/static/vendor", StaticFiles(directory=VENDOR), name="vendor")  # plotly.js (common/assets.py)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")  # the pages' CSS and JavaScript

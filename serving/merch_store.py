@@ -3,6 +3,7 @@ on photos that look mislabeled. Two append-only logs every worker reads (common/
 
     ARTIFACTS/merch/rules.jsonl    {"op": "put", "rule": {...}} | {"op": "delete", "rule_id": ...}
     ARTIFACTS/merch/labels.jsonl   {"item_id", "decision": "accept" | "dismiss", "category", "at"}
+    ARTIFACTS/merch/experiments.jsonl  {"op": "put", "experiment": {...}} (serving/experiments.py)
 
 A worker re-reads a log when its size changed, at most once per ``poll_s``: a rule saved through
 one worker is in effect in all of them within a second. An accepted label is applied to the loaded
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from bundle.labels import labels_path, latest_decisions, merch_dir
 from common.jsonlines import append_line, read_lines
+from serving.experiments import Experiment
 from serving.rules import Rule, RuleSet
 
 
@@ -55,6 +57,17 @@ def _fold_rules(entries: list[dict]) -> dict[str, Rule]:
     return rules
 
 
+def _fold_experiments(entries: list[dict]) -> dict[str, Experiment]:
+    out: dict[str, Experiment] = {}
+    for e in entries:
+        try:
+            x = Experiment.model_validate(e["experiment"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        out[x.experiment_id] = x
+    return out
+
+
 def _fold_labels(entries: list[dict]) -> list[dict]:
     return [e for e in entries if isinstance(e, dict) and "item_id" in e]
 
@@ -64,6 +77,7 @@ class MerchStore:
         self.root = merch_dir(artifacts)
         self._rules = _Followed(self.root / "rules.jsonl", _fold_rules, poll_s)
         self._labels = _Followed(labels_path(artifacts), _fold_labels, poll_s)
+        self._experiments = _Followed(self.root / "experiments.jsonl", _fold_experiments, poll_s)
 
     # ---------------------------------------------------------------- rules
 
@@ -85,6 +99,21 @@ class MerchStore:
         append_line(self._rules.path, {"op": "delete", "rule_id": rule_id, "at": datetime.now(UTC).isoformat()})
         self._rules.get(True)
         return True
+
+    # ---------------------------------------------------------------- experiments
+
+    def experiments(self, fresh: bool = False) -> list[Experiment]:
+        """Every experiment, oldest first (running or ended)."""
+        return list(self._experiments.get(fresh).values())
+
+    def save_experiment(self, exp: Experiment) -> Experiment:
+        """Logged durably (an id and a salt assigned when missing), in effect in every worker within a poll."""
+        fill = {"experiment_id": exp.experiment_id or uuid.uuid4().hex[:12], "salt": exp.salt or uuid.uuid4().hex}
+        exp = exp.model_copy(update=fill)
+        append_line(self._experiments.path, {"op": "put", "experiment": exp.model_dump(mode="json"),
+                                             "at": datetime.now(UTC).isoformat()})
+        self._experiments.get(True)
+        return exp
 
     # ---------------------------------------------------------------- label decisions
 

@@ -94,6 +94,9 @@ class RecommendationResponse(BaseModel):
     items: list[Item]
     bundle_version: str
     rec_id: str | None = REC_ID
+    variant: str | None = Field(None, description="The experiment and variant that served this page "
+                                "(`<experiment>:<variant>`, or `<experiment>:interleave`); null: none "
+                                "(docs/experiments.md).")
     fallback: Fallback = Field(None, description="popular: no signal about the user; null: model path.")
     user_known: bool
     offset: int

@@ -98,20 +98,23 @@ class ServedLog:
             self.thread.start()
 
     def served(self, route: str, placement: str | None, user_id: str | None, session_id: str | None, version: str,
-               items: list[dict], detail: tuple | None = None, variant: str | None = None) -> str:
-        """A new rec_id for this answer; the list is queued for the log (never waited on)."""
+               items: list[dict], detail: tuple | None = None, variant: str | None = None,
+               teams: list[str] | None = None) -> str:
+        """A new rec_id for this answer; the list is queued for the log (never waited on). ``variant``:
+        the experiment's tag; ``teams``: per item, the interleaved variant that placed it."""
         token = self.tokens.new()
         if self.writer is not None:
             if len(self.queue) == self.queue.maxlen:
                 self.dropped += 1
             self.queue.append((token, time.time(), route, placement, user_id, session_id, version, variant,
-                               [(i["item_id"], i["score"]) for i in items], detail))
+                               [(i["item_id"], i["score"]) for i in items], detail, teams))
         return token
 
     def _line(self, entry: tuple) -> bytes:
-        token, ts, route, placement, user_id, session_id, version, variant, items, detail = entry
+        token, ts, route, placement, user_id, session_id, version, variant, items, detail, teams = entry
         extra = page_details(*detail) if detail is not None else [([], j + 1, []) for j in range(len(items))]
-        rows = [{"item_id": iid, "position": j + 1, "channels": ch, "pre_rank": pre, "rules": rules, "score": sc}
+        rows = [{"item_id": iid, "position": j + 1, "channels": ch, "pre_rank": pre, "rules": rules, "score": sc,
+                 "team": teams[j] if teams else None}
                 for j, ((iid, sc), (ch, pre, rules)) in enumerate(zip(items, extra, strict=False))]
         return to_json({"rec_id": token, "ts": int(ts * 1000), "route": route, "placement": placement,
                         "shopper": shopper_hash(self.salt, user_id, session_id), "version": version,

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
+import time
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic_core import to_json
 
 from serving.auth import check_role
+from serving.errors import RequestError
+from serving.interleave import team_draft
 from serving.metrics import FALLBACKS, STAGES
 from serving.parsing import check_limits, json_body, json_body_schema
 from serving.schemas import ERRORS, RecommendationRequest, RecommendationResponse
@@ -34,12 +40,34 @@ async def recommendations(request: Request) -> Response:
         check_limits(req, state.settings)
         if req.explain and req.user_id is not None:  # the reasons name items of the shopper's history
             check_role(request, "read")
-        out, detail = await state.batcher.submit((bundle, req))  # a RequestError -> its 4xx (serving/errors.py)
+        picked = state.experiment_for(req, bundle)  # serving/experiments.py
+        teams, tag = None, None
+        if picked is None:
+            out, detail = await state.batcher.submit((bundle, req, None))  # a RequestError -> its 4xx
+        elif len(picked[1]) == 1:  # A/B: this shopper's variant, its guardrails counted
+            exp, [(b, v)] = picked
+            t0 = time.perf_counter()
+            try:
+                out, detail = await state.batcher.submit((b, req, v))
+            except RequestError:
+                raise
+            except Exception:
+                state.guard.record(exp, v, (time.perf_counter() - t0) * 1e3, error=True)
+                raise
+            state.guard.record(exp, v, (time.perf_counter() - t0) * 1e3, error=False)
+            tag = exp.tag(v)
+        else:  # interleaving: both variants' pages, merged by team draft; no per-item details
+            exp, arms = picked
+            (out, _), (other, _) = await asyncio.gather(*(state.batcher.submit((b, req, v)) for b, v in arms))
+            out["items"], sides = team_draft(out["items"], other["items"], req.k, random.Random())
+            teams = [arms[0 if t == "A" else 1][1].name for t in sides]  # the variant that placed each item
+            detail, tag = None, exp.tag(None)
     t = out["timings"]
     for stage, ms in zip(_STAGES, (t["user_ms"], t["retrieve_ms"], t["rank_ms"], t["rules_ms"]), strict=True):
         stage.observe(ms / 1e3)
     if out["fallback"]:
         FALLBACKS.labels(out["fallback"]).inc()
+    out["variant"] = tag
     out["rec_id"] = state.served.served("recommendations", req.placement, req.user_id, req.session_id,
-                                        out["bundle_version"], out["items"], detail)  # queued, never waited on
+                                        out["bundle_version"], out["items"], detail, tag, teams)  # queued
     return Response(to_json(out), media_type="application/json")
