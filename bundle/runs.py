@@ -2,7 +2,9 @@
 (pipelines/nightly.py, ``write_run``), read by the console (serving/routers/analytics.py) and the
 nightly report (pipelines/report.py) through ``nights`` / ``tonight``. One module owns the format.
 
-A summary: ``started_at``, ``finished_at``, ``status`` (published | refused by the gate | failed),
+A summary: ``started_at``, ``finished_at``, ``status`` (published | canary | canary not started |
+refused by the gate | failed), ``canary`` (the experiment tonight's bundle started as the challenger
+in, pipelines/canary.py) and ``canary_decisions`` (earlier canaries promoted or rolled back),
 ``version``, ``headline`` (the bundle's headline metrics), ``guards`` (``GUARDS`` of the two-tower),
 ``gate`` (the quality gate's verdict), ``live_headline`` (the live bundle's headline when the run
 started), ``error``, ``data_volume`` (rows and rejects per table), ``steps``, ``config``."""
@@ -72,7 +74,8 @@ def nights(artifacts: Path) -> list[dict]:
                     "status": s.get("status", "unfinished"), "version": s.get("version"),
                     "headline": s.get("headline") or {}, "guards": guards or {}, "gate": s.get("gate"),
                     "live_headline": s.get("live_headline") or {}, "error": s.get("error"),
-                    "data": s.get("data_volume") or {}})
+                    "data": s.get("data_volume") or {}, "canary": s.get("canary"),
+                    "canary_decisions": s.get("canary_decisions") or []})
     return out
 
 

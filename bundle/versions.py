@@ -223,13 +223,14 @@ def rollback(artifacts: Path) -> str:
     raise BundleError(f"no verified bundle older than {cur!r} to roll back to")
 
 
-def retain(artifacts: Path, keep: int = 5) -> list[str]:
+def retain(artifacts: Path, keep: int = 5, protect: set[str] | None = None) -> list[str]:
     """Delete all but the newest ``keep`` versions, never the one ``CURRENT`` names nor the newest
     verified one before it (the rollback target and the service's fallback: nights of refused
-    bundles must not delete the last one that served). Returns deleted."""
+    bundles must not delete the last one that served), nor those in ``protect`` (bundles running
+    experiments serve). Returns deleted."""
     cur = current_version(artifacts)
     versions = list_bundles(artifacts)
-    protect = {cur}
+    protect = {cur} | (protect or set())
     for v in reversed([v for v in versions if cur is not None and v < cur]):  # the newest one that verifies
         try:
             verify_bundle(bundles_dir(artifacts) / v)

@@ -27,10 +27,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 from bundle.logs import log_dir
 from bundle.object_store import push, set_store_current
-from bundle.runs import GUARDS, write_run
+from bundle.runs import GUARDS, nights, write_run
 from bundle.versions import (
     BundleError,
     bundles_dir,
@@ -45,6 +46,7 @@ from bundle.versions import (
 from common.recipes import STRICT, from_mapping, load_recipe, plain
 from pipelines import train_steps as ts
 from pipelines.assemble import TrainedModels, bundle_metrics
+from pipelines.canary import decide_canaries, start_canary
 from pipelines.errors import EXIT_DATA, EXIT_ERROR, EXIT_GATE, EXIT_LOCKED, NightlyError
 from pipelines.gate import manifest_rule, paired_gate
 from pipelines.label_fixes import apply_label_fixes
@@ -54,6 +56,7 @@ from pipelines.settings import get_settings
 from pipelines.tables import fingerprint as dataset_fingerprint
 from pipelines.tables import images_fingerprint
 from recsys.config import RankerTrainConfig, RecTrainConfig
+from serving.merch_store import MerchStore
 from vision.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -82,6 +85,15 @@ class NightlyConfig:
     gate_resamples: int = 2000
     gate_seed: int = 0
     keep_bundles: int = 5
+    # promote: CURRENT moves to a bundle the gate passed; experiment: it starts as the challenger of
+    # the live bundle and the next decision promotes or rolls it back (pipelines/canary.py)
+    rollout: Literal["promote", "experiment"] = "promote"
+    canary_placements: tuple[str, ...] = ("home",)
+    canary_share: float = 0.1  # of the placements' shoppers
+    canary_days: float = 14.0  # rolled back when still undecided after this
+    canary_margin: float = 0.02  # non-inferiority: promoted unless worse by more than this share, with confidence
+    canary_metric: Literal["ctr", "conversion", "revenue_per_visitor"] = "ctr"
+    canary_min_impressions: int = 2000  # per variant, before the CTR floor is checked
     import_events: bool = True  # the service's event log (ARTIFACTS/events) into the dataset first (docs/online.md)
     reload_url: str | None = None  # e.g. http://127.0.0.1:8000 (token: pipelines/settings.py admin_token)
     bundle_store: str | None = None  # fsspec URL the replicas pull from (bundle/object_store.py)
@@ -204,6 +216,11 @@ def _night(data: Path, artifacts: Path, cfg: NightlyConfig, steps: Steps, force:
     if not (data / "events.parquet").is_file():
         raise NightlyError(f"{data}: no dataset (events.parquet missing)", EXIT_DATA)
     sweep_partial(artifacts)  # a run killed while writing a bundle left its temporary directory
+    # Last nights' canaries first: what shoppers did with them decides them before tonight's gate
+    # compares against CURRENT (pipelines/canary.py).
+    last = nights(artifacts)
+    since = datetime.fromisoformat(last[-1]["started_at"]) if last and last[-1]["started_at"] else None
+    decisions = decide_canaries(artifacts, lambda v: publish(artifacts, v, cfg), since=since)
     # What shoppers did online since the last night enters the dataset (pipelines/log_import.py), and
     # labels the merchandisers accepted in the console go into tonight's catalog, before it is fingerprinted.
     online = asdict(import_log(data, log_dir(artifacts), store=cfg.bundle_store,
@@ -253,7 +270,8 @@ def _night(data: Path, artifacts: Path, cfg: NightlyConfig, steps: Steps, force:
     out = {"version": version, "headline": headline, "label_fixes": label_fixes, "online_events": online,
            "data_volume": {t: c for t, c in checked.items() if isinstance(c, dict)},  # rows, rejects per table
            "guards": {k: tt["test"][k] for k in GUARDS if k in tt["test"]},
-           "live_headline": live_headline(artifacts)}  # the console's "tonight" card compares the two
+           "live_headline": live_headline(artifacts),  # the console's "tonight" card compares the two
+           "canary_decisions": decisions}
     gate = quality_gate(artifacts, headline, cfg, bundle, candidate=path, manifest=manifest, data=data,
                         split_dir=Path(split["dir"]))
     out["gate"] = gate
@@ -262,21 +280,40 @@ def _night(data: Path, artifacts: Path, cfg: NightlyConfig, steps: Steps, force:
             raise NightlyError(f"quality gate refused {version}: {gate['reason']}", EXIT_GATE, record=out)
         log.warning("quality gate failed (%s) but --force: publishing %s anyway", gate["reason"], version)
         out["forced"] = True
+    if cfg.rollout == "experiment" and current_version(artifacts) is not None:
+        out["canary"] = start_canary(artifacts, version, placements=list(cfg.canary_placements),
+                                     share=cfg.canary_share, days=cfg.canary_days, margin=cfg.canary_margin,
+                                     metric=cfg.canary_metric, min_impressions=cfg.canary_min_impressions)
+        out["status"] = "canary" if out["canary"]["status"] == "running" else "canary not started"
+    else:
+        out["reload"] = publish(artifacts, version, cfg, manifest)
+    out["deleted_versions"] = retain(artifacts, cfg.keep_bundles, protect=experiment_bundles(artifacts))
+    out["report"] = str(write_report(artifacts, version, metrics, vision_dir, data, gate=gate))
+    return out
+
+
+def publish(artifacts: Path, version: str, cfg: NightlyConfig, manifest: dict | None = None) -> str:
+    """CURRENT to ``version``, the bundle store's too, and the running service told; CURRENT put back
+    (NightlyError) when the service refuses it. Returns the service's answer."""
     previous = current_version(artifacts)
+    manifest = manifest or verify_bundle(bundles_dir(artifacts) / version)
     promote(artifacts, version, verified=manifest)
     if cfg.bundle_store:  # the bundle's files, then the store's CURRENT: replicas pull it from there
         push(artifacts, version, cfg.bundle_store, verified=manifest)
-    out["reload"] = notify_reload(cfg.reload_url)
-    if out["reload"].startswith("refused"):  # the running service would not load it: put CURRENT back
+    answer = notify_reload(cfg.reload_url)
+    if answer.startswith("refused"):  # the running service would not load it: put CURRENT back
         if previous is not None:
             promote(artifacts, previous)
             if cfg.bundle_store:
                 set_store_current(cfg.bundle_store, previous)
-        raise NightlyError(f"the service refused {version} ({out['reload']}); CURRENT back to {previous}",
-                           EXIT_ERROR)
-    out["deleted_versions"] = retain(artifacts, cfg.keep_bundles)
-    out["report"] = str(write_report(artifacts, version, metrics, vision_dir, data, gate=gate))
-    return out
+        raise NightlyError(f"the service refused {version} ({answer}); CURRENT back to {previous}", EXIT_ERROR)
+    return answer
+
+
+def experiment_bundles(artifacts: Path) -> set[str]:
+    """The bundle versions running experiments serve (kept by ``retain``)."""
+    return {v.bundle for e in MerchStore(artifacts).experiments(fresh=True) if e.status == "running"
+            for v in e.variants if v.bundle}
 
 
 def quality_gate(artifacts: Path, headline: dict, cfg: NightlyConfig, bundle: dict, *, candidate: Path | None = None,

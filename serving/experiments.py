@@ -82,6 +82,7 @@ class Experiment(BaseModel):
     guardrails: Guardrails = Field(default_factory=Guardrails)
     status: Literal["running", "stopped", "promoted", "rolled back"] = "running"
     reason: str | None = Field(None, max_length=2000, description="Why it stopped, was promoted or rolled back.")
+    ended_at: datetime | None = Field(None, description="When it stopped, was promoted or rolled back.")
     canary: bool = Field(False, description="Started by the nightly job (rollout: experiment).")
 
     @model_validator(mode="after")
@@ -223,7 +224,7 @@ class Guard:
     def _end(self, exp: Experiment, why: str) -> None:
         log.error("experiment %s ended: %s", exp.experiment_id, why)
         self.save(exp.model_copy(update={"status": "rolled back" if exp.canary else "stopped",
-                                         "reason": f"guardrail: {why}"}))
+                                         "reason": f"guardrail: {why}", "ended_at": datetime.now(UTC)}))
 
     def _check(self, exp: Experiment, variant: Variant, n: int, errors: int, lat: list[float]) -> None:
         g, why = exp.guardrails, None

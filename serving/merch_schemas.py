@@ -22,13 +22,18 @@ class Night(BaseModel):
     run: str
     started_at: str | None
     finished_at: str | None
-    status: str = Field(description="published | refused by the gate | failed | unfinished")
+    status: str = Field(description="published | canary | canary not started | refused by the gate | failed | "
+                        "unfinished")
     version: str | None
     headline: dict[str, float]
     guards: dict[str, float] = Field(description="What gets recommended: coverage, gini, novelty (two-tower, test).")
     gate: dict | None = Field(description="The quality gate's verdict: metric, current, new, floor, reason.")
     error: str | None
     data: dict = Field(description="Rows and rejected rows per table, as validated that night.")
+    canary: dict | None = Field(None, description="rollout: experiment: the experiment tonight's bundle "
+                                "challenges the live one in (docs/experiments.md).")
+    canary_decisions: list[dict] = Field(default_factory=list, description="Canaries promoted or rolled back "
+                                         "since the previous night, each with its reason.")
 
 
 class GateCheck(BaseModel):

@@ -4,6 +4,7 @@ effect in every worker within ``changes_poll_s``; its analysis reads the served 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path
@@ -82,7 +83,8 @@ def stop_experiment(experiment_id: ExperimentId, body: StopRequest, state: State
     exp = _get(state, experiment_id)
     if exp.status != "running":
         raise HTTPException(409, f"experiment {experiment_id!r} is already {exp.status}")
-    return state.merch.save_experiment(exp.model_copy(update={"status": "stopped", "reason": body.reason}))
+    return state.merch.save_experiment(exp.model_copy(update={"status": "stopped", "reason": body.reason,
+                                                              "ended_at": datetime.now(UTC)}))
 
 
 @router.get("/{experiment_id}/analysis", response_model=Analysis)

@@ -18,6 +18,7 @@ from pipelines.errors import EXIT_GATE, NightlyError
 from pipelines.nightly import NightlyConfig, run_nightly
 from pipelines.tables import read_dataset
 from serving.app import create_app
+from serving.merch_store import MerchStore
 from serving.settings import ServingSettings
 from tests.conftest import build_tiny_shop
 
@@ -71,6 +72,15 @@ def test_nightly_publishes_appends_and_refuses_a_regression(fake_fmnist, tmp_pat
     assert second["headline"]["ranker_ndcg@10"] > 0
     assert second["live_headline"] == first["headline"]  # the console's "tonight" compares the two
 
+    # rollout: experiment: tonight's bundle (the same models, a new bundle for the new recipe) starts
+    # as the challenger of the live one instead of replacing it (pipelines/canary.py)
+    canary = run_nightly(shop, art, NightlyConfig(**(TINY | {"gate_margin": 0.99, "rollout": "experiment"})))
+    assert canary["status"] == "canary" and canary["canary"]["control"] == second["version"]
+    assert canary["canary"]["challenger"] == canary["version"] != second["version"]
+    assert current_version(art) == second["version"]  # CURRENT waits for the shoppers' verdict
+    [exp] = [e for e in MerchStore(art).experiments(fresh=True) if e.canary]
+    assert exp.status == "running" and [v.bundle for v in exp.variants] == [second["version"], canary["version"]]
+
     import recsys.ranker as rk
 
     real = rk.train_ranker
@@ -88,9 +98,11 @@ def test_nightly_publishes_appends_and_refuses_a_regression(fake_fmnist, tmp_pat
         run_nightly(shop, art, bad)
     assert e.value.code == EXIT_GATE and "ndcg@10 on tonight's holdout" in str(e.value) and "CI" in str(e.value)
     assert current_version(art) == second["version"]  # CURRENT unchanged
-    assert len(list_bundles(art)) == 3  # the refused bundle exists, verified, never promoted
+    assert len(list_bundles(art)) == 4  # the refused bundle exists, verified, never promoted
     runs = sorted((art / "runs").glob("*.json"))
     assert json.loads(runs[-1].read_text())["status"] == "refused by the gate"
+    [undecided] = json.loads(runs[-1].read_text())["canary_decisions"]  # nobody shopped: still running
+    assert undecided["status"] == "running" and undecided["experiment_id"] == exp.experiment_id
 
 
 def test_a_killed_run_resumes_and_publishes_one_complete_bundle(fake_fmnist, tmp_path: Path) -> None:
