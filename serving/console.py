@@ -13,10 +13,13 @@ from bundle.runs import gate_table, nights, tonight
 from serving import analytics as an
 from serving import online
 from serving.catalog import segment
+from serving.experiment_stats import analyses
 from serving.loaded_bundle import LoadedBundle
 from serving.merch_schemas import (
     CatalogMap,
     Confusion,
+    ExperimentCard,
+    ExperimentsReport,
     ExposureReport,
     Night,
     OnlineReport,
@@ -29,6 +32,16 @@ from serving.merch_schemas import (
 from serving.state import ServiceState
 
 ONLINE_TTL_S = 60.0
+
+
+def experiments_report(state: ServiceState) -> ExperimentsReport:
+    """Every experiment, newest first, each running or recent one with its analysis from the logs."""
+    t0 = time.perf_counter()
+    exps = list(reversed(state.merch.experiments(fresh=True)))
+    shown = [e for e in exps if e.status == "running"] + [e for e in exps if e.status != "running"][:5]
+    found = analyses(state.events_root, shown) if state.settings.events else {}
+    return ExperimentsReport(experiments=[ExperimentCard(experiment=e, analysis=found.get(e.experiment_id))
+                                          for e in exps], seconds=time.perf_counter() - t0)
 
 
 def exposure_of(state: ServiceState, bundle: LoadedBundle, shoppers: int, k: int) -> an.Exposure:

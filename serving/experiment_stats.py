@@ -24,6 +24,7 @@ import math
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel
@@ -184,14 +185,17 @@ def decide(lo: float, hi: float, margin: float) -> str:
 # ---------------------------------------------------------------------- the logs
 
 
-def per_list(root: Path, exp: Experiment) -> tuple[pd.DataFrame, pd.DataFrame]:
+def per_list(root: Path, exp: Experiment, con: duckdb.DuckDBPyConnection | None = None
+             ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(one row per served list of the experiment: variant, shopper, rec_id, ts, impressions, clicks,
-    purchases, revenue; for interleaving, one row per list x team: shopper, rec_id, ts, team, clicks)."""
-    con = connect()
+    purchases, revenue; for interleaving, one row per list x team: shopper, rec_id, ts, team, clicks).
+    ``con``: a connection ``attributed`` already prepared (several experiments, one read of the logs)."""
     empty = pd.DataFrame(columns=["variant", "shopper", "rec_id", "ts", "impressions", "clicks", "purchases",
                                   "revenue"])
-    if not attributed(con, root):
-        return empty, pd.DataFrame(columns=["shopper", "rec_id", "ts", "team", "clicks"])
+    if con is None:
+        con = connect()
+        if not attributed(con, root):
+            return empty, pd.DataFrame(columns=["shopper", "rec_id", "ts", "team", "clicks"])
     prefix = f"{exp.experiment_id}:"
     lists = con.execute("""
         SELECT substr(variant, length(?) + 1) AS variant, shopper, rec_id, min(ts) AS ts, count(*) AS impressions,
@@ -323,3 +327,15 @@ def experiment_analysis(root: Path, exp: Experiment, **kw) -> Analysis:
     """``analyse`` over the logs under ``root`` (bundle/logs.py)."""
     lists, teams = per_list(root, exp)
     return analyse(lists, exp, teams=teams, **kw)
+
+
+def analyses(root: Path, exps: list[Experiment], **kw) -> dict[str, Analysis]:
+    """Every experiment's analysis from one read of the logs (the console's page)."""
+    con = connect()
+    if not exps or not attributed(con, root):
+        return {}
+    out = {}
+    for e in exps:
+        lists, teams = per_list(root, e, con)
+        out[e.experiment_id] = analyse(lists, e, teams=teams, **kw)
+    return out

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from serving.experiment_stats import Analysis
+from serving.experiments import Experiment
 from serving.rules import Rule
 from serving.schemas import Item, ItemId, RecommendationRequest, RecommendationResponse
 
@@ -209,3 +211,13 @@ class Shopper(BaseModel):
 
 class ShopperList(BaseModel):
     user_ids: list[str]
+
+
+class ExperimentCard(BaseModel):
+    experiment: Experiment
+    analysis: Analysis | None = Field(None, description="Null: not analysed (ended long ago, or no event log).")
+
+
+class ExperimentsReport(BaseModel):
+    experiments: list[ExperimentCard] = Field(description="Newest first.")
+    seconds: float

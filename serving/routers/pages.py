@@ -26,7 +26,8 @@ from serving.rules import ACTIONS
 templates = Jinja2Templates(directory=TEMPLATES)
 router = APIRouter(include_in_schema=False)
 
-CONSOLE = [("tonight", "Tonight"), ("online", "Online"), ("quality", "Quality over nights"), ("exposure", "Exposure"),
+CONSOLE = [("tonight", "Tonight"), ("online", "Online"), ("experiments", "Experiments"),
+           ("quality", "Quality over nights"), ("exposure", "Exposure"),
            ("photos", "Photos to check"), ("preview", "Preview as a shopper"), ("rules", "Rules"),
            ("map", "Catalog map")]
 
@@ -99,6 +100,11 @@ def tonight(request: Request, state: State, _: Console) -> HTMLResponse:
 @router.get("/merch/online", response_class=HTMLResponse)
 def online(request: Request, state: State, _: Console) -> HTMLResponse:
     return _page(request, "merch_online", o=console.online_report(state))
+
+
+@router.get("/merch/experiments", response_class=HTMLResponse)
+def experiments(request: Request, state: State, _: Console) -> HTMLResponse:
+    return _page(request, "merch_experiments", x=console.experiments_report(state))
 
 
 @router.get("/merch/quality", response_class=HTMLResponse)

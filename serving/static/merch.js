@@ -47,6 +47,16 @@ const charts = {
     plot("chart-positions", [{ x: data.positions.map(r => r.position), y: data.positions.map(r => r.ctr), mode: "lines+markers" }],
          layout("CTR by position", { xaxis: { title: { text: "position" } }, yaxis: { tickformat: ".1%" } }));
   },
+  experiments() {
+    data.experiments.filter(c => c.analysis && c.analysis.comparisons.length).forEach(c => {
+      const id = `chart-looks-${data.experiments.indexOf(c) + 1}`;
+      plot(id, c.analysis.comparisons.flatMap(cmp => [
+        { x: cmp.looks.map(l => l.at), y: cmp.looks.map(l => l.lift), name: `${cmp.variant}: lift`, mode: "lines+markers" },
+        { x: cmp.looks.map(l => l.at), y: cmp.looks.map(l => l.p_value), name: `${cmp.variant}: p (any look)`, mode: "lines+markers",
+          yaxis: "y2" }]),
+        layout("Lift and always-valid p at each look", { yaxis: { tickformat: ".0%" }, yaxis2: { overlaying: "y", side: "right", type: "log" } }));
+    });
+  },
   exposure() {
     plot("chart-tail", [{ type: "bar", x: data.map(b => b.band), y: data.map(b => b.items) }],
          layout("Products by how often they were recommended", { xaxis: { title: { text: "times recommended" }, type: "category" },
@@ -162,3 +172,8 @@ function wirePhotos() {
 if (data && charts[page]) charts[page]();
 if (page === "preview" || page === "rules") wireForm();
 if (page === "photos") wirePhotos();
+if (page === "experiments") for (const b of document.querySelectorAll("button.stop")) b.addEventListener("click", async () => {
+  const id = b.closest("section").dataset.id;
+  try { await call("POST", `/v1/experiments/${encodeURIComponent(id)}/stop`, { reason: "stopped in the console" }); location.reload(); }
+  catch (e) { b.parentElement.querySelector(".result").textContent = e.message; }
+});

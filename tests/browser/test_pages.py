@@ -142,3 +142,38 @@ def test_accepting_a_photo_relabels_the_product(watched, server):
     now = b.catalog.category_of(b.catalog.row_of.get(item))
     assert httpx.get(f"{base}/v1/items/{item}").json()["category"] == predicted == now
     watched.clean()
+
+
+def test_the_experiments_page_shows_the_analysis_and_stops_one(watched, server, tiny_shop):
+    """An A/B test on the home page, simulated shoppers, the page a merchandiser reads: each variant's
+    numbers, the challenger's lift and decision, the chart of the looks; then the stop button."""
+    base, app = server
+    hostile = '<img src=x onerror="document.title=1">'  # a name is data: rendered as text
+    r = httpx.post(base + "/v1/experiments", headers={"Authorization": f"Bearer {TOKEN}"}, json={
+        "name": hostile, "placements": ["home"],
+        "variants": [{"name": "control", "share": 0.5}, {"name": "popular", "share": 0.5, "popularity": True}]})
+    assert r.status_code == 201, r.text
+    exp = r.json()["experiment_id"]
+    time.sleep(1.2)  # every worker follows the experiments log within a second
+    sim = simulate(base, tiny_shop, SimConfig(sessions=200, seed=4, k=8, max_attraction=0.9, half=1.0,
+                                              arms=(1.0, 0.0, 0.0)))
+    assert set(sim.variants) == {f"{exp}:control", f"{exp}:popular"}
+    got = lambda: httpx.get(f"{base}/v1/experiments/{exp}/analysis", headers=READ).json()  # noqa: E731
+    until(lambda: sum(v["lists"] for v in got()["variants"]) == 200)  # the served log caught up
+    p = watched.page
+    watched.login(base, TOKEN)
+    p.goto(f"{base}/merch/experiments")
+    section = p.locator(f"section.experiment[data-id='{exp}']")
+    assert section.locator("h2").inner_text().startswith(hostile) and p.title() != "1"
+    rows = section.locator("table.variants tr")
+    assert rows.count() == 3 and "popular items to everyone" in rows.nth(2).inner_text()
+    shoppers = [int(rows.nth(i).locator("td").nth(3).inner_text().replace(",", "")) for i in (1, 2)]
+    assert shoppers == [v["shoppers"] for v in got()["variants"]]
+    assert section.locator("table.comparisons td.decision").inner_text() == got()["comparisons"][0]["decision"]
+    p.wait_for_selector(f"section.experiment[data-id='{exp}'] .chart .main-svg")
+    assert "Split check" in section.locator("p.srm").inner_text()
+    watched.shot("merch-experiments")
+    section.locator("button.stop").click()
+    p.wait_for_selector(f"section.experiment[data-id='{exp}'] .status.stopped")
+    assert httpx.get(f"{base}/v1/experiments/{exp}", headers=READ).json()["experiment"]["status"] == "stopped"
+    watched.clean()
