@@ -208,17 +208,25 @@ def main() -> None:
     # in sessions; interleaving: shoppers with a preference for the preference share seen (one-sample
     # test: statsmodels' NormalIndPower with ratio 0), in sessions.
     ctl_est = res.variants[0].metrics["ctr"]
-    per_variant = shoppers_needed(ctl_est, res.variants[0].shoppers, abs(cmp.lift.value), 0.05)
-    ab_sessions = 2 * per_variant * len(lists) / lists["shopper"].nunique()
+    per_shopper = len(lists) / lists["shopper"].nunique()
+    ab = {what: 2 * shoppers_needed(ctl_est, res.variants[0].shoppers, abs(x), 0.05) * per_shopper
+          for what, x in (("measured", cmp.lift.value), ("true", true_lift))}
     decided = pref.prefer_control + pref.prefer_challenger
-    h = abs(proportion_effectsize(pref.challenger_share.value, 0.5))
-    il_shoppers = NormalIndPower().solve_power(effect_size=h, alpha=0.05, power=0.8, ratio=0)
-    il_sessions = il_shoppers * teams["rec_id"].nunique() / decided
-    print(f"sessions for 80 % power at the effect measured: A/B {ab_sessions:,.0f} ({per_variant:,} shoppers per "
-          f"variant), interleaving {il_sessions:,.0f} ({il_shoppers:,.0f} shoppers with a preference, "
-          f"{decided / teams['rec_id'].nunique():.2f} per session): {ab_sessions / il_sessions:.1f}x fewer "
-          "(target >= 10x)")
+    per_session = decided / teams["rec_id"].nunique()
 
+    def il_sessions(share: float) -> float:
+        h = abs(proportion_effectsize(share, 0.5))
+        return NormalIndPower().solve_power(effect_size=h, alpha=0.05, power=0.8, ratio=0) / per_session if h else \
+            float("inf")
+
+    sh = pref.challenger_share
+    far = sh.high if sh.value > 0.5 else sh.low  # the interval's end furthest from 0.5: fewest sessions
+    near = sh.low if sh.value > 0.5 else sh.high
+    il_range = (il_sessions(far), il_sessions(near) if (near - 0.5) * (sh.value - 0.5) > 0 else float("inf"))
+    print(f"sessions for 80 % power: A/B {ab['true']:,.0f} at the true lift ({ab['measured']:,.0f} at the measured "
+          f"one); interleaving {il_sessions(sh.value):,.0f} at the preference measured ({sh.value:.3f}; "
+          f"{il_range[0]:,.0f} .. {il_range[1]:,.0f} over its 95 % interval; {per_session:.2f} preferences per "
+          f"session): {ab['true'] / il_sessions(sh.value):.1f}x fewer at the true lift (target >= 10x)")
 
 if __name__ == "__main__":
     main()

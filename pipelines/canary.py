@@ -113,6 +113,12 @@ def _verdict(artifacts: Path, e: Experiment, now: datetime) -> tuple[str, str]:
     return "running", f"undecided: {said}{days}"
 
 
+def experiment_bundles(artifacts: Path) -> set[str]:
+    """The bundle versions running experiments serve (``retain`` keeps them)."""
+    return {v.bundle for e in MerchStore(artifacts).experiments(fresh=True) if e.status == "running"
+            for v in e.variants if v.bundle}
+
+
 def _record(e: Experiment, when: str) -> dict:
     return {"experiment_id": e.experiment_id, "challenger": e.variants[1].bundle, "control": e.variants[0].bundle,
             "status": e.status, "reason": e.reason, "decided": when}

@@ -46,7 +46,7 @@ from bundle.versions import (
 from common.recipes import STRICT, from_mapping, load_recipe, plain
 from pipelines import train_steps as ts
 from pipelines.assemble import TrainedModels, bundle_metrics
-from pipelines.canary import decide_canaries, start_canary
+from pipelines.canary import decide_canaries, experiment_bundles, start_canary
 from pipelines.errors import EXIT_DATA, EXIT_ERROR, EXIT_GATE, EXIT_LOCKED, NightlyError
 from pipelines.gate import manifest_rule, paired_gate
 from pipelines.label_fixes import apply_label_fixes
@@ -56,7 +56,6 @@ from pipelines.settings import get_settings
 from pipelines.tables import fingerprint as dataset_fingerprint
 from pipelines.tables import images_fingerprint
 from recsys.config import RankerTrainConfig, RecTrainConfig
-from serving.merch_store import MerchStore
 from vision.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -308,12 +307,6 @@ def publish(artifacts: Path, version: str, cfg: NightlyConfig, manifest: dict | 
                 set_store_current(cfg.bundle_store, previous)
         raise NightlyError(f"the service refused {version} ({answer}); CURRENT back to {previous}", EXIT_ERROR)
     return answer
-
-
-def experiment_bundles(artifacts: Path) -> set[str]:
-    """The bundle versions running experiments serve (kept by ``retain``)."""
-    return {v.bundle for e in MerchStore(artifacts).experiments(fresh=True) if e.status == "running"
-            for v in e.variants if v.bundle}
 
 
 def quality_gate(artifacts: Path, headline: dict, cfg: NightlyConfig, bundle: dict, *, candidate: Path | None = None,

@@ -104,13 +104,16 @@ def test_the_cli_starts_without_torch() -> None:
     assert r.returncode == 0, r.stderr[-2000:]
 
 
-SERVING_FOR_PIPELINES = {"serving.smoke": ["check_servable"], "serving.holdout": ["serve_holdout"]}
+SERVING_FOR_PIPELINES = {"serving.smoke": ["check_servable"], "serving.holdout": ["serve_holdout"],
+                         "serving.experiments": ["Experiment", "Guardrails", "Variant"],
+                         "serving.merch_store": ["MerchStore"], "serving.experiment_stats": ["experiment_analysis"]}
 
 
-def test_pipelines_imports_of_serving_only_the_smoke_check() -> None:
-    """The offline half reaches the online half through the bundle contract (``bundle``) and two
-    functions that run the service's own code offline: its smoke check (before a bundle is
-    published) and its served path over a holdout (the nightly gate)."""
+def test_pipelines_imports_of_serving_only_what_it_runs_offline() -> None:
+    """The offline half reaches the online half through the bundle contract (``bundle``) and the
+    service's own code it runs offline: its smoke check (before a bundle is published), its served
+    path over a holdout (the nightly gate), and the experiments' model, log and analysis (the
+    nightly canary decides with the statistics the console shows)."""
     for m, path in _modules().items():
         if not m.startswith("pipelines"):
             continue

@@ -6,7 +6,7 @@ options and calls plain library functions; errors become one line and a non-zero
     recsys   pipelines/cli/recsys.py   the two-tower and the ranker
     index    pipelines/cli/index.py    FAISS indexes
     bundle   pipelines/cli/bundle.py   artifact bundles
-    serve, nightly, demo, simulate     pipelines/cli/ops.py
+    serve, nightly, canary, demo, simulate   pipelines/cli/ops.py
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ app = typer.Typer(help="Vitrine: recommendations and product vision.", no_args_i
                   pretty_exceptions_enable=False)
 for group in (data, vision, recsys, index, bundle):
     app.add_typer(group.app, name=group.__name__.rsplit(".", 1)[-1])
-for command in (ops.serve, ops.nightly, ops.demo):
+for command in (ops.serve, ops.nightly, ops.canary, ops.demo):
     app.command()(command)
 app.command("simulate")(ops.simulate_shoppers)
 

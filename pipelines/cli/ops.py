@@ -1,4 +1,5 @@
-"""Operating the system: `vitrine serve`, `vitrine nightly`, `vitrine demo` and `vitrine simulate`."""
+"""Operating the system: `vitrine serve`, `vitrine nightly`, `vitrine canary`, `vitrine demo` and
+`vitrine simulate`."""
 
 from __future__ import annotations
 
@@ -72,7 +73,40 @@ def nightly(
         raise fail(str(e), EXIT_ERROR) from e
     for st in s["steps"]:
         console.print(f"  {st['step']:<10} {st['status']:<16} {st['seconds']:>7.1f} s")
-    console.print(f"published {s['version']} ({s['gate']['reason']}); report: {s['report']}")
+    for d in s.get("canary_decisions", []):
+        console.print(f"canary {d['experiment_id']} ({d['challenger']}): {d['status']}: {d['reason']}")
+    if s.get("canary"):
+        c = s["canary"]
+        console.print(f"{s['status']}: {s['version']} {'challenges' if c['status'] == 'running' else 'not started:'} "
+                      f"{c.get('control') or c.get('reason')} ({s['gate']['reason']}); report: {s['report']}")
+    else:
+        console.print(f"published {s['version']} ({s['gate']['reason']}); report: {s['report']}")
+
+
+def canary(
+    artifacts: Artifacts = None,
+    config: Annotated[Path | None, typer.Option(help="The nightly YAML (its reload_url and bundle_store are used "
+                                                     "to publish a promoted canary).")] = None,
+) -> None:
+    """Decide the running nightly canaries now (docs/experiments.md): promote, roll back, or keep running.
+    The nightly job does the same at its start; this is for a scheduler between nights."""
+    from pipelines.canary import decide_canaries
+    from pipelines.nightly import publish
+
+    try:
+        cfg = NightlyConfig.from_yaml(config)
+    except (ValueError, OSError) as e:
+        raise fail(str(e), 2) from e
+    art = artifacts_dir(artifacts)
+    try:
+        decisions = decide_canaries(art, lambda v: publish(art, v, cfg))
+    except NightlyError as e:
+        raise fail(str(e), e.code) from e
+    if not decisions:
+        console.print("no canary running")
+    for d in decisions:
+        console.print(f"canary {d['experiment_id']} ({d['challenger']} against {d['control']}): {d['status']}: "
+                      f"{d['reason']}")
 
 
 def demo(

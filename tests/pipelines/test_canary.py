@@ -12,8 +12,8 @@ import pytest
 
 from bundle.versions import current_version, promote
 from pipelines.assemble import assemble_bundle
-from pipelines.canary import decide_canaries, start_canary
-from pipelines.nightly import NightlyConfig, experiment_bundles, publish
+from pipelines.canary import decide_canaries, experiment_bundles, start_canary
+from pipelines.nightly import NightlyConfig, publish
 from serving.merch_store import MerchStore
 from tests.helpers import eventually
 from tests.serving.conftest import READ, make_client
