@@ -77,7 +77,7 @@ def main() -> None:
           "shuffled lists")
     print("| placement | lists | impressions | CTR | conversion | revenue per 1,000 | simulator: clicks / purchases | "
           "service: clicks / purchases |\n|---|---|---|---|---|---|---|---|")
-    for arm in ARMS:
+    for arm in [x for x in ARMS if r.lists[x]]:
         row = table.loc[arm]
         print(f"| {arm} | {r.lists[arm]:,} | {int(row.impressions):,} | {row.ctr:.4f} | {row.conversion:.4f} | "
               f"{row.rpm:,.1f} | {r.clicks[arm]:,} / {r.purchases[arm]:,} | {int(row.clicks):,} / "

@@ -47,13 +47,15 @@ def served_sql(root: Path) -> str | None:
     parts = []
     if ps := parquet_files(root, "served"):
         parts.append(f"SELECT rec_id, epoch_ms(ts) AS ts, placement, shopper, version, variant, item_id, position, "
-                     f"channels, rules, team FROM (SELECT * FROM read_parquet({files(ps)}, union_by_name=true) "
-                     "UNION ALL BY NAME SELECT NULL::VARCHAR AS team WHERE false)")  # logs older than interleaving
+                     f"channels, rules, score, team, propensity FROM (SELECT * FROM read_parquet({files(ps)}, union_by_name=true) "
+                     "UNION ALL BY NAME SELECT NULL::VARCHAR AS team, NULL::DOUBLE AS propensity WHERE false)")
+        # (the union: logs from before interleaving and exploration lack those columns)
     if js := jsonl_files(root, "served"):
         parts.append(
             "SELECT rec_id, epoch_ms(ts) AS ts, placement, shopper, version, variant, it->>'item_id' AS item_id, "
             "CAST(it->>'position' AS INTEGER) AS position, CAST(it->'channels' AS VARCHAR[]) AS channels, "
-            f"CAST(it->'rules' AS VARCHAR[]) AS rules, it->>'team' AS team FROM (SELECT *, unnest(items) AS it "
+            f"CAST(it->'rules' AS VARCHAR[]) AS rules, CAST(it->>'score' AS DOUBLE) AS score, it->>'team' AS team, "
+            "CAST(it->>'propensity' AS DOUBLE) AS propensity FROM (SELECT *, unnest(items) AS it "
             f"FROM read_json({files(js)}, "
             f"format='newline_delimited', columns={SERVED_JSON}, ignore_errors=true))")
     return " UNION ALL BY NAME ".join(parts) if parts else None

@@ -53,7 +53,8 @@ SERVED_COLUMNS = {"rec_id": pa.string(), "ts": pa.int64(), "route": pa.string(),
                   "placement": pa.string(), "shopper": pa.string(), "version": pa.string(), "variant": pa.string(),
                   "item_id": pa.string(), "position": pa.int32(), "channels": pa.list_(pa.string()),
                   "pre_rank": pa.int32(), "rules": pa.list_(pa.string()), "score": pa.float64(),
-                  "team": pa.string()}  # interleaving: the variant that placed the item (serving/interleave.py)
+                  "team": pa.string(),  # interleaving: the variant that placed the item (serving/interleave.py)
+                  "propensity": pa.float64()}  # exploration: P(this item at this position) (serving/off_policy.py)
 SCHEMAS = {"events": pa.schema(EVENT_COLUMNS), "served": pa.schema(SERVED_COLUMNS)}
 
 
@@ -100,7 +101,7 @@ def keys(root: Path) -> dict[str, str]:
 # ---------------------------------------------------------------------- closed segments -> Parquet
 
 
-ITEM_FIELDS = ("item_id", "position", "channels", "pre_rank", "rules", "score", "team")  # per item of a served list
+ITEM_FIELDS = ("item_id", "position", "channels", "pre_rank", "rules", "score", "team", "propensity")  # per item of a served list
 LINE_SCHEMAS = {"events": SCHEMAS["events"],  # a segment's lines; a served line holds its items as a list
                 "served": pa.schema([*(SCHEMAS["served"].field(n) for n in SERVED_COLUMNS if n not in ITEM_FIELDS),
                                      pa.field("items", pa.list_(pa.struct([SCHEMAS["served"].field(n)

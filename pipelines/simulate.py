@@ -14,7 +14,9 @@ Placements (arms), drawn per session:
 - ``home``: the shopper's personalised page (their user id);
 - ``popular``: the same shopper, anonymous: the service's popularity fallback;
 - ``shuffled``: the personalised page displayed in a random order, so that every position holds an
-  item of the same expected attraction: its position-CTR curve measures examination(k) alone.
+  item of the same expected attraction: its position-CTR curve measures examination(k) alone;
+- ``reversed``: the personalised page displayed upside down (what an off-policy estimate of the
+  reversed ordering should find, serving/off_policy.py).
 
 Deterministic by seed: session ``i`` draws from ``(seed, i)`` whatever order the threads run in (the
 service's answers may still differ between runs: real-time state follows the events' arrival).
@@ -38,7 +40,7 @@ import pandas as pd
 from pipelines.fashion_mnist import CLASSES
 
 log = logging.getLogger(__name__)
-ARMS = ("home", "popular", "shuffled")
+ARMS = ("home", "popular", "shuffled", "reversed")
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ class SimConfig:
     half: float = 4.0
     p_cart: float = 0.3  # given a click, at full attraction
     p_purchase: float = 0.5  # given a cart
-    arms: tuple[float, float, float] = (0.4, 0.2, 0.4)  # shares of home, popular, shuffled sessions
+    arms: tuple[float, ...] = (0.4, 0.2, 0.4)  # shares of home, popular, shuffled, reversed sessions (missing: 0)
     concurrency: int = 8
     max_seconds: float = 600.0
 
@@ -123,7 +125,9 @@ def _session(client: httpx.Client, truth: Truth, cfg: SimConfig, i: int, ts0: fl
     rng = np.random.default_rng([cfg.seed, i])
     u = int(rng.choice(len(truth.user_ids), p=truth.weight / truth.weight.sum()))
     user, session = str(truth.user_ids[u]), f"sim-{cfg.seed}-{i}"
-    arm = ARMS[int(rng.choice(len(ARMS), p=np.asarray(cfg.arms) / sum(cfg.arms)))]
+    shares = np.zeros(len(ARMS))
+    shares[: len(cfg.arms)] = cfg.arms
+    arm = ARMS[int(rng.choice(len(ARMS), p=shares / shares.sum()))]
     body = {"k": cfg.k, "placement": arm, "session_id": session} | ({} if arm == "popular" else {"user_id": user})
     r = client.post("/v1/recommendations", json=body)
     r.raise_for_status()
@@ -131,6 +135,8 @@ def _session(client: httpx.Client, truth: Truth, cfg: SimConfig, i: int, ts0: fl
     shown = [it["item_id"] for it in page["items"]]
     if arm == "shuffled":
         shown = [shown[j] for j in rng.permutation(len(shown))]
+    elif arm == "reversed":
+        shown = shown[::-1]
     rec = page.get("rec_id")
     ts = datetime.fromtimestamp(ts0, UTC).isoformat()
     events: list[dict] = []

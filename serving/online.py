@@ -113,8 +113,8 @@ def attributed(con: duckdb.DuckDBPyConnection, root: Path, *, click_window: time
                    count(*) FILTER (type = 'purchase') AS purchases,
                    coalesce(sum(coalesce(price, 0) * coalesce(quantity, 1)) FILTER (type = 'purchase'), 0) AS revenue
             FROM att GROUP BY n)
-        SELECT CAST(date_trunc('day', i.ts) AS DATE) AS day, i.ts, i.rec_id, i.shopper, i.team, i.placement,
-                i.version, i.variant, i.position,
+        SELECT CAST(date_trunc('day', i.ts) AS DATE) AS day, i.ts, i.rec_id, i.item_id, i.shopper, i.team, i.placement,
+                i.version, i.variant, i.position, i.score, i.propensity,
                i.channels, i.rules, coalesce(o.clicks, 0) AS clicks, coalesce(o.carts, 0) AS carts,
                coalesce(o.purchases, 0) AS purchases, coalesce(o.revenue, 0) AS revenue
         FROM imp i LEFT JOIN outcome o ON o.n = i.rowid""")

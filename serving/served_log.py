@@ -99,22 +99,27 @@ class ServedLog:
 
     def served(self, route: str, placement: str | None, user_id: str | None, session_id: str | None, version: str,
                items: list[dict], detail: tuple | None = None, variant: str | None = None,
-               teams: list[str] | None = None) -> str:
+               teams: list[str] | None = None, propensities: list[float] | None = None,
+               order: list[int] | None = None) -> str:
         """A new rec_id for this answer; the list is queued for the log (never waited on). ``variant``:
-        the experiment's tag; ``teams``: per item, the interleaved variant that placed it."""
+        the experiment's tag; ``teams``: per item, the interleaved variant that placed it;
+        ``propensities``: per item, the probability of its position under exploration; ``order``: where
+        each shown item was in the service's order (exploration reorders what ``detail`` describes)."""
         token = self.tokens.new()
         if self.writer is not None:
             if len(self.queue) == self.queue.maxlen:
                 self.dropped += 1
             self.queue.append((token, time.time(), route, placement, user_id, session_id, version, variant,
-                               [(i["item_id"], i["score"]) for i in items], detail, teams))
+                               [(i["item_id"], i["score"]) for i in items], detail, teams, propensities, order))
         return token
 
     def _line(self, entry: tuple) -> bytes:
-        token, ts, route, placement, user_id, session_id, version, variant, items, detail, teams = entry
+        token, ts, route, placement, user_id, session_id, version, variant, items, detail, teams, props, order = entry
         extra = page_details(*detail) if detail is not None else [([], j + 1, []) for j in range(len(items))]
+        if order is not None and detail is not None:
+            extra = [extra[j] for j in order if j < len(extra)]
         rows = [{"item_id": iid, "position": j + 1, "channels": ch, "pre_rank": pre, "rules": rules, "score": sc,
-                 "team": teams[j] if teams else None}
+                 "team": teams[j] if teams else None, "propensity": props[j] if props else None}
                 for j, ((iid, sc), (ch, pre, rules)) in enumerate(zip(items, extra, strict=False))]
         return to_json({"rec_id": token, "ts": int(ts * 1000), "route": route, "placement": placement,
                         "shopper": shopper_hash(self.salt, user_id, session_id), "version": version,

@@ -78,6 +78,12 @@ class ServingSettings(BaseSettings):
     click_window: timedelta = Field(timedelta(hours=24), description="A click without a rec_id is credited to the "
                                     "latest list that showed its item to the same shopper or session this recently.")
     purchase_window: timedelta = Field(timedelta(days=7), description="... and a cart or a purchase, this recently.")
+    explore_rate: float = Field(0.0, ge=0, le=1, description="Share of recommendation pages whose top "
+                                "explore_positions are shuffled, each item's propensity logged, for off-policy "
+                                "estimates (serving/off_policy.py); 0: off.")
+    explore_positions: int = Field(10, ge=2, le=100, description="How many top positions exploration shuffles.")
+    explore_placements: list[str] = Field(default_factory=list, description="Placements explored (JSON list); "
+                                          "empty: every placement.")
     realtime: bool = Field(True, description="Shoppers' and sessions' recent events join their next recommendation.")
     realtime_events: int = Field(20, ge=1, le=1000, description="Recent events kept per shopper or session.")
     realtime_shoppers: int = Field(100_000, ge=100, description="Shoppers and sessions kept (least recently active "

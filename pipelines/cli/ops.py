@@ -174,6 +174,6 @@ def simulate_shoppers(
         raise fail(f"no session went through ({r.failed} failed): is the service running at {url}?")
     console.print(f"{r.sessions:,} sessions ({r.failed} failed) in {r.seconds:.1f} s: {r.events:,} events accepted, "
                   f"{r.rejected} rejected")
-    for arm in ARMS:
+    for arm in [x for x in ARMS if r.lists[x]]:
         console.print(f"  {arm:<9} {r.lists[arm]:>7,} lists  {r.ctr(arm) / k:.4f} CTR  {r.carts[arm]:>6,} carts  "
                       f"{r.purchases[arm]:>6,} purchases  {r.revenue[arm]:>10,.2f} revenue")

@@ -3,7 +3,7 @@ builds them; the pages in serving/routers/pages.py draw the same)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response
@@ -22,6 +22,7 @@ from serving.merch_schemas import (
     Quality,
     Tonight,
 )
+from serving.off_policy import CANDIDATES, OffPolicyEstimate, estimate, logged_lists
 from serving.saliency import catalog_overlay
 from serving.schemas import ERRORS
 from vision.preprocess import ImageError
@@ -51,6 +52,22 @@ def get_online(state: State) -> OnlineReport:
     the rates, per day × placement, channel, rule and bundle version × variant; the position-CTR
     curve (docs/online.md). Recomputed at most once a minute."""
     return console.online_report(state)
+
+
+@router.get("/off-policy", response_model=OffPolicyEstimate)
+def off_policy(state: State, candidate: Annotated[Literal[CANDIDATES], Query(description="The ordering of the "
+               "service's own top positions to estimate: logged (by its score), reversed, random.")] = "reversed",
+               placement: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = None,
+               positions: Annotated[int | None, Query(ge=2, le=100, description="Top positions (default: the "
+                                                      "explore_positions setting).")] = None) -> OffPolicyEstimate:
+    """A candidate ordering's CTR over the top positions, estimated from the explored lists' logged
+    propensities (IPS and self-normalised IPS, serving/off_policy.py) before it serves anyone. 409:
+    exploration is off (``explore_rate`` 0) and nothing explored was logged."""
+    m = positions or state.settings.explore_positions
+    est = estimate(logged_lists(state.events_root, placement), candidate, m, placement=placement)
+    if est.lists == 0:
+        raise HTTPException(409, "no explored list logged: set VITRINE_EXPLORE_RATE (docs/experiments.md)")
+    return est
 
 
 @router.get("/exposure", response_model=ExposureReport)

@@ -14,6 +14,7 @@ from serving.auth import check_role
 from serving.errors import RequestError
 from serving.interleave import team_draft
 from serving.metrics import FALLBACKS, STAGES
+from serving.off_policy import explore
 from serving.parsing import check_limits, json_body, json_body_schema
 from serving.schemas import ERRORS, RecommendationRequest, RecommendationResponse
 from serving.state import ServiceState
@@ -68,6 +69,10 @@ async def recommendations(request: Request) -> Response:
     if out["fallback"]:
         FALLBACKS.labels(out["fallback"]).inc()
     out["variant"] = tag
+    s, props, order = state.settings, None, None
+    if s.explore_rate > 0 and teams is None and req.offset == 0 and (
+            not s.explore_placements or req.placement in s.explore_placements):  # off-policy logging
+        out["items"], props, order = explore(out["items"], s.explore_rate, s.explore_positions, random.Random())
     out["rec_id"] = state.served.served("recommendations", req.placement, req.user_id, req.session_id,
-                                        out["bundle_version"], out["items"], detail, tag, teams)  # queued
+                                        out["bundle_version"], out["items"], detail, tag, teams, props, order)
     return Response(to_json(out), media_type="application/json")
