@@ -177,7 +177,7 @@ def page(b: LoadedBundle, p: Prepared, ranked: np.ndarray, scores: np.ndarray | 
             item["reason"] = r
     t4 = time.perf_counter()
     timings = p.ms | {"rules_ms": (t4 - t) * 1e3, "total_ms": (t4 - p.t0) * 1e3}
-    answer = {"items": items, "bundle_version": b.version, "rec_id": None, "fallback": fallback,
+    answer = {"items": items, "bundle_version": b.version, "rec_id": None, "variant": None, "fallback": fallback,
               "user_known": p.shopper.row is not None, "offset": req.offset, "k": req.k, "timings": timings}
     return answer, (rows, None if fallback else ranked, candidates, effect.by_row)
 
