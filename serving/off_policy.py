@@ -9,8 +9,8 @@ p(i, k) = (1 - rate) * [the service put i at k] + rate / m, for the top m positi
 Estimator: the item-position inverse propensity score (Li, Kim, Zitouni 2018, "Offline evaluation
 of ranking policies with click models") under the position-based click model: a candidate that
 puts item i at position k earns the clicks the log saw for i at k, weighted by 1 / p(i, k):
-    IPS   = 1 / (N m) * sum_lists sum_{k <= m} click(i_k, k) * [cand(i_k) = k] / p(i_k, k)
-    SNIPS = IPS / (1 / (N m) * sum_lists sum_{k <= m} [cand(i_k) = k] / p(i_k, k))
+    IPS   = 1 / (N m) * sum_lists sum_{k <= m} click(i_k, k) * P(cand puts i_k at k) / p(i_k, k)
+    SNIPS = IPS / (1 / (N m) * sum_lists sum_{k <= m} P(cand puts i_k at k) / p(i_k, k))
 both per impression of the top m. Unbiased (IPS) when every (item, position) the candidate uses
 has a positive propensity — true for any reordering of the service's own top m, the candidates
 here — and clicks depend on the item and the position only.
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -61,23 +60,21 @@ def explore(items: list[dict], rate: float, m: int, rng: random.Random
     return page, props, top + list(range(m, len(items)))
 
 
-def candidate_positions(lists: pd.DataFrame, candidate: str, m: int, seed: int = 0) -> np.ndarray:
-    """Per logged row of the top m, the position the candidate puts its item at (1-based).
-    ``logged``: by the service's score (what it would show without exploration); ``reversed``: the
-    service's top m upside down; ``random``: a uniformly random order."""
+def candidate_probability(lists: pd.DataFrame, candidate: str, m: int) -> np.ndarray:
+    """Per logged row of the top m, the probability that the candidate puts the row's item at the
+    row's position. ``logged``: the service's order by its score (what it shows without
+    exploration); ``reversed``: that order upside down; ``random``: a uniformly random order (1/m
+    everywhere: the expectation, not one draw, so no noise is added)."""
     if candidate not in CANDIDATES:
         raise ValueError(f"unknown candidate {candidate!r}; choose from {CANDIDATES}")
     if candidate == "random":
-        rng = np.random.default_rng(seed)
-        key = rng.random(len(lists))
-    else:
-        key = lists["score"].to_numpy(np.float64) * (1 if candidate == "logged" else -1)
+        return np.full(len(lists), 1.0 / m)
+    key = lists["score"].to_numpy(np.float64) * (1 if candidate == "logged" else -1)
     rank = pd.Series(-key, index=lists.index).groupby(lists["rec_id"]).rank(method="first")
-    return rank.to_numpy(np.int64)
+    return (rank.to_numpy(np.int64) == lists["position"].to_numpy()).astype(np.float64)
 
 
 def estimate(lists: pd.DataFrame, candidate: str, m: int, *, placement: str | None = None,
-             order: Callable[[pd.DataFrame, str, int], np.ndarray] = candidate_positions,
              alpha: float = 0.05) -> OffPolicyEstimate:
     """IPS and SNIPS of ``candidate``'s CTR over the top ``m`` positions from logged rows (rec_id,
     item_id, position, score, propensity, clicks) of lists with propensities."""
@@ -86,16 +83,16 @@ def estimate(lists: pd.DataFrame, candidate: str, m: int, *, placement: str | No
     if n == 0:
         return OffPolicyEstimate(candidate=candidate, placement=placement, positions=m, lists=0, matched=0,
                                  ips=math.nan, ips_low=math.nan, ips_high=math.nan, snips=math.nan)
-    match = order(top, candidate, m) == top["position"].to_numpy()
-    w = np.where(match, 1.0 / top["propensity"].to_numpy(np.float64), 0.0)
+    prob = candidate_probability(top, candidate, m)
+    w = prob / top["propensity"].to_numpy(np.float64)
     value = w * top["clicks"].to_numpy(np.float64)
     per_list = pd.DataFrame({"rec_id": top["rec_id"].to_numpy(), "v": value, "w": w}).groupby("rec_id").sum()
     ips = per_list["v"].sum() / (n * m)
     se = per_list["v"].std(ddof=1) / m / math.sqrt(n) if n > 1 else math.nan
     z = stats.norm.ppf(1 - alpha / 2)
     weight = per_list["w"].sum() / (n * m)
-    return OffPolicyEstimate(candidate=candidate, placement=placement, positions=m, lists=n, matched=int(match.sum()),
-                             ips=ips, ips_low=ips - z * se, ips_high=ips + z * se,
+    return OffPolicyEstimate(candidate=candidate, placement=placement, positions=m, lists=n,
+                             matched=int((prob > 0).sum()), ips=ips, ips_low=ips - z * se, ips_high=ips + z * se,
                              snips=ips / weight if weight > 0 else math.nan)
 
 
