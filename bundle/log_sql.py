@@ -47,7 +47,8 @@ def served_sql(root: Path) -> str | None:
     parts = []
     if ps := parquet_files(root, "served"):
         parts.append(f"SELECT rec_id, epoch_ms(ts) AS ts, placement, shopper, version, variant, item_id, position, "
-                     f"channels, rules, score, team, propensity FROM (SELECT * FROM read_parquet({files(ps)}, union_by_name=true) "
+                     f"channels, rules, score, team, propensity FROM (SELECT * FROM read_parquet({files(ps)}, "
+                     "union_by_name=true) "
                      "UNION ALL BY NAME SELECT NULL::VARCHAR AS team, NULL::DOUBLE AS propensity WHERE false)")
         # (the union: logs from before interleaving and exploration lack those columns)
     if js := jsonl_files(root, "served"):

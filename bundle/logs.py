@@ -101,7 +101,8 @@ def keys(root: Path) -> dict[str, str]:
 # ---------------------------------------------------------------------- closed segments -> Parquet
 
 
-ITEM_FIELDS = ("item_id", "position", "channels", "pre_rank", "rules", "score", "team", "propensity")  # per item of a served list
+# per item of a served list
+ITEM_FIELDS = ("item_id", "position", "channels", "pre_rank", "rules", "score", "team", "propensity")
 LINE_SCHEMAS = {"events": SCHEMAS["events"],  # a segment's lines; a served line holds its items as a list
                 "served": pa.schema([*(SCHEMAS["served"].field(n) for n in SERVED_COLUMNS if n not in ITEM_FIELDS),
                                      pa.field("items", pa.list_(pa.struct([SCHEMAS["served"].field(n)
