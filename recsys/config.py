@@ -94,7 +94,7 @@ class RankerHparams:
     __pydantic_config__ = STRICT
 
     cat_dim: int = 8
-    # One low-rank cross layer and an MLP 32 (5.8k multiply-adds per candidate): 2.4x faster per
+    # One low-rank cross layer and an MLP 32 (5.8k multiply-adds per candidate): 2.2-2.6x faster per
     # candidate than the 2-cross / MLP 64-32 form (19k) that shipped before issue 32, served NDCG@10
     # -0.5 % on MovieLens' random split and +63 % on fashion-shop's gate holdout (docs/models.md,
     # bench/ranker_student.py, bench/served_path.py)
