@@ -49,6 +49,32 @@ def feed(sess, rows: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     return out
 
 
+def time_per_candidate(sessions: dict, x: dict[str, np.ndarray], repeats: int) -> dict[str, float]:
+    """Best of three alternated rounds (the machine's speed drifts): µs per row of ``x`` per session."""
+    rows = len(next(iter(x.values())))
+    us: dict[str, list[float]] = {k: [] for k in sessions}
+    for _ in range(3):
+        for k, s in sessions.items():
+            s.run(None, x)
+            t = time.perf_counter()
+            for _ in range(repeats):
+                s.run(None, x)
+            us[k].append((time.perf_counter() - t) / repeats / rows * 1e6)
+    return {k: min(v) for k, v in us.items()}
+
+
+def served_against_live(live: Path, ranker: Path, tmp: Path, data: Path, split: Path) -> str:
+    """A copy of the live bundle with ``ranker`` against the live one on the gate's holdout, as table cells."""
+    cand = tmp / "bundles" / live.name
+    shutil.rmtree(cand, ignore_errors=True)
+    shutil.copytree(live, cand)
+    shutil.copy(ranker, cand / "ranker.onnx")
+    g = paired_gate(cand, read_manifest(cand), live, data, split, margin=0.01, k=10, shoppers=2000,
+                    confidence=0.95, resamples=2000, seed=0)
+    return (f"{g['candidate']:.4f} vs {g['live']:.4f} | {g['difference'] / g['live']:+.1%} "
+            f"({g['ci'][0] / g['live']:+.1%} .. {g['ci'][1] / g['live']:+.1%}) |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--artifacts", type=Path, default=Path("artifacts"))
@@ -64,14 +90,7 @@ def main() -> None:
         paths = variants(live / "ranker.onnx", Path(tmp) / "rankers")
         sessions = {k: make_session(p, threads=1, device="cpu") for k, p in paths.items()}
         x = feed(sessions["fp32"], a.rows, rng)
-        us = {k: [] for k in sessions}
-        for _ in range(3):  # alternated: the machine's speed drifts
-            for k, s in sessions.items():
-                s.run(None, x)
-                t = time.perf_counter()
-                for _ in range(a.repeats):
-                    s.run(None, x)
-                us[k].append((time.perf_counter() - t) / a.repeats / a.rows * 1e6)
+        us = time_per_candidate(sessions, x, a.repeats)
         ref = sessions["fp32"].run(None, x)[0]
         print(f"machine: {platform.machine()}, {os.cpu_count()} cores; {datetime.now(UTC):%Y-%m-%d}; bundle {version}; "
               f"{a.rows:,} rows per call, best of 3 x {a.repeats} calls; served NDCG@10 paired on the gate's holdout")
@@ -79,18 +98,9 @@ def main() -> None:
               "(95 % CI) |\n|---|---|---|---|---|---|")
         for k, p in paths.items():
             corr = np.corrcoef(ref.ravel(), sessions[k].run(None, x)[0].ravel())[0, 1]
-            if k == "fp32":
-                print(f"| {k} | {min(us[k]):.3f} | 1.00x | 1 | (live) | — |")
-                continue
-            cand = Path(tmp) / "bundles" / version
-            shutil.rmtree(cand, ignore_errors=True)
-            shutil.copytree(live, cand)
-            shutil.copy(p, cand / "ranker.onnx")
-            g = paired_gate(cand, read_manifest(cand), live, a.data, split, margin=0.01, k=10, shoppers=2000,
-                            confidence=0.95, resamples=2000, seed=0)
-            print(f"| {k} | {min(us[k]):.3f} | {min(us['fp32']) / min(us[k]):.2f}x | {corr:.4f} | {g['candidate']:.4f} "
-                  f"vs {g['live']:.4f} | {g['difference'] / g['live']:+.1%} ({g['ci'][0] / g['live']:+.1%} .. "
-                  f"{g['ci'][1] / g['live']:+.1%}) |")
+            head = f"| {k} | {us[k]:.3f} | {us['fp32'] / us[k]:.2f}x | {corr:.4f} |"
+            print(f"{head} (live) | — |" if k == "fp32" else
+                  f"{head} {served_against_live(live, p, Path(tmp), a.data, split)}")
 
 
 if __name__ == "__main__":

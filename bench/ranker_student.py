@@ -24,13 +24,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ranker_int8 import feed  # noqa: E402
+from ranker_int8 import feed, served_against_live, time_per_candidate  # noqa: E402
 
-from bundle.versions import bundles_dir, current_version, read_manifest  # noqa: E402
+from bundle.versions import bundles_dir, current_version  # noqa: E402
 from common.onnx_runtime import make_session  # noqa: E402
 from common.recipes import from_mapping, plain  # noqa: E402
 from pipelines import train_steps as ts  # noqa: E402
-from pipelines.gate import paired_gate  # noqa: E402
 from pipelines.nightly import NightlyConfig  # noqa: E402
 from recsys.config import RankerHparams, RecTrainConfig  # noqa: E402
 
@@ -91,14 +90,7 @@ def main() -> None:
                 shutil.copy(out / "ranker.onnx", a.keep / f"{out.name}.onnx")
         sessions = {k: make_session(p, threads=1, device="cpu") for k, p in paths.items()}
         x = feed(next(iter(sessions.values())), rows, rng)
-        us = {k: [] for k in sessions}
-        for _ in range(3):
-            for k, s in sessions.items():
-                s.run(None, x)
-                t = time.perf_counter()
-                for _ in range(a.repeats):
-                    s.run(None, x)
-                us[k].append((time.perf_counter() - t) / a.repeats / rows * 1e6)
+        us = time_per_candidate(sessions, x, a.repeats)
         teacher = next(iter(paths))
         print(f"machine: {platform.machine()}, {os.cpu_count()} cores; {datetime.now(UTC):%Y-%m-%d}; bundle {version}; "
               f"ranker recipe {json.dumps(plain(cfg.ranker))} (model varied); {rows:,} rows per call, "
@@ -107,19 +99,9 @@ def main() -> None:
               "served NDCG@10 | difference (95 % CI) |\n|---|---|---|---|---|---|---|")
         for k, p in paths.items():
             off = info[k]["lift"]["ranker"]["ndcg@10"] if k in info else float("nan")
-            head = (f"| {k} | {macs(hps[k]):,} | {min(us[k]):.3f} | {min(us[teacher]) / min(us[k]):.2f}x | "
-                    f"{off:.4f} |")
-            if k == teacher:
-                print(f"{head} (live) | — |")
-                continue
-            cand = Path(tmp) / "bundles" / version
-            shutil.rmtree(cand, ignore_errors=True)
-            shutil.copytree(live, cand)
-            shutil.copy(p, cand / "ranker.onnx")
-            g = paired_gate(cand, read_manifest(cand), live, a.data, split, margin=0.01, k=10, shoppers=2000,
-                            confidence=0.95, resamples=2000, seed=0)
-            print(f"{head} {g['candidate']:.4f} vs {g['live']:.4f} | {g['difference'] / g['live']:+.1%} "
-                  f"({g['ci'][0] / g['live']:+.1%} .. {g['ci'][1] / g['live']:+.1%}) |")
+            head = f"| {k} | {macs(hps[k]):,} | {us[k]:.3f} | {us[teacher] / us[k]:.2f}x | {off:.4f} |"
+            print(f"{head} (live) | — |" if k == teacher else
+                  f"{head} {served_against_live(live, p, Path(tmp), a.data, split)}")
         print("student training s: " + ", ".join(f"{k} {v['seconds']:.0f}" for k, v in info.items()))
 
 
