@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from serving_bench import LUA, bodies, wait_ready, wrk  # noqa: E402
+from serving_bench import LUA, bodies, start_server, wait_ready, wrk  # noqa: E402
 
 ROOT = Path(__file__).parents[1]
 EVENTS_LUA = """
@@ -63,11 +63,7 @@ def event_template(bundle: Path, n: int) -> str:
 
 def start(art: Path, port: int, workers: int, events: bool) -> subprocess.Popen:
     # the console's exposure sample is not computed at start (it would share the core with the first runs)
-    env = os.environ | {"VITRINE_ARTIFACTS_DIR": str(art), "VITRINE_EVENTS": str(events).lower(),
-                        "VITRINE_WARM_ANALYTICS": "false"}
-    return subprocess.Popen([sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--port",
-                             str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
-                            env=env, cwd=ROOT)
+    return start_server(art, port, workers, VITRINE_EVENTS=str(events).lower(), VITRINE_WARM_ANALYTICS="false")
 
 
 def main() -> None:

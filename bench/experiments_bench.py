@@ -21,10 +21,8 @@ everyone; ``no-channels``: the two-tower's list without the item-to-item and cat
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,7 +37,7 @@ from statsmodels.stats.proportion import proportion_effectsize
 
 sys.path.insert(0, str(Path(__file__).parent))
 from events_bench import scratch_artifacts  # noqa: E402
-from serving_bench import wait_ready  # noqa: E402
+from serving_bench import start_server, wait_ready  # noqa: E402
 
 from bundle.logs import log_dir  # noqa: E402
 from pipelines.simulate import SimConfig, simulate  # noqa: E402
@@ -82,9 +80,10 @@ def prefixes(lists: pd.DataFrame, step: int) -> list[tuple[int, pd.DataFrame]]:
 
 
 def hashed_split(shoppers: pd.Series, salt: str, cut: float = 0.5) -> np.ndarray:
-    u = np.array([int.from_bytes(hashlib.sha256(f"{salt}:{s}".encode()).digest()[:8], "big") / 2.0**64
-                  for s in shoppers])
-    return np.where(u < cut, "a", "b")
+    """Each shopper's side ("a" with probability ``cut``) by the service's own assignment."""
+    split = Experiment(name="split", placements=["home"], salt=salt,
+                       variants=[Variant(name="a", share=cut), Variant(name="b", share=1 - cut)])
+    return np.array([split.assign(s).name for s in shoppers])
 
 
 def main() -> None:
@@ -104,11 +103,7 @@ def main() -> None:
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         art = scratch_artifacts(a.artifacts, Path(tmp))
-        env = os.environ | {"VITRINE_ARTIFACTS_DIR": str(art), "VITRINE_WARM_ANALYTICS": "false",
-                            "VITRINE_ADMIN_TOKEN": TOKEN}
-        server = subprocess.Popen([sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--port",
-                                   str(a.port), "--workers", str(a.workers), "--log-level", "warning",
-                                   "--no-access-log"], env=env, cwd=ROOT)
+        server = start_server(art, a.port, a.workers, VITRINE_WARM_ANALYTICS="false", VITRINE_ADMIN_TOKEN=TOKEN)
         cutoffs, truth = [], {}
         try:
             wait_ready(host)

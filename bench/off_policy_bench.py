@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from events_bench import scratch_artifacts  # noqa: E402
-from serving_bench import wait_ready  # noqa: E402
+from serving_bench import start_server, wait_ready  # noqa: E402
 
 from bundle.logs import log_dir  # noqa: E402
 from pipelines.simulate import SimConfig, simulate  # noqa: E402
@@ -47,12 +46,8 @@ def main() -> None:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         art = scratch_artifacts(a.artifacts, Path(tmp))
-        env = os.environ | {"VITRINE_ARTIFACTS_DIR": str(art), "VITRINE_WARM_ANALYTICS": "false",
-                            "VITRINE_EXPLORE_RATE": str(a.rate), "VITRINE_EXPLORE_POSITIONS": str(k),
-                            "VITRINE_EXPLORE_PLACEMENTS": '["home"]'}
-        server = subprocess.Popen([sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--port",
-                                   str(a.port), "--workers", str(a.workers), "--log-level", "warning",
-                                   "--no-access-log"], env=env, cwd=ROOT)
+        server = start_server(art, a.port, a.workers, VITRINE_WARM_ANALYTICS="false", VITRINE_EXPLORE_RATE=str(a.rate),
+                              VITRINE_EXPLORE_POSITIONS=str(k), VITRINE_EXPLORE_PLACEMENTS='["home"]')
         try:
             wait_ready(host)
             r = simulate(host, a.data, SimConfig(sessions=a.sessions, seed=7, k=k, concurrency=16, max_seconds=1800,

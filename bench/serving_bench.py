@@ -64,6 +64,13 @@ def bodies(bundle: Path, n: int, seed: int = 0, mix: str = "storefront") -> list
     return out
 
 
+def start_server(artifacts: Path, port: int, workers: int, **env: str) -> subprocess.Popen:
+    """uvicorn on loopback over ``artifacts`` with ``workers`` processes; ``env``: more VITRINE_* settings."""
+    return subprocess.Popen([sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--port",
+                             str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
+                            env=os.environ | {"VITRINE_ARTIFACTS_DIR": str(artifacts)} | env, cwd=ROOT)
+
+
 def wait_ready(url: str, timeout: float = 300) -> dict:
     t = time.time()
     while time.time() - t < timeout:
@@ -95,10 +102,7 @@ def main() -> None:
     version = (a.artifacts / "CURRENT").read_text().strip()
     bundle = a.artifacts / "bundles" / version
     host = f"http://127.0.0.1:{a.port}"
-    env = os.environ | {"VITRINE_ARTIFACTS_DIR": str(a.artifacts), "VITRINE_PUBLIC_METRICS": "true"}  # read below
-    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--port",
-                               str(a.port), "--workers", str(a.workers), "--log-level", "warning",
-                               "--no-access-log"], env=env, cwd=ROOT)
+    server = start_server(a.artifacts, a.port, a.workers, VITRINE_PUBLIC_METRICS="true")  # /metrics read below
     try:
         ready = wait_ready(host)
         with tempfile.TemporaryDirectory() as tmp:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from events_bench import scratch_artifacts  # noqa: E402
-from serving_bench import wait_ready  # noqa: E402
+from serving_bench import start_server, wait_ready  # noqa: E402
 
 from bundle.logs import log_dir  # noqa: E402
 from pipelines.simulate import ARMS, SimConfig, simulate  # noqa: E402
@@ -48,10 +47,7 @@ def main() -> None:
     host = f"http://127.0.0.1:{a.port}"
     with tempfile.TemporaryDirectory() as tmp:
         art = scratch_artifacts(a.artifacts, Path(tmp))
-        env = os.environ | {"VITRINE_ARTIFACTS_DIR": str(art), "VITRINE_WARM_ANALYTICS": "false"}
-        server = subprocess.Popen([sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--port",
-                                   str(a.port), "--workers", str(a.workers), "--log-level", "warning",
-                                   "--no-access-log"], env=env, cwd=ROOT)
+        server = start_server(art, a.port, a.workers, VITRINE_WARM_ANALYTICS="false")
         try:
             wait_ready(host)
             r = simulate(host, a.data, cfg)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,16 @@ def write_run(artifacts: Path, started: str, summary: dict) -> Path:
     tmp.write_text(json.dumps(summary, indent=2, default=str))
     tmp.replace(path)
     return path
+
+
+def last_started(artifacts: Path) -> datetime | None:
+    """When the newest run started (the summaries' names sort by it; only that file is read)."""
+    runs = sorted(runs_dir(artifacts).glob("*.json"))
+    try:
+        started = json.loads(runs[-1].read_text()).get("started_at") if runs else None
+    except (OSError, json.JSONDecodeError):
+        return None
+    return datetime.fromisoformat(started) if started else None
 
 
 def gate_table(gate: dict | None) -> list[dict]:

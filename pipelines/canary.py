@@ -24,7 +24,7 @@ from pathlib import Path
 from bundle.logs import log_dir
 from bundle.versions import current_version
 from serving.experiment_stats import experiment_analysis
-from serving.experiments import Experiment, Guardrails, Variant
+from serving.experiments import Experiment, Guardrails, Variant, utc
 from serving.merch_store import MerchStore
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ def _verdict(artifacts: Path, e: Experiment, now: datetime) -> tuple[str, str]:
     if a.srm_flagged:
         shoppers = ", ".join(f"{v.name} {v.shoppers}" for v in a.variants)
         return "rolled back", f"sample-ratio mismatch (p = {a.srm_p:.2g}: {shoppers}): the assignment is broken"
-    end = e.end if e.end is None or e.end.tzinfo else e.end.replace(tzinfo=UTC)
+    end = utc(e.end)
     over = end is not None and now >= end
     if not a.comparisons:
         return ("rolled back", f"nothing served in it by its end ({end:%Y-%m-%d})") if over else \

@@ -31,7 +31,7 @@ from typing import Literal
 
 from bundle.logs import log_dir
 from bundle.object_store import push, set_store_current
-from bundle.runs import GUARDS, nights, write_run
+from bundle.runs import GUARDS, last_started, write_run
 from bundle.versions import (
     BundleError,
     bundles_dir,
@@ -217,9 +217,7 @@ def _night(data: Path, artifacts: Path, cfg: NightlyConfig, steps: Steps, force:
     sweep_partial(artifacts)  # a run killed while writing a bundle left its temporary directory
     # Last nights' canaries first: what shoppers did with them decides them before tonight's gate
     # compares against CURRENT (pipelines/canary.py).
-    last = nights(artifacts)
-    since = datetime.fromisoformat(last[-1]["started_at"]) if last and last[-1]["started_at"] else None
-    decisions = decide_canaries(artifacts, lambda v: publish(artifacts, v, cfg), since=since)
+    decisions = decide_canaries(artifacts, lambda v: publish(artifacts, v, cfg), since=last_started(artifacts))
     # What shoppers did online since the last night enters the dataset (pipelines/log_import.py), and
     # labels the merchandisers accepted in the console go into tonight's catalog, before it is fingerprinted.
     online = asdict(import_log(data, log_dir(artifacts), store=cfg.bundle_store,

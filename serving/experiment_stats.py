@@ -115,17 +115,17 @@ def ratio(y: np.ndarray, x: np.ndarray, alpha: float = 0.05) -> Estimate:
     r = y.sum() / x.sum()
     cov = np.cov(y, x, ddof=1)  # (2, 2)
     var = (cov[0, 0] - 2 * r * cov[0, 1] + r * r * cov[1, 1]) / (n * x.mean() ** 2)
-    return _normal(r, math.sqrt(max(var, 0.0)), alpha)
+    return normal_interval(r, math.sqrt(max(var, 0.0)), alpha)
 
 
-def _normal(value: float, se: float, alpha: float) -> Estimate:
+def normal_interval(value: float, se: float, alpha: float = 0.05) -> Estimate:
     z = stats.norm.ppf(1 - alpha / 2)
     return Estimate(value=value, low=value - z * se, high=value + z * se, se=se)
 
 
 def difference(t: Estimate, c: Estimate, alpha: float = 0.05) -> Estimate:
     """Challenger minus control (independent groups)."""
-    return _normal(t.value - c.value, math.hypot(t.se, c.se), alpha)
+    return normal_interval(t.value - c.value, math.hypot(t.se, c.se), alpha)
 
 
 def lift(t: Estimate, c: Estimate, alpha: float = 0.05) -> Estimate:
@@ -133,7 +133,7 @@ def lift(t: Estimate, c: Estimate, alpha: float = 0.05) -> Estimate:
     if not c.value > 0:
         return Estimate(value=math.nan, low=math.nan, high=math.nan, se=math.nan)
     se = math.sqrt(t.se ** 2 / c.value ** 2 + t.value ** 2 * c.se ** 2 / c.value ** 4)
-    return _normal(t.value / c.value - 1, se, alpha)
+    return normal_interval(t.value / c.value - 1, se, alpha)
 
 
 def msprt_p(theta: float, var: float, tau: float) -> float:
@@ -190,22 +190,25 @@ def per_list(root: Path, exp: Experiment, con: duckdb.DuckDBPyConnection | None 
     """(one row per served list of the experiment: variant, shopper, rec_id, ts, impressions, clicks,
     purchases, revenue; for interleaving, one row per list x team: shopper, rec_id, ts, team, clicks).
     ``con``: a connection ``attributed`` already prepared (several experiments, one read of the logs)."""
-    empty = pd.DataFrame(columns=["variant", "shopper", "rec_id", "ts", "impressions", "clicks", "purchases",
+    lists = pd.DataFrame(columns=["variant", "shopper", "rec_id", "ts", "impressions", "clicks", "purchases",
                                   "revenue"])
+    teams = pd.DataFrame(columns=["shopper", "rec_id", "ts", "team", "clicks"])
     if con is None:
         con = connect()
         if not attributed(con, root):
-            return empty, pd.DataFrame(columns=["shopper", "rec_id", "ts", "team", "clicks"])
+            return lists, teams
     prefix = f"{exp.experiment_id}:"
+    if exp.mode == "interleave":  # one query per mode: the other's frame stays empty
+        teams = con.execute("""
+            SELECT shopper, rec_id, min(ts) AS ts, team, sum(clicks) AS clicks FROM io
+            WHERE variant = ? AND shopper IS NOT NULL AND team IS NOT NULL GROUP BY ALL""",
+                            [f"{prefix}interleave"]).df()
+        return lists, teams
     lists = con.execute("""
         SELECT substr(variant, length(?) + 1) AS variant, shopper, rec_id, min(ts) AS ts, count(*) AS impressions,
                sum(clicks) AS clicks, sum(purchases) AS purchases, sum(revenue) AS revenue
         FROM io WHERE starts_with(variant, ?) AND shopper IS NOT NULL
         GROUP BY ALL""", [prefix, prefix]).df()
-    teams = con.execute("""
-        SELECT shopper, rec_id, min(ts) AS ts, team, sum(clicks) AS clicks FROM io
-        WHERE variant = ? AND shopper IS NOT NULL AND team IS NOT NULL GROUP BY ALL""",
-                        [f"{prefix}interleave"]).df()
     return lists, teams
 
 

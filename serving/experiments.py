@@ -20,6 +20,7 @@ import hashlib
 import logging
 import re
 import threading
+import weakref
 from collections import deque
 from datetime import UTC, datetime
 from typing import Literal
@@ -103,9 +104,8 @@ class Experiment(BaseModel):
 
     def active(self, now: datetime | None = None) -> bool:
         now = now or datetime.now(UTC)
-        aware = lambda t: t if t is None or t.tzinfo else t.replace(tzinfo=UTC)  # noqa: E731
-        return (self.status == "running" and (self.start is None or aware(self.start) <= now)
-                and (self.end is None or now < aware(self.end)))
+        return (self.status == "running" and (self.start is None or utc(self.start) <= now)
+                and (self.end is None or now < utc(self.end)))
 
     def assign(self, key: str) -> Variant:
         """The variant of the shopper or session ``key``: uniform in [0, 1) from the salted hash, cut by the shares."""
@@ -120,6 +120,11 @@ class Experiment(BaseModel):
     def tag(self, variant: Variant | None) -> str:
         """The served log's ``variant`` value."""
         return f"{self.experiment_id}:{variant.name if variant else 'interleave'}"
+
+
+def utc(t: datetime | None) -> datetime | None:
+    """A time without a zone read as UTC (an API caller may send either)."""
+    return t if t is None or t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def running_on(experiments: list[Experiment], placement: str | None, now: datetime | None = None) -> Experiment | None:
@@ -145,7 +150,8 @@ class VariantBundles:
         self.bundles: dict[str, object] = {}
         self.loading: set[str] = set()
         self.failed: dict[str, str] = {}
-        self.views: dict[tuple, object] = {}
+        # bundle -> its channels-off view; held weakly, so a view goes with the bundle it was made of
+        self.views: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def get(self, version: str):
         with self.lock:
@@ -174,17 +180,16 @@ class VariantBundles:
         with self.lock:
             for v in set(self.bundles) - versions:
                 del self.bundles[v]
-            self.views = {k: b for k, b in self.views.items() if k[0] in versions or k[0] == "live"}
             self.failed = {v: e for v, e in self.failed.items() if v in versions}
 
-    def without_channels(self, b, key: str):
+    def without_channels(self, b):
         """The bundle with its recall channels off (a shallow view: arrays shared)."""
         with self.lock:
-            view = self.views.get((key, id(b)))
+            view = self.views.get(b)
             if view is None:
                 view = copy.copy(b)
                 view.channels = None
-                self.views = {k: v for k, v in self.views.items() if k[0] != key} | {(key, id(b)): view}
+                self.views[b] = view
             return view
 
 
@@ -197,7 +202,8 @@ class Guard:
     def __init__(self, save, check_every: int = 50, window: int = 2000) -> None:
         self.save, self.check_every, self.window = save, check_every, window
         self.lock = threading.Lock()
-        self.counts: dict = {}  # tag -> [requests, errors, recent latencies (ms)]
+        self.counts: dict[str, list] = {}  # tag -> [requests, errors, recent latencies (ms)]
+        self.ended_for_refusal: set[str] = set()  # experiments ended here for a refused bundle
 
     def record(self, exp: Experiment, variant: Variant, ms: float, error: bool) -> None:
         if variant is exp.variants[0]:
@@ -216,9 +222,9 @@ class Guard:
     def refused(self, exp: Experiment, variant: Variant, why: str) -> None:
         """A variant whose bundle the service refused: its experiment ends (once per worker)."""
         with self.lock:
-            if ("refused", exp.experiment_id) in self.counts:
+            if exp.experiment_id in self.ended_for_refusal:
                 return
-            self.counts[("refused", exp.experiment_id)] = []
+            self.ended_for_refusal.add(exp.experiment_id)
         self._end(exp, f"{variant.name}: the service refused bundle {variant.bundle}: {why}")
 
     def _end(self, exp: Experiment, why: str) -> None:

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel
-from scipy import stats
 
+from serving.experiment_stats import normal_interval
 from serving.online import attributed, connect
 
 CANDIDATES = ("logged", "reversed", "random")  # orderings of the service's own top m
@@ -88,11 +88,10 @@ def estimate(lists: pd.DataFrame, candidate: str, m: int, *, placement: str | No
     value = w * top["clicks"].to_numpy(np.float64)
     per_list = pd.DataFrame({"rec_id": top["rec_id"].to_numpy(), "v": value, "w": w}).groupby("rec_id").sum()
     ips = per_list["v"].sum() / (n * m)
-    se = per_list["v"].std(ddof=1) / m / math.sqrt(n) if n > 1 else math.nan
-    z = stats.norm.ppf(1 - alpha / 2)
+    iv = normal_interval(ips, per_list["v"].std(ddof=1) / m / math.sqrt(n) if n > 1 else math.nan, alpha)
     weight = per_list["w"].sum() / (n * m)
     return OffPolicyEstimate(candidate=candidate, placement=placement, positions=m, lists=n,
-                             matched=int((prob > 0).sum()), ips=ips, ips_low=ips - z * se, ips_high=ips + z * se,
+                             matched=int((prob > 0).sum()), ips=ips, ips_low=iv.low, ips_high=iv.high,
                              snips=ips / weight if weight > 0 else math.nan)
 
 

@@ -104,7 +104,7 @@ class ServiceState:
         """The bundle a variant serves from (None: not loaded yet, or refused)."""
         b = live if v.bundle is None or v.bundle == live.version else self.variant_bundles.get(v.bundle)
         if b is not None and not v.channels and b.channels is not None:
-            b = self.variant_bundles.without_channels(b, v.bundle or "live")
+            b = self.variant_bundles.without_channels(b)
         return b
 
     def drop_unused_variants(self) -> None:

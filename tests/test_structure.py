@@ -105,7 +105,7 @@ def test_the_cli_starts_without_torch() -> None:
 
 
 SERVING_FOR_PIPELINES = {"serving.smoke": ["check_servable"], "serving.holdout": ["serve_holdout"],
-                         "serving.experiments": ["Experiment", "Guardrails", "Variant"],
+                         "serving.experiments": ["Experiment", "Guardrails", "Variant", "utc"],
                          "serving.merch_store": ["MerchStore"], "serving.experiment_stats": ["experiment_analysis"]}
 
 
