@@ -31,6 +31,9 @@ def make_session(path: Path, *, threads: int = 0, device: str = "auto") -> ort.I
     opts = ort.SessionOptions()
     if threads:
         opts.intra_op_num_threads = threads
+    if threads > 1:  # idle pool threads sleep instead of spinning: a spinning pool takes the cores the
+        # other workers' (and the event loop's) threads need (docs/benchmarks.md, "Thread pools per worker")
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.inter_op_num_threads = 1
     return ort.InferenceSession(str(path), opts, providers=providers(device))
 

@@ -10,12 +10,12 @@ import sys
 import threading
 from contextlib import asynccontextmanager
 
-import faiss
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from common.assets import VENDOR
+from common.threads import apply, plan
 from serving.assets import STATIC
 from serving.errors import install_error_handlers
 from serving.headers import SecurityHeaders
@@ -56,14 +56,16 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     # Python's default 5 ms switch interval it then waits up to 5 ms for the event loop to hand it
     # back (a convoy). 0.2 ms keeps the hand-offs short (docs/benchmarks.md, "Online service").
     sys.setswitchinterval(settings.gil_switch_interval_s)
+    pools = plan(settings.workers, ort=settings.ort_threads, faiss=settings.faiss_threads)
+    settings = settings.model_copy(update={"ort_threads": pools.ort, "faiss_threads": pools.faiss})
     state = ServiceState(settings)
     state.variant_bundles.load = lambda version: load_for_service(state, version)  # experiments' bundles
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        # OpenMP's thread count is per calling thread: set it here, on the event-loop thread that runs
-        # the recommendation batches (the bundle itself loads on a worker thread).
-        faiss.omp_set_num_threads(settings.faiss_threads)
+        # OpenMP's thread count is per calling thread: size the pools here, on the event-loop thread that
+        # runs the recommendation batches (the bundle itself loads on a worker thread).
+        apply(pools)
         ok, detail = await run_in_threadpool(reload_current, state)
         if not ok:  # CURRENT refused: the newest older bundle that loads, labelled degraded in /readyz
             ok, detail = await run_in_threadpool(fall_back, state)
@@ -94,6 +96,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     app = FastAPI(title="Vitrine", version="1", lifespan=lifespan, **docs,
                   description="Recommendations, similar items and search by photo over a versioned model bundle.")
     app.state.service = state
+    app.state.pools = pools
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, settings=settings)  # outermost of ours: nothing reads a body past its limit

@@ -158,6 +158,8 @@ class Health(BaseModel):
     items: int | None = None
     worker: int | None = Field(None, description="Process id of the worker that answered (`vitrine serve --workers N` "
                                "runs N, each with its own copy of the live state).")
+    threads: dict[str, int] | None = Field(None, description="This worker's thread pools (cores, workers, ort, "
+                                           "faiss, blas, numba), sized from its share of the cores.")
 
 
 class Problem(BaseModel):

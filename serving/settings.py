@@ -44,8 +44,11 @@ class ServingSettings(BaseSettings):
     max_image_pixels: int = Field(25_000_000, ge=1024, description="Decompression-bomb guard for uploads.")
     mmap: bool = Field(True, description="Open the bundle's arrays and indexes memory-mapped, copy-on-write, so "
                        "the workers of one host share one copy in the page cache (live changes stay private).")
-    ort_threads: int = Field(1, ge=0, description="intra-op threads per ONNX Runtime session (0 = ORT default).")
-    faiss_threads: int = Field(1, ge=1, description="OpenMP threads per FAISS search (requests run in parallel).")
+    workers: int = Field(1, ge=1, description="Server processes on this host (`vitrine serve --workers` sets it): "
+                         "each sizes its thread pools to its share of the cores (common/threads.py).")
+    ort_threads: int = Field(1, ge=1, description="intra-op threads per ONNX Runtime session (a batch is small: "
+                             "a second thread costs CPU and buys no requests/s; run more workers instead).")
+    faiss_threads: int = Field(1, ge=1, description="OpenMP threads per FAISS search (as ort_threads).")
     max_batch: int = Field(32, ge=1, description="Most concurrent recommendation requests run as one batch.")
     batch_wait_ms: float = Field(2.0, ge=0, le=50, description="Longest a queued request waits for the requests "
                                  "still reading their bodies to join its batch (serving/batcher.py).")

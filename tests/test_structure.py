@@ -106,14 +106,16 @@ def test_the_cli_starts_without_torch() -> None:
 
 SERVING_FOR_PIPELINES = {"serving.smoke": ["check_servable"], "serving.holdout": ["serve_holdout"],
                          "serving.experiments": ["Experiment", "Guardrails", "Variant", "utc"],
-                         "serving.merch_store": ["MerchStore"], "serving.experiment_stats": ["experiment_analysis"]}
+                         "serving.merch_store": ["MerchStore"], "serving.experiment_stats": ["experiment_analysis"],
+                         "serving.settings": ["ServingSettings"], "serving.workers": ["run"]}
 
 
 def test_pipelines_imports_of_serving_only_what_it_runs_offline() -> None:
     """The offline half reaches the online half through the bundle contract (``bundle``) and the
     service's own code it runs offline: its smoke check (before a bundle is published), its served
-    path over a holdout (the nightly gate), and the experiments' model, log and analysis (the
-    nightly canary decides with the statistics the console shows)."""
+    path over a holdout (the nightly gate), the experiments' model, log and analysis (the
+    nightly canary decides with the statistics the console shows), and the service `vitrine serve`
+    starts (its settings size the workers' thread pools; serving/workers.py runs them)."""
     for m, path in _modules().items():
         if not m.startswith("pipelines"):
             continue

@@ -13,14 +13,16 @@ from typing import Annotated
 
 import pandas as pd
 import typer
-import uvicorn
 
 from bundle.versions import current_version
+from common.threads import environment, plan
 from pipelines.cli.common import Artifacts, DataDir, artifacts_dir, console, fail
 from pipelines.cli.data import fashion_shop
 from pipelines.errors import EXIT_ERROR, NightlyError
 from pipelines.nightly import NightlyConfig, run_nightly
 from pipelines.simulate import ARMS, SimConfig, simulate
+from serving.settings import ServingSettings
+from serving.workers import run as serve_workers
 
 log = logging.getLogger("vitrine")
 CPU_CONFIG = Path(__file__).parents[1] / "configs" / "nightly-cpu.yaml"
@@ -30,7 +32,8 @@ def serve(
     artifacts: Artifacts = None,
     host: str = "127.0.0.1",
     port: int = 8000,
-    workers: Annotated[int, typer.Option(help="uvicorn worker processes (each loads the bundle).")] = 1,
+    workers: Annotated[int, typer.Option(min=0, help="Server processes, each with its own socket and the bundle "
+                                                  "loaded; 0 = one per core.")] = 1,
     admin_token: Annotated[str | None, typer.Option(envvar="VITRINE_ADMIN_TOKEN", help="Enables the admin role "
                                                     "(writes); prefer the variable or a credentials file.")] = None,
     watch: Annotated[float, typer.Option(help="Poll CURRENT every N seconds and reload on change (0 = off).")] = 0.0,
@@ -44,10 +47,22 @@ def serve(
     # The workers build their app from the serving settings (serving/settings.py), i.e. from these variables.
     os.environ["VITRINE_ARTIFACTS_DIR"] = str(artifacts)
     os.environ["VITRINE_WATCH_INTERVAL_S"] = str(watch)
+    # Each worker's pools get its share of the cores; set before uvicorn starts them, so the native
+    # libraries read the sizes when they load (common/threads.py; create_app applies them again).
+    try:
+        settings = ServingSettings()
+    except ValueError as e:  # pydantic's ValidationError: name the bad variable in one line
+        raise fail(f"bad VITRINE_* setting: {e}".replace("\n", " "), 2) from e
+    pools = plan(workers, ort=settings.ort_threads, faiss=settings.faiss_threads)
+    os.environ.update(environment(pools))
+    console.print(f"thread pools: {pools.describe()}")
+    if pools.workers < pools.cores:
+        console.print(f"note: a worker runs one batch at a time on one core; --workers {pools.cores} (or 0) uses "
+                      "them all")
     if admin_token:
         os.environ["VITRINE_ADMIN_TOKEN"] = admin_token
-    uvicorn.run("serving.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="warning", access_log=False)
+    serve_workers("serving.app:create_app", host=host, port=port, workers=pools.workers, log_level="warning",
+                  access_log=False)
 
 
 def nightly(

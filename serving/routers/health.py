@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import asdict
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -39,7 +40,8 @@ async def readyz(request: Request, response: Response) -> Health:
         response.status_code = 503
         return Health(status=f"not ready: {say(state.last_error or 'loading')}", worker=os.getpid())
     status = f"degraded: {say(state.degraded)}" if state.degraded else "ready"
-    return Health(status=status, bundle_version=b.version, items=b.items_index.n_live, worker=os.getpid())
+    return Health(status=status, bundle_version=b.version, items=b.items_index.n_live, worker=os.getpid(),
+                  threads=asdict(request.app.state.pools))
 
 
 @router.get("/metrics", include_in_schema=False)

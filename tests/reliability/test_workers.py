@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from bundle.versions import bundles_dir, promote
+from common.threads import cores_available
 from tests.reliability.server import free_port, republish
 from tests.serving.conftest import TOKEN
 
@@ -64,6 +65,9 @@ def test_two_workers_share_changes_and_reload_together(artifacts: Path) -> None:
     try:
         first = _workers(base)
         assert len(first) == 2 and {r["bundle_version"] for r in first.values()} == {v1}
+        share = max(1, cores_available() // 2)  # each worker sized its pools to its share of the cores
+        assert all(r["threads"] == {"cores": cores_available(), "workers": 2, "ort": 1, "faiss": 1, "blas": share,
+                                    "numba": share} for r in first.values()), first
         n = next(iter(first.values()))["items"]
         # one worker takes the admin call; the other applies it from the change log
         assert httpx.delete(f"{base}/v1/items/{item}", headers=AUTH, timeout=10).status_code == 200
