@@ -2,25 +2,24 @@
 bundles, written by the console (serving/merch_store.py) and read by the nightly job
 (pipelines/label_fixes.py), which writes the accepted categories into the next night's catalog.
 
-    ARTIFACTS/merch/labels.jsonl   {"item_id", "decision": "accept" | "dismiss", "category", "note", "at"}
+    ARTIFACTS/merch/labels.jsonl (or the Redis stream merch/labels, common/state_logs.py)
+                                    {"item_id", "decision": "accept" | "dismiss", "category", "note", "at"}
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from common.jsonlines import read_lines
+from common.state_logs import open_state
 
 DECISIONS = ("accept", "dismiss")
 
 
-def merch_dir(artifacts: Path) -> Path:
-    """Where the merchandisers' logs live (rules and label decisions), for every bundle version."""
-    return artifacts / "merch"
+LABELS = "merch/labels"  # the log's name in the shared state store (common/state_logs.py)
 
 
 def labels_path(artifacts: Path) -> Path:
-    return merch_dir(artifacts) / "labels.jsonl"
+    return artifacts / f"{LABELS}.jsonl"
 
 
 def latest_decisions(entries: list[dict]) -> dict[str, dict]:
@@ -29,6 +28,7 @@ def latest_decisions(entries: list[dict]) -> dict[str, dict]:
             if isinstance(d, dict) and "item_id" in d and d.get("decision") in DECISIONS}
 
 
-def label_decisions(artifacts: Path) -> dict[str, dict]:
-    """The latest decision per item id, read from the log (the nightly job, which has no service)."""
-    return latest_decisions(read_lines(labels_path(artifacts))[0])
+def label_decisions(artifacts: Path, state_url: str | None = None) -> dict[str, dict]:
+    """The latest decision per item id, read from the log (the nightly job, which has no service):
+    the file under ``artifacts``, or the Redis ``state_url`` the service writes to."""
+    return latest_decisions(open_state(state_url, artifacts).read_from(LABELS)[0])

@@ -23,11 +23,18 @@ from pathlib import Path
 
 from bundle.logs import log_dir
 from bundle.versions import current_version
+from common.state_logs import open_state
+from pipelines.settings import get_settings
 from serving.experiment_stats import experiment_analysis
 from serving.experiments import Experiment, Guardrails, Variant, utc
 from serving.merch_store import MerchStore
 
 log = logging.getLogger(__name__)
+
+
+def _store(artifacts: Path) -> MerchStore:
+    """The experiments the service keeps: files under ``artifacts`` or its Redis (VITRINE_STATE_URL)."""
+    return MerchStore(artifacts, state=open_state(get_settings().state_url, artifacts))
 
 
 def start_canary(artifacts: Path, version: str, *, placements: list[str], share: float, days: float, margin: float,
@@ -36,7 +43,7 @@ def start_canary(artifacts: Path, version: str, *, placements: list[str], share:
     back (superseded). Refused — nothing starts, CURRENT stays — when a merchandiser's experiment
     holds one of the placements; the bundle stays published for a later night."""
     now = now or datetime.now(UTC)
-    store = MerchStore(artifacts)
+    store = _store(artifacts)
     live = current_version(artifacts)
     running = [e for e in store.experiments(fresh=True) if e.status == "running"]
     held = [e for e in running if not e.canary and set(e.placements) & set(placements)]
@@ -64,7 +71,7 @@ def decide_canaries(artifacts: Path, publish: Callable[[str], str], *, since: da
     """Decide every running canary (``publish(version)`` promotes, pushes and reloads; it returns the
     reload's answer). Returns the decisions made now and those the service made since ``since``."""
     now = now or datetime.now(UTC)
-    store = MerchStore(artifacts)
+    store = _store(artifacts)
     out = []
     for e in store.experiments(fresh=True):
         if not e.canary:
@@ -115,7 +122,7 @@ def _verdict(artifacts: Path, e: Experiment, now: datetime) -> tuple[str, str]:
 
 def experiment_bundles(artifacts: Path) -> set[str]:
     """The bundle versions running experiments serve (``retain`` keeps them)."""
-    return {v.bundle for e in MerchStore(artifacts).experiments(fresh=True) if e.status == "running"
+    return {v.bundle for e in _store(artifacts).experiments(fresh=True) if e.status == "running"
             for v in e.variants if v.bundle}
 
 

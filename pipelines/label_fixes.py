@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from bundle.labels import label_decisions
+from pipelines.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 def apply_label_fixes(data: Path, artifacts: Path) -> int:
     """Rewrite ``items.parquet`` (atomically) with every accepted decision whose category differs
     from the catalog's; returns how many products changed (0: the file is left untouched)."""
-    accepted = {i: d["category"] for i, d in label_decisions(artifacts).items()
+    accepted = {i: d["category"] for i, d in label_decisions(artifacts, get_settings().state_url).items()
                 if d["decision"] == "accept" and d.get("category")}
     path = data / "items.parquet"
     if not accepted or not path.is_file():

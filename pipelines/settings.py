@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     admin_token: str = ""
     # Shared with the replicas (serving's VITRINE_BUNDLE_KEY): every bundle published is signed with it.
     bundle_key: str | None = Field(None, min_length=16)
+    # The service's shared live state (serving's VITRINE_STATE_URL): the nightly job reads the label
+    # decisions and experiments from it (common/state_logs.py); unset = the files under artifacts_dir.
+    state_url: str | None = Field(None, pattern=r"^(redis|rediss|unix)://")
 
 
 @lru_cache

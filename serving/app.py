@@ -80,6 +80,9 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
             if state.realtime is not None and settings.realtime:
                 threading.Thread(target=_every, args=(stop, settings.realtime_poll_s, state.realtime.tail),
                                  daemon=True, name="realtime-tail").start()
+            if state.shared_events is not None:
+                threading.Thread(target=_every, args=(stop, settings.realtime_poll_s, state.shared_events.follow),
+                                 daemon=True, name="shared-events").start()
         watcher = None
         if settings.watch_interval_s > 0:
             watcher = threading.Thread(target=watch_current, args=(state, stop), daemon=True, name="watch-current")

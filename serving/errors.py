@@ -20,6 +20,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from common.state_logs import StateUnavailableError
 from serving.parsing import short_input
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestError)
     async def _request_error(request: Request, exc: RequestError) -> JSONResponse:
         return JSONResponse(status_code=exc.status, content={"detail": exc.detail})
+
+    @app.exception_handler(StateUnavailableError)
+    async def _state_down(request: Request, exc: StateUnavailableError) -> JSONResponse:
+        """The shared state store did not take a write: nothing changed; try again shortly."""
+        return JSONResponse(status_code=503, headers={"Retry-After": "5"},
+                            content={"detail": "the shared state store is unreachable; nothing was changed, "
+                                               "retry shortly"})
 
     @app.exception_handler(Exception)
     async def _internal_error(request: Request, exc: Exception) -> JSONResponse:

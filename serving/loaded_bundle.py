@@ -82,7 +82,7 @@ class LoadedBundle:
         stats = ItemStats.load(path / "item_stats.npz", mmap=mm)
         self.catalog = Catalog(pd.read_parquet(path / "items.parquet"), stats, self.spec.category_vocab)
         self.shoppers = Shoppers(pd.read_parquet(path / "users.parquet"), self.spec)
-        self.changes_offset = 0  # bytes of this version's change log applied (serving/live.py)
+        self.changes_offset = "0"  # cursor after the change log's last applied record (serving/live.py)
         self.labels_applied = 0  # label decisions applied live (serving/merch_store.py, live.apply_labels)
         idx = self.manifest["indexes"]
         self.items_index = VectorIndex.load(path / "index.faiss", idx["items"],

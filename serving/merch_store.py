@@ -1,46 +1,62 @@
-"""What merchandisers decide, kept across bundles: the rules (serving/rules.py) and the decisions
-on photos that look mislabeled. Two append-only logs every worker reads (common/jsonlines.py):
+"""What merchandisers decide, kept across bundles: the rules (serving/rules.py), the decisions on
+photos that look mislabeled and the experiments. Three append-only logs in the shared state store
+(common/state_logs.py: files on one host, Redis streams across replicas) that every worker reads:
 
-    ARTIFACTS/merch/rules.jsonl    {"op": "put", "rule": {...}} | {"op": "delete", "rule_id": ...}
-    ARTIFACTS/merch/labels.jsonl   {"item_id", "decision": "accept" | "dismiss", "category", "at"}
-    ARTIFACTS/merch/experiments.jsonl  {"op": "put", "experiment": {...}} (serving/experiments.py)
+    merch/rules        {"op": "put", "rule": {...}} | {"op": "delete", "rule_id": ...}
+    merch/labels       {"item_id", "decision": "accept" | "dismiss", "category", "at"}
+    merch/experiments  {"op": "put", "experiment": {...}} (serving/experiments.py)
 
-A worker re-reads a log when its size changed, at most once per ``poll_s``: a rule saved through
-one worker is in effect in all of them within a second. An accepted label is applied to the loaded
-bundle live (``apply_labels``) and to the next night's data (pipelines/label_fixes.py).
+A worker reads what was appended since its cursor at most once per ``poll_s``: a rule saved through
+one worker is in effect in all of them within a second. When the store does not answer, reads keep
+the last state and writes fail (503) with nothing half-done. An accepted label is applied to the
+loaded bundle live (``apply_labels``) and to the next night's data (pipelines/label_fixes.py).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bundle.labels import labels_path, latest_decisions, merch_dir
-from common.jsonlines import append_line, read_lines
+from bundle.labels import LABELS, latest_decisions
+from common.state_logs import START, FileLogs, StateLogs, StateUnavailableError
 from serving.experiments import Experiment
 from serving.rules import Rule, RuleSet
 
+log = logging.getLogger(__name__)
+
 
 class _Followed:
-    """A log's folded state, re-read when the file grew (checked at most every ``poll_s``)."""
+    """A log's folded state, brought up to date from its cursor (checked at most every ``poll_s``)."""
 
-    def __init__(self, path: Path, fold, poll_s: float) -> None:
-        self.path, self.fold, self.poll_s = path, fold, poll_s
-        self.size, self.checked, self.value = -1, 0.0, fold([])
+    def __init__(self, state: StateLogs, name: str, fold, poll_s: float) -> None:
+        self.state, self.name, self.fold, self.poll_s = state, name, fold, poll_s
+        self.cursor, self.entries, self.checked, self.value = START, [], 0.0, fold([])
         self.lock = threading.Lock()
 
     def get(self, fresh: bool = False):
+        """Up to date within ``poll_s``; a remote store is read only when ``fresh`` (the background
+        follower's call, or after a write), so a request never waits on the network."""
         now = time.monotonic()
-        if fresh or now - self.checked >= self.poll_s:
+        if fresh or (not self.state.remote and now - self.checked >= self.poll_s):
             with self.lock:
                 self.checked = now
-                size = self.path.stat().st_size if self.path.exists() else 0
-                if size != self.size:
-                    self.value, self.size = self.fold(read_lines(self.path)[0]), size
+                try:
+                    new, self.cursor = self.state.read_from(self.name, self.cursor)
+                except StateUnavailableError as e:  # keep serving the last state; /readyz says why
+                    log.warning("%s: %s", self.name, e)
+                    return self.value
+                if new:
+                    self.entries += new
+                    self.value = self.fold(self.entries)
         return self.value
+
+    def append(self, record: dict) -> None:
+        self.state.append(self.name, record)
+        self.get(True)
 
 
 def _fold_rules(entries: list[dict]) -> dict[str, Rule]:
@@ -73,11 +89,16 @@ def _fold_labels(entries: list[dict]) -> list[dict]:
 
 
 class MerchStore:
-    def __init__(self, artifacts: Path, poll_s: float = 1.0) -> None:
-        self.root = merch_dir(artifacts)
-        self._rules = _Followed(self.root / "rules.jsonl", _fold_rules, poll_s)
-        self._labels = _Followed(labels_path(artifacts), _fold_labels, poll_s)
-        self._experiments = _Followed(self.root / "experiments.jsonl", _fold_experiments, poll_s)
+    def __init__(self, artifacts: Path, poll_s: float = 1.0, state: StateLogs | None = None) -> None:
+        state = state or FileLogs(artifacts)
+        self._rules = _Followed(state, "merch/rules", _fold_rules, poll_s)
+        self._labels = _Followed(state, LABELS, _fold_labels, poll_s)
+        self._experiments = _Followed(state, "merch/experiments", _fold_experiments, poll_s)
+
+    def refresh(self) -> None:
+        """Read what every log gained (serving/reload.py::follow_changes calls it each poll)."""
+        for f in (self._rules, self._labels, self._experiments):
+            f.get(True)
 
     # ---------------------------------------------------------------- rules
 
@@ -88,16 +109,13 @@ class MerchStore:
         """Logged durably, then in effect in this worker at once (and in the others within ``poll_s``)."""
         if rule.rule_id is None:
             rule = rule.model_copy(update={"rule_id": uuid.uuid4().hex[:12]})
-        append_line(self._rules.path, {"op": "put", "rule": rule.model_dump(mode="json"),
-                                       "at": datetime.now(UTC).isoformat()})
-        self._rules.get(True)
+        self._rules.append({"op": "put", "rule": rule.model_dump(mode="json"), "at": datetime.now(UTC).isoformat()})
         return rule
 
     def delete_rule(self, rule_id: str) -> bool:
         if rule_id not in self._rules.get(True):
             return False
-        append_line(self._rules.path, {"op": "delete", "rule_id": rule_id, "at": datetime.now(UTC).isoformat()})
-        self._rules.get(True)
+        self._rules.append({"op": "delete", "rule_id": rule_id, "at": datetime.now(UTC).isoformat()})
         return True
 
     # ---------------------------------------------------------------- experiments
@@ -110,9 +128,8 @@ class MerchStore:
         """Logged durably (an id and a salt assigned when missing), in effect in every worker within a poll."""
         fill = {"experiment_id": exp.experiment_id or uuid.uuid4().hex[:12], "salt": exp.salt or uuid.uuid4().hex}
         exp = exp.model_copy(update=fill)
-        append_line(self._experiments.path, {"op": "put", "experiment": exp.model_dump(mode="json"),
-                                             "at": datetime.now(UTC).isoformat()})
-        self._experiments.get(True)
+        self._experiments.append({"op": "put", "experiment": exp.model_dump(mode="json"),
+                                   "at": datetime.now(UTC).isoformat()})
         return exp
 
     # ---------------------------------------------------------------- label decisions
@@ -124,8 +141,7 @@ class MerchStore:
     def decide(self, item_id: str, decision: str, category: str | None, note: str = "") -> dict:
         record = {"item_id": item_id, "decision": decision, "category": category, "note": note,
                   "at": datetime.now(UTC).isoformat()}
-        append_line(self._labels.path, record)
-        self._labels.get(True)
+        self._labels.append(record)
         return record
 
     def decisions(self) -> dict[str, dict]:

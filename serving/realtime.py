@@ -20,6 +20,7 @@ from pathlib import Path
 
 from bundle.log_erasure import erased
 from bundle.logs import SegmentWriter, jsonl_files, keys, shopper_hash
+from common.state_logs import START, StateLogs, StateUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -132,3 +133,49 @@ class RecentEvents:
             for key in [k for k in self.items if shopper_hash(self.salt, *((k[2:], None) if k[0] == "u"
                                                                            else (None, k[2:]))) in hashes]:
                 del self.items[key]
+
+
+class SharedEvents:
+    """Accepted events fanned out to the other replicas through the shared store (a Redis stream;
+    common/state_logs.py), which each replica reads into its own real-time state. The events log on
+    this host stays the record (an event is acknowledged once it is there); what the store could not
+    take waits here, in order, and goes out when it answers again (``max_pending``, oldest dropped
+    past it, with a warning)."""
+
+    NAME = "events/recent"
+
+    def __init__(self, state: StateLogs, realtime: RecentEvents, *, keep: int = 100_000,
+                 max_pending: int = 100_000) -> None:
+        self.state, self.realtime, self.keep = state, realtime, keep
+        self.pending: deque[dict] = deque(maxlen=max_pending)
+        self.cursor = START  # a new replica starts from what the stream still holds (about ``keep`` events)
+        self.lock = threading.Lock()
+
+    def publish(self, records: list[dict]) -> None:
+        """Queued for the next :meth:`follow` (every ``realtime_poll_s``): no store call on the request path."""
+        with self.lock:
+            if len(self.pending) + len(records) > (self.pending.maxlen or 0):
+                log.warning("shared events backlog full: the oldest are dropped from the fan-out (not the log)")
+            self.pending.extend(records)
+
+    def _flush(self) -> None:
+        while self.pending:
+            batch = list(self.pending)[:1000]
+            try:
+                self.state.append_many(self.NAME, batch, maxlen=self.keep)
+            except StateUnavailableError:
+                return  # kept; the next publish or follow retries
+            for _ in batch:
+                self.pending.popleft()
+
+    def follow(self) -> int:
+        """Send what is pending, then apply what every replica published since the last call (this
+        replica's own come back and are skipped by event id)."""
+        with self.lock:
+            self._flush()
+        try:
+            records, self.cursor = self.state.read_from(self.NAME, self.cursor)
+        except StateUnavailableError:
+            return 0
+        self.realtime.apply(records)
+        return len(records)

@@ -8,7 +8,7 @@ import threading
 
 from bundle.object_store import pull_current
 from bundle.versions import bundles_dir, current_version, list_bundles
-from serving.live import ChangeLog, apply_labels, catch_up, replay
+from serving.live import apply_labels, catch_up, replay
 from serving.loaded_bundle import LoadedBundle, load_current
 from serving.metrics import BUNDLE, INDEX_SIZE, RELOADS
 from serving.settings import ServingSettings
@@ -22,7 +22,7 @@ def load_for_service(state: ServiceState, version: str | None = None) -> LoadedB
     """CURRENT's bundle (or ``version``), its live changes replayed, smoke-tested."""
     s = state.settings
     b = load_current(s) if version is None else LoadedBundle(bundles_dir(s.artifacts_dir) / version, s)
-    replay(b, ChangeLog(s.artifacts_dir, b.version))
+    replay(b, state.changes(b.version))
     apply_labels(b, state.merch.label_entries(fresh=True))
     smoke(b)
     return b
@@ -95,11 +95,12 @@ def reload_current(state: ServiceState, *, sync: bool = True) -> tuple[bool, str
 def follow_changes(state: ServiceState, stop: threading.Event) -> None:
     """Background loop: apply the admin changes and label decisions other processes logged."""
     while not stop.wait(state.settings.changes_poll_s):
+        state.merch.refresh()  # rules, labels, experiments (never fails: a store that is down keeps the last)
         b = state.bundle
         if b is None:
             continue
         try:
-            n = catch_up(b, ChangeLog(state.settings.artifacts_dir, b.version))
+            n = catch_up(b, state.changes(b.version))
             apply_labels(b, state.merch.label_entries())
         except Exception:  # the loop must outlive any one bad read
             log.exception("following the change log of %s failed", b.version)

@@ -7,7 +7,7 @@ from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -59,6 +59,10 @@ class ServingSettings(BaseSettings):
                                  "token (Prometheus: bearer_token_file).")
     changes_poll_s: float = Field(1.0, ge=0, description="Apply admin changes other workers logged, this "
                                   "often; 0 = off (one worker).")
+    state_url: str | None = Field(None, pattern=r"^(redis|rediss|unix)://", description="Redis URL "
+                                  "(redis://host:6379/0) holding the live state replicas share: admin changes, "
+                                  "rules, label decisions, experiments, real-time shopper events "
+                                  "(common/state_logs.py); unset = files under artifacts_dir (one host).")
     bundle_store: str | None = Field(None, description="fsspec URL of a bundle store (s3://bucket/prefix, "
                                      "file:///shared/vitrine): its CURRENT and that bundle are pulled into "
                                      "artifacts_dir before each load (bundle/object_store.py).")
@@ -92,6 +96,13 @@ class ServingSettings(BaseSettings):
     realtime_shoppers: int = Field(100_000, ge=100, description="Shoppers and sessions kept (least recently active "
                                    "dropped first).")
     realtime_poll_s: float = Field(0.2, gt=0, le=5, description="How often each worker reads the others' events.")
+
+    @model_validator(mode="after")
+    def _state_is_followed(self) -> ServingSettings:
+        if self.state_url and self.changes_poll_s <= 0:
+            raise ValueError("VITRINE_STATE_URL needs VITRINE_CHANGES_POLL_S > 0: the workers read the shared "
+                             "state in the background, never on a request")
+        return self
 
 
 @lru_cache

@@ -10,14 +10,16 @@ from fastapi import HTTPException
 
 from bundle.log_erasure import erased_filter
 from bundle.logs import Janitor, SegmentWriter, log_dir
+from common.state_logs import open_state
 from serving.analytics import ExposureCache
 from serving.batcher import Batcher
 from serving.event_intake import EventIntake
 from serving.experiments import Experiment, Guard, Variant, VariantBundles, running_on
+from serving.live import ChangeLog
 from serving.loaded_bundle import LoadedBundle
 from serving.merch_store import MerchStore
 from serving.metrics import BATCH
-from serving.realtime import RecentEvents
+from serving.realtime import RecentEvents, SharedEvents
 from serving.recommend import NO_RULES, recommend_many
 from serving.schemas import RecommendationRequest
 from serving.served_log import ServedLog
@@ -36,7 +38,10 @@ class ServiceState:
         self.variant_bundles = VariantBundles(load=None)  # experiments' bundles (serving/app.py sets the loader)
         self.online_cache: tuple[float, object] | None = None  # the Online page's report (serving/console.py)
         self.online_lock = threading.Lock()
-        self.merch = MerchStore(settings.artifacts_dir, poll_s=settings.changes_poll_s or 1.0)  # rules, labels
+        # the live state shared by every worker and replica: files on one host, or Redis (common/state_logs.py)
+        self.state_logs = open_state(settings.state_url, settings.artifacts_dir)
+        self.merch = MerchStore(settings.artifacts_dir, poll_s=settings.changes_poll_s or 1.0,
+                                state=self.state_logs)  # rules, labels, experiments
         self.guard = Guard(self.merch.save_experiment)  # experiments' guardrails (serving/experiments.py)
         self.batcher = Batcher(self._recommend_batch, max_batch=settings.max_batch,
                                max_wait_s=settings.batch_wait_ms / 1e3)
@@ -51,6 +56,9 @@ class ServiceState:
         self.realtime = RecentEvents(self.events_root, max_events=settings.realtime_events,
                                      max_shoppers=settings.realtime_shoppers,
                                      own=self.event_writer) if settings.events else None
+        # across replicas (VITRINE_STATE_URL): accepted events fanned out through the shared store
+        self.shared_events = SharedEvents(self.state_logs, self.realtime) if (
+            self.realtime is not None and settings.state_url) else None
         self.served = ServedLog(self.events_root, self.served_writer)
         self.intake = EventIntake(self.event_writer, self.served.tokens, self.realtime,
                                   max_future_s=settings.events_max_future_s, max_past_s=settings.events_max_past_s)
@@ -64,6 +72,10 @@ class ServiceState:
         for w in (self.event_writer, self.served_writer):
             if w is not None:
                 w.close()
+
+    def changes(self, version: str) -> ChangeLog:
+        """The admin change log of a bundle version, in the shared state store."""
+        return ChangeLog(self.settings.artifacts_dir, version, self.state_logs)
 
     def require_bundle(self) -> LoadedBundle:
         """The bundle a request should use from start to end; 503 before the first one is loaded."""

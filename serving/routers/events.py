@@ -43,6 +43,8 @@ async def _take(state: ServiceState, raw: list) -> EventsResponse:
                                      "batch was kept: retry", headers=RETRY) from e
         if state.realtime is not None:
             state.realtime.apply(records)  # this worker at once; the others read the log within a poll
+        if state.shared_events is not None:  # and the other replicas, through the shared store
+            state.shared_events.publish(records)
     return EventsResponse(accepted=len(records), duplicates=dups, rejected=rejected, unknown_items=unknown,
                           unattributed=unattributed)
 

@@ -39,7 +39,10 @@ async def readyz(request: Request, response: Response) -> Health:
     if b is None:
         response.status_code = 503
         return Health(status=f"not ready: {say(state.last_error or 'loading')}", worker=os.getpid())
-    status = f"degraded: {say(state.degraded)}" if state.degraded else "ready"
+    why = [say(state.degraded)] if state.degraded else []
+    if (down := state.state_logs.problem()) is not None:  # serving the last state it read (docs/scaling.md)
+        why.append(say(down))
+    status = f"degraded: {'; '.join(why)}" if why else "ready"
     return Health(status=status, bundle_version=b.version, items=b.items_index.n_live, worker=os.getpid(),
                   threads=asdict(request.app.state.pools))
 

@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse
 from common.ids import ID_PATTERN, MAX_ID_LEN, id_problem
 from serving.catalog_columns import timestamp
 from serving.deps import Admin, Bundle, Settings, State
-from serving.live import ChangeLog, add_item
+from serving.live import add_item
 from serving.metrics import INDEX_SIZE
 from serving.parsing import check_k, query_filters
 from serving.recommend import similar
@@ -91,30 +91,30 @@ def add(bundle: Bundle, state: State, settings: Settings, _: Admin,
     if category is not None and category not in bundle.catalog.category_names:
         raise HTTPException(422, f"unknown category {category!r}; known: {bundle.catalog.category_names}")
     data, pixels = read_photo(image, bundle, state)  # refuse a bad image before anything is stored
-    log = ChangeLog(settings.artifacts_dir, bundle.version)
+    log = state.changes(bundle.version)
     path = log.save_image(item_id, data, Path(image.filename or "").suffix.lower()[:5] or ".img")
+    # logged first: a live change is a durable one
     log.append({"op": "add", "item_id": item_id, "title": title, "category": category, "price": price,
-                "in_stock": in_stock, "image_path": str(path)})  # logged first: a live change is a durable one
+                "in_stock": in_stock, "image_path": str(path), "image": path.name})
     row, _ = add_item(bundle, item_id, title, category, price, in_stock, path, pixels)  # a duplicate: 409
     INDEX_SIZE.labels("items").set(bundle.items_index.n_live)
     return _detail(bundle, row)
 
 
 @router.patch("/v1/items/{item_id}", response_model=ItemDetail)
-def patch(item_id: str, change: ItemPatch, bundle: Bundle, settings: Settings, _: Admin) -> ItemDetail:
+def patch(item_id: str, change: ItemPatch, bundle: Bundle, state: State, _: Admin) -> ItemDetail:
     """Stock and price changes, effective for the next request."""
     row = _row(bundle, item_id)
-    ChangeLog(settings.artifacts_dir, bundle.version).append({"op": "patch", "item_id": item_id,
-                                                              **change.model_dump(exclude_none=True)})
+    state.changes(bundle.version).append({"op": "patch", "item_id": item_id, **change.model_dump(exclude_none=True)})
     bundle.patch_item(row, in_stock=change.in_stock, price=change.price)
     return _detail(bundle, row)
 
 
 @router.delete("/v1/items/{item_id}", response_model=ItemDetail)
-def hide(item_id: str, bundle: Bundle, settings: Settings, _: Admin) -> ItemDetail:
+def hide(item_id: str, bundle: Bundle, state: State, _: Admin) -> ItemDetail:
     """Hide a product: out of both indexes, so never recommended or shown as similar."""
     row = _row(bundle, item_id)
-    ChangeLog(settings.artifacts_dir, bundle.version).append({"op": "hide", "item_id": item_id})
+    state.changes(bundle.version).append({"op": "hide", "item_id": item_id})
     bundle.hide_item(row)
     INDEX_SIZE.labels("items").set(bundle.items_index.n_live)
     return _detail(bundle, row)
