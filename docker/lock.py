@@ -26,13 +26,17 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
 GPU_PINS = {"faiss-cpu": "faiss-gpu-cu12==1.14.1.post1", "onnxruntime": "onnxruntime-gpu==1.31.1"}
-ENV = {"sys_platform": "linux", "platform_system": "Linux", "os_name": "posix", "python_version": "3.11",
+ENV = {"sys_platform": "linux", "platform_system": "Linux", "os_name": "posix",
        "platform_machine": "x86_64", "implementation_name": "cpython", "platform_python_implementation": "CPython"}
 SKIP = {"torch", "torchvision", "triton"}  # the training image installs these from the CUDA index
 
 
-def closure(reqs: list[str]) -> dict[str, str]:
-    """name -> installed version for ``reqs`` and everything they need, markers evaluated for Linux."""
+def closure(reqs: list[str], python: str) -> dict[str, str]:
+    """name -> installed version for ``reqs`` and everything they need, markers evaluated for Linux and
+    the image's oldest ``python`` (a full version: Debian bookworm's 3.11.2 needs backports a newer
+    3.11 does not). A requirement the venv does not have (its marker is false here) gets the newest
+    version its specifier allows, with no further closure (such backports are leaves)."""
+    env = ENV | {"python_version": ".".join(python.split(".")[:2]), "python_full_version": python}
     seen: dict[str, str] = {}
     todo = [Requirement(r) for r in reqs]
     while todo:
@@ -40,18 +44,34 @@ def closure(reqs: list[str]) -> dict[str, str]:
         name = canonicalize_name(req.name)
         if name in SKIP:
             continue
-        dist = metadata.distribution(name)
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            seen[name] = newest(str(req.specifier and f"{name}{req.specifier}" or name), python)
+            continue
         first = name not in seen
         seen[name] = dist.version
         for sub in map(Requirement, dist.requires or []):
-            wanted = sub.marker is None or any(sub.marker.evaluate(ENV | {"extra": e}) for e in req.extras | {""})
+            wanted = sub.marker is None or any(sub.marker.evaluate(env | {"extra": e}) for e in req.extras | {""})
             if wanted and (first or req.extras):
                 todo.append(sub)
     return seen
 
 
-# The Python each image runs (its Dockerfile's base), for the wheels whose hashes are pinned.
-TARGETS = {"requirements-serve-cpu.txt": "3.11", "requirements-serve-gpu.txt": "3.11", "requirements-train.txt": "3.12"}
+def newest(spec: str, python: str) -> str:
+    """The version pip picks for ``spec`` on the image's Python (no install)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "report.json"
+        subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--no-deps",
+                        "--quiet", "--only-binary=:all:", "--python-version", python, "--report", str(report), spec],
+                       check=True)
+        return json.loads(report.read_text())["install"][0]["metadata"]["version"]
+
+
+# The oldest Python each image runs (its Dockerfile's base; the CPU serving image also builds on Debian
+# bookworm's own 3.11.2, docker/image.sh), for the markers and the wheels whose hashes are pinned.
+TARGETS = {"requirements-serve-cpu.txt": "3.11.2", "requirements-serve-gpu.txt": "3.11.2",
+           "requirements-train.txt": "3.12.3"}
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64", "linux_x86_64")
 
 
@@ -77,7 +97,7 @@ def main() -> None:
              "requirements-serve-gpu.txt": core + extra["cpu"],
              "requirements-train.txt": core + extra["cpu"] + extra["train"]}
     for fname, reqs in files.items():
-        pins = closure(reqs)
+        pins = closure(reqs, TARGETS[fname])
         lines = [f"{n}=={v}" for n, v in sorted(pins.items())]
         if "gpu" in fname:
             lines = [GPU_PINS.get(line.split("==")[0], line) for line in lines]
