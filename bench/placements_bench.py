@@ -1,0 +1,61 @@
+"""The home page where shoppers come back: Recall@20 of the served page against each shopper's own
+most frequent items and the popular items, combined and split into repeat (next events on items the
+shopper touched before) and explore (items new to them), on the nightly gate's holdout (issue 30).
+
+    .venv/bin/python bench/placements_bench.py --artifacts artifacts --data data/fashion-shop [--shoppers 2000]
+
+The holdout is the demo run's split (artifacts/work/split-*): each sampled shopper's train + valid
+events are their state; the distinct items of their test-period events are what they did next.
+"served, seen masked" is the page the gate scores (history excluded); "served home page" is what
+the storefront gets for the shopper, with nothing excluded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from bundle.versions import bundles_dir, current_version
+from pipelines.gate import sample_holdout
+from recsys.placement_eval import placement_table, popular_page, top_frequency_pages
+from serving.holdout import serve_holdout
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--artifacts", type=Path, default=Path("artifacts"))
+    ap.add_argument("--data", type=Path, default=Path("data/fashion-shop"))
+    ap.add_argument("--shoppers", type=int, default=2000)
+    ap.add_argument("--k", type=int, default=20)
+    a = ap.parse_args()
+    version = current_version(a.artifacts)
+    bundle = bundles_dir(a.artifacts) / version
+    split = next((a.artifacts / "work").glob("split-*"))
+    h = sample_holdout(a.data, split, a.shoppers, seed=0)
+    before = pd.concat([pd.read_parquet(split / f"{p}.parquet", columns=["user_id", "item_id", "ts"])
+                        for p in ("train", "valid")])
+    pop = popular_page(before, 4 * a.k)
+    users = h.users["user_id"].astype(str).tolist()
+    served = serve_holdout(bundle, h.users, h.events, [[] for _ in users], a.k)
+    masked = serve_holdout(bundle, h.users, h.events, h.exclude, a.k)
+    pages = {"served home page": served.pages, "served, seen masked (the gate's page)": masked.pages,
+             "personal top-frequency (filled with popular)": top_frequency_pages(h.events, users, a.k, pop),
+             "popular": [pop[:a.k]] * len(users)}
+    t = placement_table(pages, h.relevant, h.exclude, a.k)
+    print(f"{date.today()}, {platform.machine()}, {os.cpu_count()} cores; bundle {version}; data {a.data}; "
+          f"{len(users):,} holdout shoppers (seed 0); k {a.k}")
+    n = t.attrs["shoppers"]
+    print(f"shoppers with next items: {n['combined']:,} ({n['repeat']:,} with a repeat, {n['explore']:,} with a new "
+          f"item); repeats are {t.attrs['repeat_share']:.1%} of next items")
+    print("| page | " + " | ".join(t.columns) + " |\n|---|" + "---|" * len(t.columns))
+    for name, row in t.iterrows():
+        print(f"| {name} | " + " | ".join(f"{v:.4f}" for v in row) + " |")
+
+
+if __name__ == "__main__":
+    main()
