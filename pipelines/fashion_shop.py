@@ -24,6 +24,7 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
+from pipelines.fashion_funnels import Funnels, active
 from pipelines.fashion_mnist import CLASSES, FashionMNIST
 from pipelines.fashion_truth import write_truth
 from pipelines.fashion_world import EVENT_CODES, FashionShopConfig, World, build_world, category_probs
@@ -131,9 +132,22 @@ def make_samplers(world: World, cfg: FashionShopConfig) -> tuple[_CellSampler, _
     return _CellSampler(fine_cell, launch, w, n_fine), _CellSampler(cat, launch, w, len(CLASSES))
 
 
-def simulate(world: World, cfg: FashionShopConfig, days: range) -> pd.DataFrame:
+def simulate(world: World, cfg: FashionShopConfig, days: range, before: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The events of ``days``; ``before``: the dataset's earlier events (the funnels' memory)."""
     samplers = make_samplers(world, cfg)
-    parts = [simulate_day(world, cfg, d, samplers) for d in tqdm(days, desc="days", leave=False)]
+    funnels = Funnels(world.users, world.items, world.rate, cfg) if active(cfg) else None
+    if funnels is not None and before is not None:
+        funnels.add(before)
+    parts = []
+    for d in tqdm(days, desc="days", leave=False):
+        base = simulate_day(world, cfg, d, samplers)
+        if funnels is not None:  # revisits and re-purchases drawn from what happened before day d
+            base = funnels.first_purchases(base, d)
+            extra = funnels.draw(d, TS_DTYPE, base)
+            funnels.add(base)
+            funnels.add(extra)
+            parts.append(extra)
+        parts.append(base)
     ev = pd.concat(parts, ignore_index=True)
     order = np.lexsort((ev["item_id"].to_numpy(), ev["user_id"].to_numpy(), ev["ts"].to_numpy()))
     return ev.iloc[order].reset_index(drop=True)
@@ -193,10 +207,9 @@ def append_days(out: Path, n_days: int, fm: FashionMNIST) -> dict:
     cfg = FashionShopConfig(**meta["config"])
     done = int(meta.get("days_total", cfg.days))
     world = build_world(cfg, fm)
-    samplers = make_samplers(world, cfg)
-    new = pd.concat([simulate_day(world, cfg, d, samplers) for d in range(done, done + n_days)], ignore_index=True)
-    order = np.lexsort((new["item_id"].to_numpy(), new["user_id"].to_numpy(), new["ts"].to_numpy()))
-    events = pd.concat([pd.read_parquet(out / "events.parquet"), new.iloc[order]], ignore_index=True)
+    old = pd.read_parquet(out / "events.parquet")
+    new = simulate(world, cfg, range(done, done + n_days), before=old)
+    events = pd.concat([old, new], ignore_index=True)
     meta["days_total"] = done + n_days
     meta["events"] = len(events)
     (out / "dataset.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")

@@ -45,6 +45,18 @@ class FashionShopConfig:
     drift: float = 0.3  # share of θ replaced by a fresh draw by the end of the window
     truth_users: int = 2_000  # shoppers whose true top items are written
     truth_top_k: int = 100
+    # Funnels across days (pipelines/fashion_funnels.py); all off by default: the data is as before.
+    revisit_share: float = 0.0  # revisit sessions per regular session, for shoppers with recent items
+    revisit_views: float = 2.0  # mean items re-viewed in a revisit session
+    p_cart_return: float = 0.3  # a re-viewed, earlier carted and left item is carted and bought
+    consumables: tuple[str, ...] = ()  # category names bought again (e.g. "T-shirt/top")
+    repurchase_days: float = 30.0  # mean days between purchases of a consumable (gamma, shape 4)
+    p_rebuy: float = 0.7  # chance each purchase of a consumable is followed by another
+
+
+# `vitrine data fashion-shop --funnels`: shoppers who come back, return to left carts and re-buy basics
+FUNNELS = {"revisit_share": 0.5, "revisit_views": 2.0, "p_cart_return": 0.3,
+           "consumables": ("T-shirt/top", "Trouser", "Sneaker"), "repurchase_days": 21.0, "p_rebuy": 0.7}
 
 
 @dataclass

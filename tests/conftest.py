@@ -62,13 +62,15 @@ def fake_fmnist(fake_fmnist_dir: Path):
 REAL_FMNIST = Path("/usr/share/datasets/fashion-mnist")
 
 
-def build_tiny_shop(out: Path, fm, *, n_items: int = 400, n_users: int = 120, days: int = 20, seed: int = 5) -> Path:
-    """A validated fashion-shop dataset directory on synthetic images (seconds)."""
+def build_tiny_shop(out: Path, fm, *, n_items: int = 400, n_users: int = 120, days: int = 20, seed: int = 5,
+                    **funnels) -> Path:
+    """A validated fashion-shop dataset directory on synthetic images (seconds); ``funnels``: the
+    config's funnel parameters (pipelines/fashion_funnels.py), off unless given."""
     from pipelines.fashion_shop import generate
     from pipelines.fashion_world import FashionShopConfig
     from pipelines.validate import validate, write_validated
 
-    cfg = FashionShopConfig(seed=seed, n_users=n_users, n_items=n_items, days=days, truth_users=50)
+    cfg = FashionShopConfig(seed=seed, n_users=n_users, n_items=n_items, days=days, truth_users=50, **funnels)
     raw = generate(cfg, fm, out)
     write_validated(validate(raw["items"], raw["users"], raw["events"], image_root=out), out)
     return out

@@ -16,7 +16,7 @@ from pipelines.custom import ingest
 from pipelines.fashion_mnist import FILES, FashionMNISTError, load_fashion_mnist
 from pipelines.fashion_shop import append_days as append
 from pipelines.fashion_shop import generate
-from pipelines.fashion_world import FashionShopConfig
+from pipelines.fashion_world import FUNNELS, FashionShopConfig
 from pipelines.movielens import read_movielens
 from pipelines.settings import get_settings
 from pipelines.splits import KINDS, split_events, write_splits
@@ -47,6 +47,8 @@ def fashion_shop(
     max_bad_share: MaxBad = None,
     append_days: Annotated[int, typer.Option(help="Add the next N days of events to the dataset in OUT "
                                                   "(the generation flags are then read from it).")] = 0,
+    funnels: Annotated[bool, typer.Option(help="Shoppers come back to what they viewed, return to left carts "
+                                               "and re-buy basics (pipelines/fashion_world.py FUNNELS).")] = False,
 ) -> None:
     """Build the embedded fashion-shop dataset from the real Fashion-MNIST catalog."""
     if not 1 <= items <= 70_000 or users < 1 or days < 1:
@@ -66,7 +68,8 @@ def fashion_shop(
         console.print(f"appended {append_days} days ({raw['new_events']:,} events) to {out} in "
                       f"{time.perf_counter() - t0:.1f}s")
         return
-    raw = generate(FashionShopConfig(seed=seed, n_users=users, n_items=items, days=days), fm, out)
+    raw = generate(FashionShopConfig(seed=seed, n_users=users, n_items=items, days=days,
+                                     **(FUNNELS if funnels else {})), fm, out)
     _ingest(raw["items"], raw["users"], raw["events"], out, out, max_bad_share)
     console.print(f"fashion-shop written to {out} in {time.perf_counter() - t0:.1f}s")
 
