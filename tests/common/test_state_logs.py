@@ -75,3 +75,15 @@ def test_only_a_redis_url_is_a_store(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="redis://"):
         open_state("http://example.com", tmp_path)
     assert "secret" not in RedisLogs("redis://user:secret@127.0.0.1:1/0").where()
+
+
+def test_the_nightly_job_reads_label_decisions_from_the_same_store(redis_server: RedisServer, tmp_path: Path) -> None:
+    """pipelines/label_fixes.py reads what the console decided, wherever the service keeps it."""
+    from bundle.labels import LABELS, label_decisions
+
+    RedisLogs(redis_server.url).append_many(LABELS, [{"item_id": "a", "decision": "accept", "category": "Bag"},
+                                                     {"item_id": "a", "decision": "dismiss", "category": None},
+                                                     {"item_id": "b", "decision": "accept", "category": "Coat"}])
+    got = label_decisions(tmp_path, redis_server.url)
+    assert {i: d["decision"] for i, d in got.items()} == {"a": "dismiss", "b": "accept"}
+    assert label_decisions(tmp_path) == {}  # the files hold nothing: the store was read, not the disk
