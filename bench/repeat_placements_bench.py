@@ -2,7 +2,7 @@
 nightly run's per-shopper temporal split (issue 30): Recall@k of what each shopper did next, among
 the items the placement may show.
 
-    .venv/bin/python bench/repeat_placements_bench.py --artifacts /tmp/art-funnels [--k 10]
+    .venv/bin/python bench/repeat_placements_bench.py --artifacts /tmp/art-funnels [--data /tmp/fs-funnels] [--k 10]
 
 continue: the intent model is fitted on train -> valid (does an open item come back?), then scores
 train + valid for the test period; relevant = test-period items that were open (touched, not bought
@@ -41,6 +41,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--artifacts", type=Path, required=True)
     ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--data", type=Path, default=None, help="The dataset (its items.parquet): a product with too "
+                    "few re-purchases of its own takes its category's interval.")
     a = ap.parse_args()
     split = next((a.artifacts / "work").glob("split-*"))
     cols = ["user_id", "item_id", "event", "ts"]
@@ -56,7 +58,9 @@ def main() -> None:
     bought_next = nxt[nxt["event"] == "purchase"].groupby("user_id")["item_id"].agg(set)
     rel_cont = [touched_next.get(u, set()) & open_items.get(u, set()) for u in users]
     rel_buy = [bought_next.get(u, set()) & bought.get(u, set()) for u in users]
-    iv = repurchase_intervals(before)
+    items = pd.read_parquet(a.data / "items.parquet", columns=["item_id", "category"]) if a.data else None
+    iv = repurchase_intervals(before, category=None if items is None else
+                              items.assign(item_id=items["item_id"].astype(str)).set_index("item_id")["category"])
     rows = {
         "continue: intent model": recall_at_k(continue_pages(before, now, users, a.k, coef), rel_cont, a.k),
         "continue baseline: most recent first": recall_at_k(most_recent_pages(before, now, users, a.k), rel_cont, a.k),

@@ -96,16 +96,25 @@ def most_recent_pages(events: pd.DataFrame, now: pd.Series, users: Sequence[str]
     return _pages(t, -t["age"].to_numpy(), users, k)
 
 
-def repurchase_intervals(events: pd.DataFrame, min_gaps: int = 3) -> pd.Series:
-    """item_id -> median days between one shopper's consecutive purchases of it, for items with at
-    least ``min_gaps`` such gaps in the data (a one-off product gets none)."""
+def repurchase_intervals(events: pd.DataFrame, min_gaps: int = 3, category: pd.Series | None = None) -> pd.Series:
+    """item_id -> median days between one shopper's consecutive purchases of it (a day apart at
+    least), for items with at least ``min_gaps`` such gaps in the data; with ``category`` (item_id -> category), every other
+    item of a category with that many gaps gets the category's median. A product of a category
+    nobody re-buys gets none (one-off products)."""
     b = events[events["event"] == "purchase"].assign(user_id=lambda d: d["user_id"].astype(str),
                                                      item_id=lambda d: d["item_id"].astype(str))
     b = b.sort_values(["user_id", "item_id", "ts"], kind="stable")
     gap = b.groupby(["user_id", "item_id"])["ts"].diff().dt.total_seconds() / 86400
-    g = gap[gap.notna()].groupby(b.loc[gap.notna(), "item_id"])
-    n = g.size()
-    return g.median()[n >= min_gaps]
+    have = gap >= 1.0  # a second purchase within a day is the same basket twice, not a re-purchase
+    g = gap[have].groupby(b.loc[have, "item_id"])
+    own = g.median()[g.size() >= min_gaps]
+    if category is None:
+        return own
+    cats = b.loc[have, "item_id"].map(category)
+    c = gap[have].groupby(cats)
+    per_cat = c.median()[c.size() >= min_gaps]
+    fallback = category[category.isin(per_cat.index)].map(per_cat)
+    return pd.concat([own, fallback[~fallback.index.isin(own.index)]])
 
 
 def buy_again_pages(events: pd.DataFrame, now: pd.Series, users: Sequence[str], k: int, intervals: pd.Series

@@ -70,3 +70,15 @@ def test_buy_again_needs_a_learned_interval_and_puts_the_most_due_first() -> Non
     # tee bought 10 days ago at a 10-day interval: due; sock 1 day ago at 30: not yet; coat: no interval
     assert buy_again_pages(ev, NOW, ["u"], 5, iv) == [["tee", "sock"]]
     assert most_bought_pages(ev, NOW, ["u"], 5) == [["sock", "tee", "coat"]]
+
+
+def test_a_product_without_its_own_gaps_takes_its_category_interval_and_same_day_twice_is_no_repurchase() -> None:
+    hist = _ev([(f"s{n}", "tee", "purchase", d) for n in range(3) for d in (0, 8, 16)]  # 6 gaps of 8 days
+               + [("s0", "tee2", "purchase", 3), ("s9", "dress", "purchase", 5), ("s9", "dress", "purchase", 5.01),
+                  ("s8", "dress", "purchase", 7), ("s8", "dress", "purchase", 7.02), ("s7", "dress", "purchase", 9),
+                  ("s7", "dress", "purchase", 9.03)])
+    cat = pd.Series({"tee": "Tops", "tee2": "Tops", "dress": "Dress", "coat": "Coats"})
+    iv = repurchase_intervals(hist, min_gaps=3, category=cat)
+    # tee: its own 8 days; tee2 never re-bought: the Tops median (8); dress bought twice within a day
+    # three times: no re-purchase, no interval; coat: nobody re-buys coats
+    assert iv.sort_index().to_dict() == {"tee": 8.0, "tee2": 8.0}
