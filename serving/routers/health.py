@@ -34,14 +34,15 @@ async def readyz(request: Request, response: Response) -> Health:
     CURRENT names was refused and an older one serves. The reason's local paths only for the read role
     (serving/auth.py); the public reads it with them cut out."""
     state = request.app.state.service
-    say = (lambda text: text) if ROLES.index(role_of(request)[0]) >= ROLES.index("read") else without_paths
+    reader = ROLES.index(role_of(request)[0]) >= ROLES.index("read")
+    say = (lambda text: text) if reader else without_paths
     b = state.bundle
     if b is None:
         response.status_code = 503
         return Health(status=f"not ready: {say(state.last_error or 'loading')}", worker=os.getpid())
     why = [say(state.degraded)] if state.degraded else []
     if (down := state.state_logs.problem()) is not None:  # serving the last state it read (docs/scaling.md)
-        why.append(say(down))
+        why.append(down if reader else "shared state unreachable")  # where Redis is: the read role's
     status = f"degraded: {'; '.join(why)}" if why else "ready"
     return Health(status=status, bundle_version=b.version, items=b.items_index.n_live, worker=os.getpid(),
                   threads=asdict(request.app.state.pools))

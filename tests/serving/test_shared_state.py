@@ -80,6 +80,8 @@ def test_redis_down_keeps_the_last_state_refuses_writes_and_recovers(tiny_artifa
         eventually(lambda: "shared state unreachable" in b.get("/readyz").json()["status"],
                    what="/readyz did not say the store is down")
         assert b.get("/readyz").status_code == 200  # degraded, still serving
+        assert "127.0.0.1" not in b.get("/readyz").json()["status"]  # where Redis is: for the read role only
+        assert redis_server.url.split("//")[1] in b.get("/readyz", headers=AUTH).json()["status"]
         assert first(b)["item_id"] == items[0]  # the last known rules still apply
         r = a.patch(f"/v1/items/{items[1]}", headers=AUTH, json={"price": 5.5})
         assert r.status_code == 503 and "nothing was changed" in r.json()["detail"] and r.headers["Retry-After"]
