@@ -98,9 +98,9 @@ def most_recent_pages(events: pd.DataFrame, now: pd.Series, users: Sequence[str]
 
 def repurchase_intervals(events: pd.DataFrame, min_gaps: int = 3, category: pd.Series | None = None) -> pd.Series:
     """item_id -> median days between one shopper's consecutive purchases of it (a day apart at
-    least), for items with at least ``min_gaps`` such gaps in the data; with ``category`` (item_id -> category), every other
-    item of a category with that many gaps gets the category's median. A product of a category
-    nobody re-buys gets none (one-off products)."""
+    least), for items with at least ``min_gaps`` such gaps in the data; with ``category`` (item_id ->
+    category), every other item of a category with that many gaps gets the category's median. A
+    product of a category nobody re-buys gets none (one-off products)."""
     b = events[events["event"] == "purchase"].assign(user_id=lambda d: d["user_id"].astype(str),
                                                      item_id=lambda d: d["item_id"].astype(str))
     b = b.sort_values(["user_id", "item_id", "ts"], kind="stable")
