@@ -28,6 +28,7 @@ from recsys.repeat_sources import (
     fit_intent,
     most_bought_pages,
     most_recent_pages,
+    open_items,
     repurchase_intervals,
     touches,
 )
@@ -51,21 +52,21 @@ def main() -> None:
     before, now = pd.concat([train, valid]), first_ts(test)
     users = sorted(now.index)
     t = touches(before, now)
-    open_items = t[t["buy_age"].isna() | (t["buy_age"] > t["age"])].groupby("user_id")["item_id"].agg(set)
+    open_now = open_items(t).groupby("user_id")["item_id"].agg(set)
     bought = t[t["buys"] > 0].groupby("user_id")["item_id"].agg(set)
     nxt = test.assign(user_id=test["user_id"].astype(str), item_id=test["item_id"].astype(str))
     touched_next = nxt.groupby("user_id")["item_id"].agg(set)
     bought_next = nxt[nxt["event"] == "purchase"].groupby("user_id")["item_id"].agg(set)
-    rel_cont = [touched_next.get(u, set()) & open_items.get(u, set()) for u in users]
+    rel_cont = [touched_next.get(u, set()) & open_now.get(u, set()) for u in users]
     rel_buy = [bought_next.get(u, set()) & bought.get(u, set()) for u in users]
     items = pd.read_parquet(a.data / "items.parquet", columns=["item_id", "category"]) if a.data else None
     iv = repurchase_intervals(before, category=None if items is None else
                               items.assign(item_id=items["item_id"].astype(str)).set_index("item_id")["category"])
     rows = {
-        "continue: intent model": recall_at_k(continue_pages(before, now, users, a.k, coef), rel_cont, a.k),
-        "continue baseline: most recent first": recall_at_k(most_recent_pages(before, now, users, a.k), rel_cont, a.k),
-        "buy-again: learned intervals": recall_at_k(buy_again_pages(before, now, users, a.k, iv), rel_buy, a.k),
-        "buy-again baseline: most often bought first": recall_at_k(most_bought_pages(before, now, users, a.k),
+        "continue: intent model": recall_at_k(continue_pages(t, users, a.k, coef), rel_cont, a.k),
+        "continue baseline: most recent first": recall_at_k(most_recent_pages(t, users, a.k), rel_cont, a.k),
+        "buy-again: learned intervals": recall_at_k(buy_again_pages(t, users, a.k, iv), rel_buy, a.k),
+        "buy-again baseline: most often bought first": recall_at_k(most_bought_pages(t, users, a.k),
                                                                    rel_buy, a.k),
     }
     print(f"{date.today()}, {platform.machine()}, {os.cpu_count()} cores; split {split.name}; {len(users):,} test "

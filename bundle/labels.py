@@ -18,9 +18,6 @@ DECISIONS = ("accept", "dismiss")
 LABELS = "merch/labels"  # the log's name in the shared state store (common/state_logs.py)
 
 
-def labels_path(artifacts: Path) -> Path:
-    return artifacts / f"{LABELS}.jsonl"
-
 
 def latest_decisions(entries: list[dict]) -> dict[str, dict]:
     """The latest decision per item id, from the log's records in order."""

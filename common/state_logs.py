@@ -29,6 +29,7 @@ from common.jsonlines import append_line, read_lines
 log = logging.getLogger(__name__)
 
 NAME = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_.-]+)*$")
+URL = r"^(redis|rediss|unix)://"  # what VITRINE_STATE_URL may be (both settings classes check it)
 START = "0"  # the cursor before a log's first record, in both stores
 
 
@@ -44,7 +45,7 @@ def _checked(name: str) -> str:
 
 class StateLogs(Protocol):
     remote: bool  # reached over the network: readers refresh in the background, never on a request
-    def append(self, name: str, record: dict) -> str: ...
+    def append(self, name: str, record: dict) -> None: ...
     def append_many(self, name: str, records: list[dict], maxlen: int | None = None) -> None: ...
     def read_from(self, name: str, cursor: str = START) -> tuple[list[dict], str]: ...
     def put_blob(self, key: str, data: bytes) -> None: ...
@@ -63,9 +64,8 @@ class FileLogs:
     def path(self, name: str) -> Path:
         return self.root / f"{_checked(name)}.jsonl"
 
-    def append(self, name: str, record: dict) -> str:
+    def append(self, name: str, record: dict) -> None:
         append_line(self.path(name), record)
-        return str(self.path(name).stat().st_size)
 
     def append_many(self, name: str, records: list[dict], maxlen: int | None = None) -> None:  # noqa: ARG002
         for r in records:
@@ -116,9 +116,8 @@ class RedisLogs:
         """The URL without a password."""
         return re.sub(r"//[^@/]*@", "//…@", self.url)
 
-    def append(self, name: str, record: dict) -> str:
-        entry = self._call(self.client.xadd, self._key(name), {"r": json.dumps(record, sort_keys=True)})
-        return entry.decode()
+    def append(self, name: str, record: dict) -> None:
+        self._call(self.client.xadd, self._key(name), {"r": json.dumps(record, sort_keys=True)})
 
     def append_many(self, name: str, records: list[dict], maxlen: int | None = None) -> None:
         """One round trip for all of them (a pipeline); ``maxlen``: keep about that many (trimmed in
@@ -158,6 +157,6 @@ def open_state(url: str | None, artifacts: Path) -> StateLogs:
     """Redis when ``url`` names it, else files under ``artifacts`` (one host's default)."""
     if not url:
         return FileLogs(artifacts)
-    if not url.startswith(("redis://", "rediss://", "unix://")):
+    if not re.match(URL, url):
         raise ValueError(f"VITRINE_STATE_URL must be a redis:// URL, got {url.split(':', 1)[0]}:…")
     return RedisLogs(url)

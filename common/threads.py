@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -91,5 +91,4 @@ def apply(p: Pools) -> dict[str, int]:
     faiss.omp_set_num_threads(p.faiss)
     seen = {f"{i['internal_api']}:{Path(i['filepath']).name}": i["num_threads"] for i in threadpool_info()}
     log.info("thread pools: %s; %s", p.describe(), seen)
-    return seen | {"faiss": faiss.omp_get_max_threads(), "numba": numba.get_num_threads()} | \
-        {k: v for k, v in asdict(p).items() if k == "ort"}
+    return seen | {"faiss": faiss.omp_get_max_threads(), "numba": numba.get_num_threads(), "ort": p.ort}

@@ -47,7 +47,7 @@ def closure(reqs: list[str], python: str) -> dict[str, str]:
         try:
             dist = metadata.distribution(name)
         except metadata.PackageNotFoundError:
-            seen[name] = newest(str(req.specifier and f"{name}{req.specifier}" or name), python)
+            seen[name] = newest(f"{name}{req.specifier}", python)
             continue
         first = name not in seen
         seen[name] = dist.version

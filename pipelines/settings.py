@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from common.state_logs import URL as STATE_URL
+
 
 class Settings(BaseSettings):
     # secrets may come as files named like the variables in systemd's credentials directory (docs/operations.md)
@@ -30,7 +32,7 @@ class Settings(BaseSettings):
     bundle_key: str | None = Field(None, min_length=16)
     # The service's shared live state (serving's VITRINE_STATE_URL): the nightly job reads the label
     # decisions and experiments from it (common/state_logs.py); unset = the files under artifacts_dir.
-    state_url: str | None = Field(None, pattern=r"^(redis|rediss|unix)://")
+    state_url: str | None = Field(None, pattern=STATE_URL)
 
 
 @lru_cache

@@ -25,8 +25,8 @@ def touches(events: pd.DataFrame, now: pd.Series) -> pd.DataFrame:
     views, carts and purchases, days since the last touch and the last purchase, whether a cart is
     open (carted after the last purchase), and the features of :data:`FEATURES`."""
     e = events.assign(user_id=events["user_id"].astype(str), item_id=events["item_id"].astype(str))
-    e = e[e["ts"] < e["user_id"].map(now)]
     age = (e["user_id"].map(now) - e["ts"]).dt.total_seconds() / 86400
+    e, age = e[age > 0], age[age > 0]
     e = e.assign(age=age, view=e["event"] == "view", cart=e["event"] == "cart", buy=e["event"] == "purchase")
     g = e.groupby(["user_id", "item_id"])
     t = g.agg(views=("view", "sum"), carts=("cart", "sum"), buys=("buy", "sum"), age=("age", "min"))
@@ -40,7 +40,7 @@ def touches(events: pd.DataFrame, now: pd.Series) -> pd.DataFrame:
     return t.reset_index()
 
 
-def _open(t: pd.DataFrame) -> pd.DataFrame:
+def open_items(t: pd.DataFrame) -> pd.DataFrame:
     """Touched and not bought since the last touch: what `continue` may show."""
     return t[t["buy_age"].isna() | (t["buy_age"] > t["age"])]
 
@@ -48,7 +48,7 @@ def _open(t: pd.DataFrame) -> pd.DataFrame:
 def fit_intent(history: pd.DataFrame, following: pd.DataFrame, now: pd.Series) -> np.ndarray:
     """Logistic coefficients (intercept first, then :data:`FEATURES`) of "an open item is touched again
     in ``following``", from the shoppers' ``history`` up to their ``now``."""
-    t = _open(touches(history, now))
+    t = open_items(touches(history, now))
     again = set(zip(following["user_id"].astype(str), following["item_id"].astype(str), strict=True))
     y = np.array([(u, i) in again for u, i in zip(t["user_id"], t["item_id"], strict=True)], float)
     return _logistic(_design(t), y)
@@ -83,16 +83,16 @@ def _pages(t: pd.DataFrame, score: np.ndarray, users: Sequence[str], k: int) -> 
     return [per.get(u, [])[:k] for u in users]
 
 
-def continue_pages(events: pd.DataFrame, now: pd.Series, users: Sequence[str], k: int, coef: np.ndarray
-                   ) -> list[list[str]]:
-    """Each shopper's open items (touched, not bought since), the likeliest to be touched again first."""
-    t = _open(touches(events, now))
+def continue_pages(t: pd.DataFrame, users: Sequence[str], k: int, coef: np.ndarray) -> list[list[str]]:
+    """Each shopper's open items (touched, not bought since), the likeliest to be touched again first.
+    ``t``: :func:`touches` of their events."""
+    t = open_items(t)
     return _pages(t, _design(t) @ coef, users, k)
 
 
-def most_recent_pages(events: pd.DataFrame, now: pd.Series, users: Sequence[str], k: int) -> list[list[str]]:
+def most_recent_pages(t: pd.DataFrame, users: Sequence[str], k: int) -> list[list[str]]:
     """The baseline of `continue`: open items, the most recently touched first."""
-    t = _open(touches(events, now))
+    t = open_items(t)
     return _pages(t, -t["age"].to_numpy(), users, k)
 
 
@@ -117,19 +117,16 @@ def repurchase_intervals(events: pd.DataFrame, min_gaps: int = 3, category: pd.S
     return pd.concat([own, fallback[~fallback.index.isin(own.index)]])
 
 
-def buy_again_pages(events: pd.DataFrame, now: pd.Series, users: Sequence[str], k: int, intervals: pd.Series
-                    ) -> list[list[str]]:
+def buy_again_pages(t: pd.DataFrame, users: Sequence[str], k: int, intervals: pd.Series) -> list[list[str]]:
     """Each shopper's bought items that are re-bought at an interval, the most due first (elapsed time
     over the interval closest to 1, on a log scale; overdue before early at equal distance)."""
-    t = touches(events, now)
     t = t[t["buy_age"].notna() & t["item_id"].isin(intervals.index)]
     ratio = t["buy_age"].to_numpy() / t["item_id"].map(intervals).to_numpy()
     score = -np.abs(np.log(np.maximum(ratio, 1e-3))) + 1e-3 * (ratio > 1)
     return _pages(t, score, users, k)
 
 
-def most_bought_pages(events: pd.DataFrame, now: pd.Series, users: Sequence[str], k: int) -> list[list[str]]:
+def most_bought_pages(t: pd.DataFrame, users: Sequence[str], k: int) -> list[list[str]]:
     """The baseline of `buy-again`: the shopper's bought items, the most often bought first (then the latest)."""
-    t = touches(events, now)
     t = t[t["buys"] > 0]
-    return _pages(t, t["buys"].to_numpy() - 1e-3 * t["buy_age"].to_numpy() / 1e3, users, k)
+    return _pages(t, t["buys"].to_numpy() - 1e-6 * t["buy_age"].to_numpy(), users, k)

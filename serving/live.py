@@ -30,7 +30,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
 class ChangeLog:
     def __init__(self, artifacts: Path, version: str, state: StateLogs | None = None) -> None:
         self.state, self.name, self.version = state or FileLogs(artifacts), f"live/{version}/changes", version
-        self.path = artifacts / f"{self.name}.jsonl"  # the log itself when the store is files
+        self.path = FileLogs(artifacts).path(self.name)  # the log itself when the store is files
         self.images = artifacts / "live" / version / "images"
 
     def append(self, change: dict) -> None:
@@ -60,7 +60,7 @@ class ChangeLog:
     def image(self, change: dict) -> Path:
         """The photo of an ``add`` change on this host: fetched from the shared store when it was
         uploaded through another replica. Only the file name is taken from the record."""
-        name = Path(change.get("image") or change["image_path"]).name
+        name = Path(change["image_path"]).name
         p = self.images / name
         if not p.exists() and name and (data := self.state.get_blob(f"live/{self.version}/images/{name}")):
             self._write_image(name, data)

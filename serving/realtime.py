@@ -16,6 +16,7 @@ import json
 import logging
 import threading
 from collections import OrderedDict, deque
+from itertools import islice
 from pathlib import Path
 
 from bundle.log_erasure import erased
@@ -159,20 +160,25 @@ class SharedEvents:
             self.pending.extend(records)
 
     def _flush(self) -> None:
-        while self.pending:
-            batch = list(self.pending)[:1000]
+        """Send the pending events oldest first, 1,000 per round trip. The lock is held only to copy and
+        drop, never over the network: ``publish`` runs on the event loop."""
+        while True:
+            with self.lock:
+                batch = list(islice(self.pending, 1000))
+            if not batch:
+                return
             try:
                 self.state.append_many(self.NAME, batch, maxlen=self.keep)
             except StateUnavailableError:
-                return  # kept; the next publish or follow retries
-            for _ in batch:
-                self.pending.popleft()
+                return  # kept; the next follow retries
+            with self.lock:  # publishers add on the right (past max_pending the deque drops oldest: dropped)
+                for _ in batch:
+                    self.pending.popleft()
 
     def follow(self) -> int:
         """Send what is pending, then apply what every replica published since the last call (this
         replica's own come back and are skipped by event id)."""
-        with self.lock:
-            self._flush()
+        self._flush()
         try:
             records, self.cursor = self.state.read_from(self.NAME, self.cursor)
         except StateUnavailableError:

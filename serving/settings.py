@@ -10,6 +10,8 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from common.state_logs import URL as STATE_URL
+
 
 class ServingSettings(BaseSettings):
     # Secrets may also come as files named like the variables (``vitrine_admin_token``) in systemd's
@@ -59,7 +61,7 @@ class ServingSettings(BaseSettings):
                                  "token (Prometheus: bearer_token_file).")
     changes_poll_s: float = Field(1.0, ge=0, description="Apply admin changes other workers logged, this "
                                   "often; 0 = off (one worker).")
-    state_url: str | None = Field(None, pattern=r"^(redis|rediss|unix)://", description="Redis URL "
+    state_url: str | None = Field(None, pattern=STATE_URL, description="Redis URL "
                                   "(redis://host:6379/0) holding the live state replicas share: admin changes, "
                                   "rules, label decisions, experiments, real-time shopper events "
                                   "(common/state_logs.py); unset = files under artifacts_dir (one host).")

@@ -58,7 +58,7 @@ class ServiceState:
                                      own=self.event_writer) if settings.events else None
         # across replicas (VITRINE_STATE_URL): accepted events fanned out through the shared store
         self.shared_events = SharedEvents(self.state_logs, self.realtime) if (
-            self.realtime is not None and settings.state_url) else None
+            self.realtime is not None and self.state_logs.remote) else None
         self.served = ServedLog(self.events_root, self.served_writer)
         self.intake = EventIntake(self.event_writer, self.served.tokens, self.realtime,
                                   max_future_s=settings.events_max_future_s, max_past_s=settings.events_max_past_s)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import socket
 
+import uvicorn
 from uvicorn import Config
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
@@ -96,8 +97,6 @@ class Workers(Multiprocess):
 
 def run(app: str, *, host: str, port: int, workers: int, **config: object) -> None:
     """``uvicorn.run(app, factory=True, workers=N, ...)`` with a socket per worker (one worker: plain uvicorn)."""
-    import uvicorn
-
     if workers <= 1:
         uvicorn.run(app, factory=True, host=host, port=port, **config)
         return

@@ -95,7 +95,7 @@ def add(bundle: Bundle, state: State, settings: Settings, _: Admin,
     path = log.save_image(item_id, data, Path(image.filename or "").suffix.lower()[:5] or ".img")
     # logged first: a live change is a durable one
     log.append({"op": "add", "item_id": item_id, "title": title, "category": category, "price": price,
-                "in_stock": in_stock, "image_path": str(path), "image": path.name})
+                "in_stock": in_stock, "image_path": str(path)})
     row, _ = add_item(bundle, item_id, title, category, price, in_stock, path, pixels)  # a duplicate: 409
     INDEX_SIZE.labels("items").set(bundle.items_index.n_live)
     return _detail(bundle, row)

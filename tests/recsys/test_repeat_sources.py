@@ -38,9 +38,9 @@ def test_touches_count_and_know_an_open_cart() -> None:
 def test_continue_shows_open_items_and_the_baseline_orders_by_recency() -> None:
     ev = _ev([("u", "a", "view", 1), ("u", "a", "cart", 2), ("u", "b", "view", 29), ("u", "c", "view", 20),
               ("u", "c", "purchase", 20.1)])
-    assert most_recent_pages(ev, NOW, ["u", "nobody"], 5) == [["b", "a"], []]  # c was bought: not open
+    assert most_recent_pages(touches(ev, NOW), ["u", "nobody"], 5) == [["b", "a"], []]  # c was bought: not open
     coef = np.array([0.0, 0.0, 0.0, 5.0, 0.0])  # a model that only values an open cart
-    assert continue_pages(ev, NOW, ["u"], 5, coef) == [["a", "b"]]
+    assert continue_pages(touches(ev, NOW), ["u"], 5, coef) == [["a", "b"]]
 
 
 def test_the_intent_model_learns_that_open_carts_come_back() -> None:
@@ -68,8 +68,8 @@ def test_buy_again_needs_a_learned_interval_and_puts_the_most_due_first() -> Non
               ("u", "sock", "purchase", 29)])
     iv = pd.Series({"tee": 10.0, "sock": 30.0})
     # tee bought 10 days ago at a 10-day interval: due; sock 1 day ago at 30: not yet; coat: no interval
-    assert buy_again_pages(ev, NOW, ["u"], 5, iv) == [["tee", "sock"]]
-    assert most_bought_pages(ev, NOW, ["u"], 5) == [["sock", "tee", "coat"]]
+    assert buy_again_pages(touches(ev, NOW), ["u"], 5, iv) == [["tee", "sock"]]
+    assert most_bought_pages(touches(ev, NOW), ["u"], 5) == [["sock", "tee", "coat"]]
 
 
 def test_a_product_without_its_own_gaps_takes_its_category_interval_and_same_day_twice_is_no_repurchase() -> None:
