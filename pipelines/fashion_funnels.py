@@ -15,6 +15,11 @@ appended a few at a time (``append_days``), so both give the same events.
     consumables     categories bought again: each purchase schedules the next after a gamma(4)
                     interval of mean repurchase_days, kept with chance p_rebuy (else the shopper
                     stops buying it)
+    complements     (category, its complement) pairs: a purchase in the first is followed in the
+                    same session, with chance p_complement, by the purchase of one of the product's
+                    PARTNERS partners (products of the complement category in the same style, drawn
+                    once per product by popularity): what the `cart` placement's "bought together"
+                    must find
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 RECENT = 20  # recent items remembered per shopper
+PARTNERS = 3  # complement products per product
 
 
 @dataclass
@@ -64,7 +70,7 @@ class Memory:
 
 
 def active(cfg) -> bool:
-    return cfg.revisit_share > 0 or bool(cfg.consumables)
+    return cfg.revisit_share > 0 or bool(cfg.consumables) or (bool(cfg.complements) and cfg.p_complement > 0)
 
 
 class Funnels:
@@ -78,6 +84,12 @@ class Funnels:
         self.urow = pd.Series(np.arange(len(users)), index=self.user_ids)
         self.irow = pd.Series(np.arange(len(items)), index=self.item_ids)
         self.consumable = items["category"].isin(tuple(cfg.consumables)).to_numpy()
+        pair = dict(cfg.complements)
+        self.category = items["category"].to_numpy()
+        self.style = items["style"].to_numpy() if "style" in items else np.zeros(len(items), int)
+        self.popularity = items["popularity"].to_numpy(float) if "popularity" in items else np.ones(len(items))
+        self.complement_of = {a: np.flatnonzero(self.category == b) for a, b in pair.items()}
+        self.partners: dict[int, np.ndarray] = {}
         self.start = pd.Timestamp(cfg.start, tz="UTC")
         self.pending = pd.DataFrame(columns=["user_id", "item_id", "event", "ts"])
 
@@ -122,9 +134,52 @@ class Funnels:
         today = set(zip(self.urow[buys["user_id"].to_numpy()].tolist(), self.irow[buys["item_id"].to_numpy()].tolist(),
                         strict=True))
         u, i, c, t = funnel_day(self.rate, self.cfg, day, self.memory, today)
+        u, i, c, t = self.together(day, base, (u, i, c, t))
         ts = (self.start + pd.to_timedelta(np.round(t * 86400 * 1e3), unit="ms")).astype(ts_dtype)
         return pd.DataFrame({"user_id": self.user_ids[u], "item_id": self.item_ids[i],
                              "event": np.array(["view", "cart", "purchase"])[c], "ts": ts})
+
+
+    def partners_of(self, i: int) -> np.ndarray:
+        """The product's complement partners: PARTNERS products of the complement category in its
+        style (any style when none), drawn once by popularity from a stream of the product's own."""
+        got = self.partners.get(i)
+        if got is None:
+            pool = self.complement_of[self.category[i]]
+            same = pool[self.style[pool] == self.style[i]]
+            pool = same if len(same) >= PARTNERS else pool
+            w = self.popularity[pool]
+            rng = np.random.default_rng([self.cfg.seed, 91, i])
+            got = self.partners[i] = rng.choice(pool, min(PARTNERS, len(pool)), replace=False, p=w / w.sum())
+        return got
+
+    def together(self, day: int, base: pd.DataFrame, drawn: tuple) -> tuple:
+        """The day's complement purchases: after each purchase (the base events' and the funnels'),
+        in a category with a complement, with chance p_complement, a partner viewed, carted and
+        bought a minute later, unless the shopper owns it."""
+        u, i, c, t = (list(x) for x in drawn)
+        if not self.complement_of or self.cfg.p_complement <= 0:
+            return drawn
+        rng = np.random.default_rng([self.cfg.seed, 9000 + day])
+        buys = base[base["event"] == "purchase"]
+        bu = self.urow[buys["user_id"].to_numpy()].to_numpy().tolist()
+        bi = self.irow[buys["item_id"].to_numpy()].to_numpy().tolist()
+        bt = ((buys["ts"] - self.start).dt.total_seconds() / 86400).to_numpy().tolist()
+        bu += [a for a, k in zip(u, c, strict=True) if k == 2]
+        bi += [b for b, k in zip(i, c, strict=True) if k == 2]
+        bt += [w for w, k in zip(t, c, strict=True) if k == 2]
+        for a, b, when in sorted(zip(bu, bi, bt, strict=True)):
+            if self.category[b] not in self.complement_of or rng.random() >= self.cfg.p_complement:
+                continue
+            mates = self.partners_of(b)
+            if not len(mates):
+                continue
+            p = int(mates[rng.integers(len(mates))])
+            if p in self.memory.bought.get(a, ()) and not self.consumable[p]:
+                continue
+            for k, dt in enumerate((60, 80, 200)):
+                u.append(a), i.append(p), c.append(k), t.append(when + dt / 86400)
+        return np.array(u, int), np.array(i, int), np.array(c, int), np.array(t, float)
 
 
 def funnel_day(rate: np.ndarray, cfg, day: int, memory: Memory, skip: set[tuple[int, int]] = frozenset()

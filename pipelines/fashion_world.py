@@ -52,11 +52,15 @@ class FashionShopConfig:
     consumables: tuple[str, ...] = ()  # category names bought again (e.g. "T-shirt/top")
     repurchase_days: float = 30.0  # mean days between purchases of a consumable (gamma, shape 4)
     p_rebuy: float = 0.7  # chance each purchase of a consumable is followed by another
+    complements: tuple[tuple[str, str], ...] = ()  # (category, complement category): bought together
+    p_complement: float = 0.3  # chance a purchase in such a category brings one of its partners
 
 
 # `vitrine data fashion-shop --funnels`: shoppers who come back, return to left carts and re-buy basics
 FUNNELS = {"revisit_share": 0.5, "revisit_views": 2.0, "p_cart_return": 0.3,
-           "consumables": ("T-shirt/top", "Trouser", "Sneaker"), "repurchase_days": 21.0, "p_rebuy": 0.7}
+           "consumables": ("T-shirt/top", "Trouser", "Sneaker"), "repurchase_days": 21.0, "p_rebuy": 0.7,
+           "complements": (("Trouser", "Shirt"), ("Shirt", "Trouser"), ("Dress", "Bag"), ("Coat", "Ankle boot"),
+                           ("Pullover", "Trouser"), ("Sandal", "Bag")), "p_complement": 0.3}
 
 
 @dataclass

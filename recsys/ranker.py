@@ -201,6 +201,15 @@ def rerank(model: DCNRanker, lists: Lists, vecs: np.ndarray, cats: np.ndarray, b
     return np.concatenate(out)
 
 
+def hit_rate_by_rank(ranked: np.ndarray, relevant: list[np.ndarray], n: int = 100) -> list[float]:
+    """Share of shoppers whose item at each of the first ``n`` ranks is one they touch next: the
+    chance a discovery item at that rank is a hit, which the repeat-aware home page weighs against
+    each seen item's own chance (recsys/repeat_sources.py). Held-out lists: what the ranker did not fit."""
+    top = ranked[:, :n]
+    hit = np.stack([np.isin(t, r) for t, r in zip(top, relevant, strict=True)]) if len(top) else np.zeros((0, n))
+    return [round(float(x), 6) for x in hit.mean(0)] if len(hit) else []
+
+
 def ndcg10(topk: np.ndarray, relevant: list[np.ndarray]) -> float:
     return ranking_metrics(topk, relevant, (10,))["ndcg@10"]
 
@@ -267,7 +276,8 @@ def train_ranker(cfg: RankerTrainConfig, model_tt: TwoTower, data: RecData, trai
     if best_state is not None:
         model.load_state_dict(best_state)
     info = {"holdout_tower_ndcg@10": base, "holdout_ranker_ndcg@10": stopping.best, "history": stopping.history,
-            "train_lists": int(len(fit)), "train_s": time.perf_counter() - t0}
+            "train_lists": int(len(fit)), "train_s": time.perf_counter() - t0,
+            "explore_hit_rate": hit_rate_by_rank(rerank(model, hold_lists, vecs, cats), hold_lists.relevant)}
     save_checkpoint(run_dir / "ranker.pt", model=model.state_dict(), model_config=mcfg.to_dict(), info=info)
     (run_dir / "ranker.yaml").write_text(yaml.safe_dump({"train": plain(cfg), "model": mcfg.to_dict(), "info": info},
                                                         sort_keys=False))

@@ -13,7 +13,8 @@ from pipelines.fashion_shop import append_days
 from pipelines.validate import validate, write_validated
 from tests.conftest import build_tiny_shop
 
-FUNNELS = {"revisit_share": 0.8, "consumables": ("T-shirt/top", "Trouser"), "repurchase_days": 6.0, "p_rebuy": 0.9}
+FUNNELS = {"revisit_share": 0.8, "consumables": ("T-shirt/top", "Trouser"), "repurchase_days": 6.0, "p_rebuy": 0.9,
+           "complements": (("Dress", "Bag"), ("Coat", "Sandal")), "p_complement": 0.6}
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +63,24 @@ def test_left_carts_are_bought_on_return_and_consumables_are_bought_again(shops)
     both = carts.index.intersection(later.index)
     returned = (later[both] - carts[both]) > pd.Timedelta(hours=6)  # bought in a later session than the first cart
     assert returned.sum() > 0
+
+
+def test_complements_are_bought_in_the_same_session_from_few_partners(shops) -> None:
+    """After a dress, a bag a minute later more often than without funnels, and the bags bought right
+    after one dress are few (its partners), not spread over the category."""
+    off, on, items = shops
+    cat = items.assign(item_id=items["item_id"].astype(str)).set_index("item_id")["category"]
+
+    def pairs(e: pd.DataFrame) -> pd.DataFrame:
+        b = e[e["event"] == "purchase"].assign(item_id=lambda d: d["item_id"].astype(str))
+        m = b.merge(b, on="user_id", suffixes=("", "_2"))
+        gap = (m["ts_2"] - m["ts"]).dt.total_seconds()
+        return m[(gap > 0) & (gap < 600) & (m["item_id"].map(cat) == "Dress") & (m["item_id_2"].map(cat) == "Bag")]
+
+    with_, without = pairs(on), pairs(off)
+    assert len(with_) >= 5 and len(with_) > 3 * len(without)
+    per_dress = with_.groupby("item_id")["item_id_2"].nunique()
+    assert per_dress.max() <= 3
 
 
 def test_appending_days_with_funnels_equals_one_run(fake_fmnist, tmp_path: Path) -> None:
