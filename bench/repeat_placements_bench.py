@@ -1,13 +1,15 @@
-"""The `continue` and `buy-again` lists (recsys/repeat_sources.py) against their natural baselines on a
-nightly run's per-shopper temporal split (issue 30): Recall@k of what each shopper did next, among
-the items the placement may show.
+"""The `continue`, `buy-again` and `cart` lists (recsys/placements.py, fitted by
+recsys/repeat_sources.py) against their natural baselines on a nightly run's per-shopper temporal split
+(issue 30): Recall@k of what each shopper did next, among the items the placement may show.
 
-    .venv/bin/python bench/repeat_placements_bench.py --artifacts /tmp/art-funnels [--data /tmp/fs-funnels] [--k 10]
+    .venv/bin/python bench/repeat_placements_bench.py --artifacts /tmp/art-f2 --data /tmp/fs-f2 [--k 10]
 
-continue: the intent model is fitted on train -> valid (does an open item come back?), then scores
-train + valid for the test period; relevant = test-period items that were open (touched, not bought
-since). buy-again: intervals learned on train + valid; relevant = test-period purchases of items the
-shopper had bought. Baselines: most recent first; most often bought first.
+The models are fitted on train -> valid (as the nightly job fits them: recsys/placement_fit.py), then
+score train + valid for the test period. continue: relevant = test-period purchases of items that
+were open (touched, not bought since); a second row counts any touch. buy-again: test-period
+purchases of items the shopper had bought. cart: every test-period basket of two products or more,
+its first product as the cart, the others as relevant; pairs from train + valid.
+Baselines: most recent first; most often bought first; co-purchase counts.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from pathlib import Path
 import pandas as pd
 
 from recsys.placement_eval import recall_at_k
+from recsys.placements import FEATURES
 from recsys.repeat_sources import (
-    FEATURES,
-    buy_again_pages,
-    continue_pages,
-    fit_intent,
+    baskets,
+    co_purchases,
+    complement_pages,
+    fit_models,
+    model_pages,
     most_bought_pages,
     most_recent_pages,
     open_items,
@@ -41,15 +45,17 @@ def first_ts(e: pd.DataFrame) -> pd.Series:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--artifacts", type=Path, required=True)
+    ap.add_argument("--data", type=Path, required=True, help="The dataset (its items.parquet: categories)")
     ap.add_argument("--k", type=int, default=10)
-    ap.add_argument("--data", type=Path, default=None, help="The dataset (its items.parquet): a product with too "
-                    "few re-purchases of its own takes its category's interval.")
     a = ap.parse_args()
     split = next((a.artifacts / "work").glob("split-*"))
     cols = ["user_id", "item_id", "event", "ts"]
     train, valid, test = (pd.read_parquet(split / f"{p}.parquet", columns=cols) for p in ("train", "valid", "test"))
-    coef = fit_intent(train, valid, first_ts(valid))
+    items = pd.read_parquet(a.data / "items.parquet", columns=["item_id", "category"])
+    category = items.assign(item_id=items["item_id"].astype(str)).set_index("item_id")["category"]
+    coef = fit_models(train, valid, first_ts(valid), repurchase_intervals(train, category=category))
     before, now = pd.concat([train, valid]), first_ts(test)
+    iv = repurchase_intervals(before, category=category)
     users = sorted(now.index)
     t = touches(before, now)
     open_now = open_items(t).groupby("user_id")["item_id"].agg(set)
@@ -57,30 +63,42 @@ def main() -> None:
     nxt = test.assign(user_id=test["user_id"].astype(str), item_id=test["item_id"].astype(str))
     touched_next = nxt.groupby("user_id")["item_id"].agg(set)
     bought_next = nxt[nxt["event"] == "purchase"].groupby("user_id")["item_id"].agg(set)
-    rel_cont = [touched_next.get(u, set()) & open_now.get(u, set()) for u in users]
+    rel_cont = [bought_next.get(u, set()) & open_now.get(u, set()) for u in users]
+    rel_touch = [touched_next.get(u, set()) & open_now.get(u, set()) for u in users]
     rel_buy = [bought_next.get(u, set()) & bought.get(u, set()) for u in users]
-    items = pd.read_parquet(a.data / "items.parquet", columns=["item_id", "category"]) if a.data else None
-    iv = repurchase_intervals(before, category=None if items is None else
-                              items.assign(item_id=items["item_id"].astype(str)).set_index("item_id")["category"])
+    cont = model_pages(t, "continue", users, a.k, coef["continue"], iv)
+    recent = most_recent_pages(t, users, a.k)
+    again = model_pages(t, "buy_again", users, a.k, coef["buy_again"], iv)
+    often = most_bought_pages(t, users, a.k)
+    pairs = co_purchases(before)
+    bk = baskets(test).groupby("basket")["item_id"].agg(lambda s: list(dict.fromkeys(s)))
+    bk = bk[bk.map(len) >= 2]
+    carts, rel_cart = [[b[0]] for b in bk], [set(b[1:]) for b in bk]
     rows = {
-        "continue: intent model": recall_at_k(continue_pages(t, users, a.k, coef), rel_cont, a.k),
-        "continue baseline: most recent first": recall_at_k(most_recent_pages(t, users, a.k), rel_cont, a.k),
-        "buy-again: learned intervals": recall_at_k(buy_again_pages(t, users, a.k, iv), rel_buy, a.k),
-        "buy-again baseline: most often bought first": recall_at_k(most_bought_pages(t, users, a.k),
-                                                                   rel_buy, a.k),
+        "continue: intent model (bought next)": recall_at_k(cont, rel_cont, a.k),
+        "continue baseline: most recent first (bought next)": recall_at_k(recent, rel_cont, a.k),
+        "continue: intent model (touched next)": recall_at_k(cont, rel_touch, a.k),
+        "continue baseline: most recent first (touched next)": recall_at_k(recent, rel_touch, a.k),
+        "buy-again: re-purchase model": recall_at_k(again, rel_buy, a.k),
+        "buy-again baseline: most often bought first": recall_at_k(often, rel_buy, a.k),
+        "cart: complements (lift, other categories)": recall_at_k(
+            complement_pages(pairs, carts, a.k, "lift", category), rel_cart, a.k),
+        "cart baseline: co-purchase counts": recall_at_k(complement_pages(pairs, carts, a.k, "count"), rel_cart, a.k),
     }
     print(f"{date.today()}, {platform.machine()}, {os.cpu_count()} cores; split {split.name}; {len(users):,} test "
           f"shoppers; k {a.k}")
-    print(f"intent model (intercept, {', '.join(FEATURES)}): {', '.join(f'{c:+.3f}' for c in coef)}")
-    print(f"shoppers with a next touch of an open item: {sum(1 for r in rel_cont if r):,}; with a re-purchase: "
-          f"{sum(1 for r in rel_buy if r):,}; products with a learned interval: {len(iv):,} "
-          f"(median {iv.median():.1f} days)")
+    for m, c in coef.items():
+        print(f"model {m} (intercept, {', '.join(FEATURES)}): {', '.join(f'{x:+.2f}' for x in c)}")
+    print(f"shoppers buying an open item next: {sum(1 for r in rel_cont if r):,}; touching one: "
+          f"{sum(1 for r in rel_touch if r):,}; re-buying: {sum(1 for r in rel_buy if r):,}; test baskets of 2+: "
+          f"{len(carts):,}; products with an interval: {len(iv):,} (median {iv.median():.1f} days)")
     print(f"| list | recall@{a.k} |\n|---|---|")
     for name, v in rows.items():
         print(f"| {name} | {v:.4f} |")
-    cont = rows["continue: intent model"] / rows["continue baseline: most recent first"]
-    again = rows["buy-again: learned intervals"] / rows["buy-again baseline: most often bought first"]
-    print(f"continue / most recent: {cont:.2f}x; buy-again / most often bought: {again:.2f}x (targets >= 1.2x)")
+    r = list(rows.values())
+    print(f"continue / most recent: {r[0] / r[1]:.2f}x (touched next: {r[2] / r[3]:.2f}x); buy-again / most often "
+          f"bought: {r[4] / r[5]:.2f}x; cart / co-purchase counts: {r[6] / r[7]:.2f}x")
+
 
 if __name__ == "__main__":
     main()

@@ -30,6 +30,7 @@ from pipelines.tables import fingerprint
 from recsys.channels import ChannelConfig, Channels, binary_matrix, fit_channels
 from recsys.features import FeatureSpec, stored_profiles
 from recsys.rank_features import ItemStats
+from recsys.repeat_sources import bundle_models
 from recsys.shopper_state import user_states
 
 log = logging.getLogger(__name__)
@@ -202,6 +203,10 @@ def assemble_bundle(artifacts: Path, data_dir: Path, models: TrainedModels, *, t
         if channels is not None:
             channels.save(t / "channels.npz")
             files["channels.npz"] = t / "channels.npz"
+        fit = models.ranker.parent / "placements.json"  # the placements' models (recsys/placements.py)
+        if fit.is_file():
+            bundle_models(fit, events, items).save(t / "placements.npz")
+            files["placements.npz"] = t / "placements.npz"
         info = {"dataset": {"dir": str(data_dir.resolve()), "fingerprint": fingerprint(data_dir),
                             "items": len(items), "users": len(states), "events": len(events)},
                 "image_root": str(data_dir.resolve()), "metrics": models.metrics, "models": models.configs,

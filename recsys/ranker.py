@@ -38,6 +38,7 @@ from recsys.features import Vocab
 from recsys.metrics import ranking_metrics
 from recsys.model import TwoTower
 from recsys.rank_features import DENSE, ItemStats
+from recsys.repeat_sources import fit_split, write_fit
 from recsys.ranking import Block, candidate_block, ranker_feed, stack_blocks
 
 log = logging.getLogger(__name__)
@@ -204,10 +205,15 @@ def rerank(model: DCNRanker, lists: Lists, vecs: np.ndarray, cats: np.ndarray, b
 def hit_rate_by_rank(ranked: np.ndarray, relevant: list[np.ndarray], n: int = 100) -> list[float]:
     """Share of shoppers whose item at each of the first ``n`` ranks is one they touch next: the
     chance a discovery item at that rank is a hit, which the repeat-aware home page weighs against
-    each seen item's own chance (recsys/repeat_sources.py). Held-out lists: what the ranker did not fit."""
+    each seen item's own chance (recsys/placements.py). Held-out lists: what the ranker did not fit.
+    Fitted non-increasing (isotonic), so merging by it never reorders the ranker's own list."""
+    from scipy.optimize import isotonic_regression
+
     top = ranked[:, :n]
-    hit = np.stack([np.isin(t, r) for t, r in zip(top, relevant, strict=True)]) if len(top) else np.zeros((0, n))
-    return [round(float(x), 6) for x in hit.mean(0)] if len(hit) else []
+    if not len(top):
+        return []
+    hit = np.stack([np.isin(t, r) for t, r in zip(top, relevant, strict=True)]).mean(0)
+    return [round(float(x), 6) for x in isotonic_regression(hit, increasing=False).x]
 
 
 def ndcg10(topk: np.ndarray, relevant: list[np.ndarray]) -> float:
@@ -336,9 +342,12 @@ def export_ranker(model: DCNRanker, path: Path, seed: int = 0, channels: dict | 
 
 def train_evaluate_export(model_tt: TwoTower, data: RecData, cfg: RankerTrainConfig, out: Path) -> dict:
     """The whole ranker step: train on the validation period, measure the lift on the test period,
-    export ``out/ranker.onnx``, write ``out/lift.json``; returns that record."""
+    export ``out/ranker.onnx``, write ``out/lift.json`` (returns that record) and ``out/placements.json``."""
     channels = training_channels(cfg, data)
     ranker, info = train_ranker(cfg, model_tt, data, period_stats(data, ("train",)), out, channels)
+    # the placements' models (recsys/placements.py), fitted on the same split, and the ranker's hit rate by rank
+    category = pd.Series(data.items["category"].to_numpy(), index=data.items["item_id"].astype(str))
+    write_fit(out / "placements.json", fit_split(data.split_dir, category), info.pop("explore_hit_rate"))
     lift = evaluate_lift(ranker, model_tt, data, period_stats(data, ("train", "valid")), cfg.candidates, channels)
     ch = None if channels is None else asdict(channels.config)
     record = lift | {"train": info, "onnx_parity": export_ranker(ranker, out / "ranker.onnx", channels=ch)}

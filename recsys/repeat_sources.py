@@ -1,42 +1,51 @@
-"""What a shopper may come back to, ranked: the lists behind the `continue` and `buy-again`
-placements (issue 30), from the shopper's own events. Plain functions over an events table
-(user_id, item_id, event ∈ view | cart | purchase, ts); ages in days before each shopper's ``now``.
+"""Fitting the placements' models (recsys/placements.py) from an events table (user_id, item_id,
+event ∈ view | cart | purchase, ts), and the natural baselines they are measured against (issue 30).
+Plain functions; ages in days before each shopper's ``now``.
 
-- continue: items viewed or carted and not bought since, ranked by intent — a logistic model of
-  "touched again in the next period" on recency, frequency and an open cart, fitted on the data
-  (:func:`fit_intent`); the natural baseline is the most recent first.
-- buy-again: items the shopper bought whose product is re-bought at a typical interval (the median
-  gap between one shopper's purchases of it, :func:`repurchase_intervals`; nothing for one-off
-  products), the most due first; the natural baseline is the most often bought first.
+- touches: per (shopper, item) the counts, recency and open cart the models read (:func:`touches`);
+- three logistic models over recsys/placements.py ``FEATURES`` (:func:`fit_models`), fitted on one
+  period's touches against the next period's events: ``continue`` (an open item is bought next),
+  ``buy_again`` (a bought item with an interval is bought again next), ``home`` (a touched item is
+  touched again next);
+- re-purchase intervals per product (:func:`repurchase_intervals`; nothing for one-off products);
+- complements (:func:`fit_complements`): pairs bought in one session, lifted over popularity.
+
+Baselines: most recent first (continue), most often bought first (buy-again), co-purchase counts (cart).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-FEATURES = ("log_age_days", "log_touches", "open_cart", "views_last_day")
+from recsys.placements import FEATURES, MODELS, PlacementModels, design
+
+SESSION_S = 3600  # purchases of one shopper this close are one basket
+COMPLEMENTS = 20  # complements kept per product in the bundle
 
 
-def touches(events: pd.DataFrame, now: pd.Series) -> pd.DataFrame:
-    """Per (user_id, item_id) touched before the shopper's ``now`` (a Series indexed by user_id):
-    views, carts and purchases, days since the last touch and the last purchase, whether a cart is
-    open (carted after the last purchase), and the features of :data:`FEATURES`."""
+def touches(events: pd.DataFrame, now: pd.Series | pd.Timestamp) -> pd.DataFrame:
+    """Per (user_id, item_id) touched before the shopper's ``now`` (a Series indexed by user_id, or one
+    time for everyone): views, carts and purchases, ``n`` (views + carts), days since the last touch
+    (``age``) and the last purchase (``buy_age``, NaN: never), whether a cart is open (carted after the
+    last purchase) and views in the last day (at most 5)."""
     e = events.assign(user_id=events["user_id"].astype(str), item_id=events["item_id"].astype(str))
-    age = (e["user_id"].map(now) - e["ts"]).dt.total_seconds() / 86400
-    e, age = e[age > 0], age[age > 0]
+    ref = e["user_id"].map(now) if isinstance(now, pd.Series) else now
+    age = (ref - e["ts"]).dt.total_seconds() / 86400
+    e, age = e[age >= 0], age[age >= 0]
     e = e.assign(age=age, view=e["event"] == "view", cart=e["event"] == "cart", buy=e["event"] == "purchase")
     g = e.groupby(["user_id", "item_id"])
     t = g.agg(views=("view", "sum"), carts=("cart", "sum"), buys=("buy", "sum"), age=("age", "min"))
     t["buy_age"] = e[e["buy"]].groupby(["user_id", "item_id"])["age"].min().reindex(t.index)
     t["cart_age"] = e[e["cart"]].groupby(["user_id", "item_id"])["age"].min().reindex(t.index)
     t["open_cart"] = (t["cart_age"].notna() & (t["buy_age"].isna() | (t["cart_age"] < t["buy_age"]))).astype(float)
-    t["log_age_days"] = np.log1p(t["age"])
-    t["log_touches"] = np.log1p(t["views"] + t["carts"])
+    t["n"] = (t["views"] + t["carts"]).astype(float)
     t["views_last_day"] = e[e["view"] & (e["age"] < 1)].groupby(["user_id", "item_id"]).size().reindex(
-        t.index, fill_value=0).clip(upper=5)
+        t.index, fill_value=0).clip(upper=5).astype(float)
     return t.reset_index()
 
 
@@ -45,30 +54,50 @@ def open_items(t: pd.DataFrame) -> pd.DataFrame:
     return t[t["buy_age"].isna() | (t["buy_age"] > t["age"])]
 
 
-def fit_intent(history: pd.DataFrame, following: pd.DataFrame, now: pd.Series) -> np.ndarray:
-    """Logistic coefficients (intercept first, then :data:`FEATURES`) of "an open item is touched again
-    in ``following``", from the shoppers' ``history`` up to their ``now``."""
-    t = open_items(touches(history, now))
-    again = set(zip(following["user_id"].astype(str), following["item_id"].astype(str), strict=True))
-    y = np.array([(u, i) in again for u, i in zip(t["user_id"], t["item_id"], strict=True)], float)
-    return _logistic(_design(t), y)
+def design_of(t: pd.DataFrame, intervals: pd.Series) -> np.ndarray:
+    """recsys/placements.py ``design`` of a :func:`touches` table; ``intervals``: item_id -> days."""
+    iv = t["item_id"].map(intervals).to_numpy(float)
+    return design(t["age"].to_numpy(float), t["n"].to_numpy(float), t["open_cart"].to_numpy(float),
+                  t["views_last_day"].to_numpy(float), t["buys"].to_numpy(float), t["buy_age"].to_numpy(float), iv)
 
 
-def _design(t: pd.DataFrame) -> np.ndarray:
-    """(N, 1 + F): an intercept column, then :data:`FEATURES`."""
-    return np.column_stack([np.ones(len(t)), t[list(FEATURES)].to_numpy(float)])
+def candidates(t: pd.DataFrame, model: str, intervals: pd.Series) -> pd.DataFrame:
+    """The touches a model scores: open items (continue), bought items with an interval (buy_again), all (home)."""
+    if model == "continue":
+        return open_items(t)
+    if model == "buy_again":
+        return t[t["buy_age"].notna() & t["item_id"].isin(intervals.index)]
+    return t
+
+
+def fit_models(history: pd.DataFrame, following: pd.DataFrame, now: pd.Series, intervals: pd.Series
+               ) -> dict[str, np.ndarray]:
+    """Logistic coefficients (intercept first, then recsys/placements.py ``FEATURES``) of each model,
+    from the shoppers' ``history`` up to their ``now`` against what they did in ``following``."""
+    t = touches(history, now)
+    f = following.assign(user_id=following["user_id"].astype(str), item_id=following["item_id"].astype(str))
+    touched = set(zip(f["user_id"], f["item_id"], strict=True))
+    bought = set(zip(*(f.loc[f["event"] == "purchase", c] for c in ("user_id", "item_id")), strict=True))
+    out = {}
+    for model, label in (("continue", bought), ("buy_again", bought), ("home", touched)):
+        c = candidates(t, model, intervals)
+        y = np.array([(u, i) in label for u, i in zip(c["user_id"], c["item_id"], strict=True)], float)
+        out[model] = _logistic(design_of(c, intervals), y)
+    return out
 
 
 def _logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, steps: int = 50) -> np.ndarray:
     """Newton's method on the L2-penalised log-likelihood (the intercept unpenalised): stays finite
     when a feature is constant or separates the labels, where a plain fit has no optimum."""
     w = np.zeros(x.shape[1])
+    if not len(x):
+        return w
     pen = np.full(x.shape[1], l2)
     pen[0] = 0.0
     for _ in range(steps):
         p = 1.0 / (1.0 + np.exp(-np.clip(x @ w, -30, 30)))
         grad = x.T @ (p - y) + pen * w
-        hess = (x * (p * (1 - p))[:, None]).T @ x + np.diag(pen + 1e-9)
+        hess = (x * (p * (1 - p))[:, None]).T @ x + np.diag(pen + 1e-6)
         step = np.linalg.solve(hess, grad)
         w -= step
         if np.abs(step).max() < 1e-8:
@@ -83,11 +112,11 @@ def _pages(t: pd.DataFrame, score: np.ndarray, users: Sequence[str], k: int) -> 
     return [per.get(u, [])[:k] for u in users]
 
 
-def continue_pages(t: pd.DataFrame, users: Sequence[str], k: int, coef: np.ndarray) -> list[list[str]]:
-    """Each shopper's open items (touched, not bought since), the likeliest to be touched again first.
-    ``t``: :func:`touches` of their events."""
-    t = open_items(t)
-    return _pages(t, _design(t) @ coef, users, k)
+def model_pages(t: pd.DataFrame, model: str, users: Sequence[str], k: int, coef: np.ndarray,
+                intervals: pd.Series) -> list[list[str]]:
+    """Each shopper's candidates of ``model``, the likeliest first (what the service serves)."""
+    c = candidates(t, model, intervals)
+    return _pages(c, design_of(c, intervals) @ coef, users, k)
 
 
 def most_recent_pages(t: pd.DataFrame, users: Sequence[str], k: int) -> list[list[str]]:
@@ -117,16 +146,92 @@ def repurchase_intervals(events: pd.DataFrame, min_gaps: int = 3, category: pd.S
     return pd.concat([own, fallback[~fallback.index.isin(own.index)]])
 
 
-def buy_again_pages(t: pd.DataFrame, users: Sequence[str], k: int, intervals: pd.Series) -> list[list[str]]:
-    """Each shopper's bought items that are re-bought at an interval, the most due first (elapsed time
-    over the interval closest to 1, on a log scale; overdue before early at equal distance)."""
-    t = t[t["buy_age"].notna() & t["item_id"].isin(intervals.index)]
-    ratio = t["buy_age"].to_numpy() / t["item_id"].map(intervals).to_numpy()
-    score = -np.abs(np.log(np.maximum(ratio, 1e-3))) + 1e-3 * (ratio > 1)
-    return _pages(t, score, users, k)
-
-
 def most_bought_pages(t: pd.DataFrame, users: Sequence[str], k: int) -> list[list[str]]:
     """The baseline of `buy-again`: the shopper's bought items, the most often bought first (then the latest)."""
     t = t[t["buys"] > 0]
     return _pages(t, t["buys"].to_numpy() - 1e-6 * t["buy_age"].to_numpy(), users, k)
+
+
+def baskets(events: pd.DataFrame, session_s: float = SESSION_S) -> pd.DataFrame:
+    """Purchases (user_id, item_id, ts, basket): one shopper's purchases less than ``session_s`` apart
+    share a basket number."""
+    b = events[events["event"] == "purchase"].assign(user_id=lambda d: d["user_id"].astype(str),
+                                                     item_id=lambda d: d["item_id"].astype(str))
+    b = b.sort_values(["user_id", "ts"], kind="stable")
+    gap = b.groupby("user_id")["ts"].diff().dt.total_seconds()
+    return b.assign(basket=(gap.isna() | (gap >= session_s)).cumsum())[["user_id", "item_id", "ts", "basket"]]
+
+
+def co_purchases(events: pd.DataFrame, session_s: float = SESSION_S) -> pd.DataFrame:
+    """(item_id, other, count, lift) over every ordered pair of distinct products bought in one
+    basket; lift = count / (expected + 1), expected = n(item) · n(other) / purchases: how much more
+    often they go together than their popularity alone explains (the +1 keeps a single chance
+    co-purchase of two rare products from topping every list)."""
+    b = baskets(events, session_s).drop_duplicates(["basket", "item_id"])
+    m = b.merge(b, on="basket", suffixes=("", "_o"))
+    m = m[m["item_id"] != m["item_id_o"]]
+    pairs = m.groupby(["item_id", "item_id_o"]).size().rename("count").reset_index()
+    n = b["item_id"].value_counts()
+    expected = pairs["item_id"].map(n).to_numpy(float) * pairs["item_id_o"].map(n).to_numpy(float) / max(len(b), 1)
+    pairs["lift"] = pairs["count"] / (expected + 1.0)
+    return pairs.rename(columns={"item_id_o": "other"})
+
+
+def complement_pages(pairs: pd.DataFrame, carts: Sequence[Sequence[str]], k: int, by: str,
+                     category: pd.Series | None = None) -> list[list[str]]:
+    """Each cart's complements, best first by ``by`` ("lift": the placement; "count": co-purchase
+    popularity, the baseline), summed over the cart's products; with ``category`` (item_id ->
+    category), nothing of the cart's own categories."""
+    per = {a: g for a, g in pairs.groupby("item_id")}
+    out = []
+    for cart in carts:
+        parts = [per[a] for a in cart if a in per]
+        if not parts:
+            out.append([])
+            continue
+        s = pd.concat(parts).groupby("other")[by].sum()
+        s = s[~s.index.isin(set(cart))]
+        if category is not None:
+            s = s[~s.index.map(category).isin({category.get(a) for a in cart})]
+        out.append(list(s.sort_index().sort_values(ascending=False, kind="stable").index[:k]))
+    return out
+
+
+def fit_split(split_dir: Path, category: pd.Series) -> dict[str, list[float]]:
+    """The three models fitted on a nightly split (``train`` -> ``valid``: each shopper's state at their
+    first validation event against what they did in validation); ``category``: item_id -> category
+    (for the interval fallback)."""
+    cols = ["user_id", "item_id", "event", "ts"]
+    train, valid = (pd.read_parquet(split_dir / f"{p}.parquet", columns=cols) for p in ("train", "valid"))
+    now = valid.groupby(valid["user_id"].astype(str))["ts"].min()
+    coef = fit_models(train, valid, now, repurchase_intervals(train, category=category))
+    return {m: [float(x) for x in c] for m, c in coef.items()}
+
+
+def write_fit(path: Path, coef: dict[str, list[float]], hit_rate: list[float]) -> None:
+    """``placements.json`` beside the ranker: what the bundle's ``placements.npz`` is assembled from."""
+    path.write_text(json.dumps({"features": list(FEATURES), "coef": coef, "hit_rate": hit_rate}, indent=1) + "\n")
+
+
+def bundle_models(fit: Path, events: pd.DataFrame, items: pd.DataFrame) -> PlacementModels:
+    """``placements.npz`` from ``placements.json`` (the fitted models), the re-purchase intervals and
+    complements of all ``events``; ``items`` (item_id, category) in catalog-row order."""
+    f = json.loads(fit.read_text())
+    if tuple(f["features"]) != FEATURES:
+        raise ValueError(f"{fit}: models over features {f['features']}, this code computes {list(FEATURES)}")
+    ids = items["item_id"].astype(str)
+    row_of = pd.Series(np.arange(len(items)), index=ids)
+    category = pd.Series(items["category"].to_numpy(), index=ids)
+    iv = repurchase_intervals(events, category=category)
+    interval = np.full(len(items), np.nan, np.float32)
+    at = row_of.reindex(iv.index)
+    interval[at.dropna().astype(int).to_numpy()] = iv[at.notna().to_numpy()].to_numpy(np.float32)
+    pairs = co_purchases(events)
+    pairs = pairs.assign(a=pairs["item_id"].map(row_of), b=pairs["other"].map(row_of)).dropna(subset=["a", "b"])
+    pairs = pairs.sort_values(["a", "lift", "b"], ascending=[True, False, True], kind="stable")
+    pairs = pairs.groupby("a", sort=False).head(COMPLEMENTS)
+    counts = np.bincount(pairs["a"].astype(int).to_numpy(), minlength=len(items))
+    off = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return PlacementModels({m: np.asarray(f["coef"][m], np.float64) for m in MODELS},
+                           np.asarray(f["hit_rate"] or [0.0], np.float64), interval, off,
+                           pairs["b"].astype(np.int64).to_numpy(), pairs["lift"].to_numpy(np.float32))

@@ -9,14 +9,19 @@ import numpy as np
 import pandas as pd
 
 from recsys.features import PAD, FeatureSpec, Vocab
+from recsys.placements import MAX_TOUCHES, TOUCH_COLUMNS
+from recsys.repeat_sources import touches
 
 MAX_SEEN = 500  # distinct items kept per user: enough for category shares and exclusion
 
 
-def user_states(events: pd.DataFrame, users: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
+def user_states(events: pd.DataFrame, users: pd.DataFrame, spec: FeatureSpec,
+                now: pd.Series | pd.Timestamp | None = None) -> pd.DataFrame:
     """One row per known user: feature columns + ``history`` (last L rows, most recent first),
-    ``seen`` (distinct rows, most recent MAX_SEEN), ``purchased`` (distinct rows) and the long-term
-    profile the user tower reads: ``profile`` (rows) and ``profile_w`` (weights), FeatureSpec.user_profiles."""
+    ``seen`` (distinct rows, most recent MAX_SEEN), ``purchased`` (distinct rows), the long-term
+    profile the user tower reads: ``profile`` (rows) and ``profile_w`` (weights), FeatureSpec.user_profiles,
+    and the touches the placements read (recsys/placements.py ``TOUCH_COLUMNS``, the MAX_TOUCHES most
+    recent items) as of ``now`` (per user_id, or one time; None: the last event's)."""
     ev = events.assign(row=spec.item_vocab.encode_rows(events["item_id"]))
     ev = ev[ev["row"] >= 0].sort_values(["user_id", "ts"], ascending=[True, False], kind="stable")
     g = ev.groupby("user_id", sort=True)["row"]
@@ -34,4 +39,29 @@ def user_states(events: pd.DataFrame, users: pd.DataFrame, spec: FeatureSpec) ->
     n = (prof != PAD).sum(1)  # profiles are left-aligned: the first n entries are real
     out["profile"] = [r[:k].astype(np.int32) for r, k in zip(rows, n, strict=True)]
     out["profile_w"] = [x[:k].astype(np.float32) for x, k in zip(w, n, strict=True)]
+    for c, v in touch_columns(events, out.index, spec, now).items():
+        out[c] = v
     return out.reset_index()
+
+
+def touch_columns(events: pd.DataFrame, user_ids: pd.Index, spec: FeatureSpec,
+                  now: pd.Series | pd.Timestamp | None) -> dict[str, list[np.ndarray]]:
+    """``TOUCH_COLUMNS`` per user of ``user_ids``: recsys/repeat_sources.py ``touches`` of their
+    catalog items as of ``now``, the most recent first."""
+    if now is None:
+        now = events["ts"].max() if len(events) else pd.Timestamp.now(tz="UTC")
+    t = touches(events, now)
+    t = t.assign(row=spec.item_vocab.encode_rows(t["item_id"]))
+    t = t[t["row"] >= 0].sort_values(["user_id", "age", "row"], kind="stable")
+    t = t.groupby("user_id", sort=False).head(MAX_TOUCHES)
+    src = {"touch_rows": ("row", np.int32), "touch_age": ("age", np.float32), "touch_n": ("n", np.float32),
+           "touch_cart": ("open_cart", np.float32), "touch_views_day": ("views_last_day", np.float32),
+           "touch_buys": ("buys", np.float32), "touch_buy_age": ("buy_age", np.float32)}
+    by = {u: g for u, g in t.groupby("user_id", sort=False)}
+    out: dict[str, list[np.ndarray]] = {c: [] for c in TOUCH_COLUMNS}
+    for u in user_ids.astype(str):
+        g = by.get(u)
+        for c in TOUCH_COLUMNS:
+            col, dt = src[c]
+            out[c].append(np.zeros(0, dt) if g is None else g[col].to_numpy(dt))
+    return out

@@ -25,6 +25,7 @@ from common.mapped import mapped, open_npy, touch
 from common.onnx_runtime import make_session, run
 from recsys.channels import Channels
 from recsys.features import OOV, FeatureSpec
+from recsys.placements import PlacementModels
 from recsys.rank_features import ItemStats
 from recsys.ranking import RankerModel
 from serving.catalog import Catalog
@@ -98,6 +99,10 @@ class LoadedBundle:
         # the recall channels the ranker was trained with (recsys/channels.py); older bundles have none
         self.channels = (Channels.load(path / "channels.npz", mmap=mm) if "channels.npz" in self.manifest["files"]
                          and settings.channels else None)
+        # the placements' models (recsys/placements.py: continue, buy-again, repeat-aware home, cart); older
+        # bundles have none, and those placements answer 409
+        self.placements = (PlacementModels.load(path / "placements.npz", mmap=mm)
+                           if "placements.npz" in self.manifest["files"] else None)
         self.image_root = image_root(self.manifest, path, settings)
         # A catalog without photos (MovieLens) has no image model: the photo routes answer 409.
         self.image_model: ImageModel | None = None
@@ -176,6 +181,8 @@ class LoadedBundle:
             assert added == row, (added, row)  # the catalog row is the FAISS id
             if self.channels is not None:
                 self.channels.append_item()
+            if self.placements is not None:
+                self.placements.append_item()
             if self.photos is not None:
                 self.photos.append()
             self._refresh_popular()

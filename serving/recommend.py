@@ -24,6 +24,7 @@ from recsys.ranking import Block, candidate_block, stack_blocks
 from serving.errors import RequestError
 from serving.explain import reasons
 from serving.loaded_bundle import LoadedBundle
+from serving.placements import OWN_LISTS, SOURCE, home_merge, own_list
 from serving.realtime import RecentEvents
 from serving.rules import RulePlan, RuleSet
 from serving.schemas import Filters, RecommendationRequest, RecommendationResponse
@@ -83,8 +84,10 @@ def prepare(b: LoadedBundle, req: RecommendationRequest, masks: dict, rules: Rul
         seen_live, bought = live.recent(req.user_id, req.session_id)
         if seen_live:
             clicks = list(dict.fromkeys([*req.recent_item_ids, *seen_live]))
-    shopper = b.shoppers.resolve(req.user_id, b.catalog.rows(clicks), keep_purchased=not req.exclude_purchased,
-                                 also_purchased=b.catalog.rows(bought) if bought and req.exclude_purchased else None)
+    keep = not req.exclude_purchased or req.placement == "buy-again"  # buy-again: purchases are the point
+    shopper = b.shoppers.resolve(req.user_id, b.catalog.rows(clicks), keep_purchased=keep,
+                                 also_purchased=b.catalog.rows(bought) if bought and not keep else None,
+                                 bought_live=b.catalog.rows(bought) if bought else None)
     key = _filter_key(req)
     allowed = masks.get(key)
     if allowed is None:  # the request's filters and the exclude rules (the same for the same filters)
@@ -154,10 +157,11 @@ def rank(b: LoadedBundle, ps: list[Prepared], U: np.ndarray, block: Block) -> li
 
 
 def page(b: LoadedBundle, p: Prepared, ranked: np.ndarray, scores: np.ndarray | None, fallback: str | None,
-         candidates: Candidates | None = None) -> tuple[dict, tuple]:
+         candidates: Candidates | None = None, own: tuple[str, set[int] | None] | None = None) -> tuple[dict, tuple]:
     """The business rules (``p.plan``: move, the category cap, place; excludes are already in the
     filter mask), pagination, the item records; with ``explain``, each item's reason. Also what the
-    served-list log needs (serving/served_log.py ``page_details``): references, computed later."""
+    served-list log needs (serving/served_log.py ``page_details``): references, computed later.
+    ``own``: a placement's own source (serving/placements.py) and the rows it gave (None: all of them)."""
     req = p.req
     t = time.perf_counter()
     ranked = np.asarray(ranked, np.int64)
@@ -170,16 +174,19 @@ def page(b: LoadedBundle, p: Prepared, ranked: np.ndarray, scores: np.ndarray | 
     rows = listed[req.offset : req.offset + req.k]
     items = b.catalog.items_out(rows, None if listed_scores is None else listed_scores[req.offset : req.offset + req.k])
     if req.explain:
+        alone = own is not None and own[1] is None  # a placement's own list: no ranker, no channels
         why = reasons(b.items_index.vectors, b.catalog.item_ids, rows, p.shopper.history,
-                      ranked if fallback else candidates.rows, None if fallback else ranked, candidates,
-                      effect.by_row, fallback)
-        for item, r in zip(items, why, strict=True):
+                      ranked if fallback or alone else candidates.rows, None if fallback or alone else ranked,
+                      None if alone else candidates, effect.by_row, own[0] if alone else fallback)
+        for item, r, row in zip(items, why, rows.tolist(), strict=True):
+            if own is not None and own[1] is not None and row in own[1]:
+                r["channels"] = [own[0]]
             item["reason"] = r
     t4 = time.perf_counter()
     timings = p.ms | {"rules_ms": (t4 - t) * 1e3, "total_ms": (t4 - p.t0) * 1e3}
     answer = {"items": items, "bundle_version": b.version, "rec_id": None, "variant": None, "fallback": fallback,
               "user_known": p.shopper.row is not None, "offset": req.offset, "k": req.k, "timings": timings}
-    return answer, (rows, None if fallback else ranked, candidates, effect.by_row)
+    return answer, (rows, None if fallback else ranked, candidates, effect.by_row, own)
 
 
 def recommend_many(b: LoadedBundle, reqs: list[RecommendationRequest], candidates: int,
@@ -203,16 +210,28 @@ def recommend_many(b: LoadedBundle, reqs: list[RecommendationRequest], candidate
                 prepared[i] = prepare(b, r, masks, rules or NO_RULES, live)
             except RequestError as e:
                 out[i] = e
+        home = {}
         for i, p in prepared.items():
-            if not len(p.shopper.history):  # nobody we know anything about: popular items in scope
+            if p.req.placement in OWN_LISTS:  # continue, buy-again, cart, product: their own sources
+                try:
+                    rows, sc = own_list(b, p)
+                except RequestError as e:
+                    out[i] = e
+                    continue
+                out[i], keep[i] = page(b, p, rows, sc, None, own=(SOURCE[p.req.placement], None))
+            elif not len(p.shopper.history):  # nobody we know anything about: popular items in scope
                 out[i], keep[i] = page(b, p, popular(b, p), None, "popular")
-        at = {id(p): i for i, p in prepared.items() if len(p.shopper.history)}  # the model path's requests
+            else:
+                home[i] = p
+        at = {id(p): i for i, p in home.items()}  # the model path's requests
         if not at:
             return out
         extra = b.channels.config.extra if b.channels is not None else 0  # the tower fills what the channels leave
-        ps, U, block = retrieve(b, [prepared[i] for i in at.values()], candidates + extra)
+        ps, U, block = retrieve(b, list(home.values()), candidates + extra)
         for p, r in zip(ps, rank(b, ps, U, block), strict=True):
-            out[at[id(p)]], keep[at[id(p)]] = page(b, p, r.rows, r.scores if len(r.rows) else None, None, r.candidates)
+            rows, sc, repeats = home_merge(b, p, r.rows, r.scores)  # the shopper's own items where they belong
+            out[at[id(p)]], keep[at[id(p)]] = page(b, p, rows, sc if len(rows) else None, None, r.candidates,
+                                                   ("history", repeats) if repeats else None)
     return out
 
 

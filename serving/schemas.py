@@ -29,9 +29,16 @@ class Filters(BaseModel):
         return self
 
 
-PLACEMENT = Field(None, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$", description="Where the list is shown "
-                  "(home, product, cart, ...): logged with the served list, so clicks and revenue are attributed "
-                  "per placement (docs/online.md).")
+PLACEMENTS = ("home", "product", "cart", "continue", "buy-again")
+PLACEMENT = Field(None, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$", description="Where the list is shown: logged "
+                  "with the served list, so clicks and revenue are attributed per placement (docs/online.md). Five "
+                  "names pick their own candidate sources (docs/serving.md, \"Placements\"): home (the default: "
+                  "discovery with the shopper's own items where the data says they belong), product (items like "
+                  "context_item_ids[0]), cart (complements of context_item_ids, or of a known shopper's open cart), "
+                  "continue (the shopper's viewed or carted, not bought items, by purchase intent), buy-again (their "
+                  "bought items that are re-bought at a learned interval). Any other name is served as home. "
+                  "cart, continue and buy-again answer 409 on a bundle built without the placement models.",
+                  examples=list(PLACEMENTS))
 
 
 class RecommendationRequest(Filters):
@@ -41,6 +48,10 @@ class RecommendationRequest(Filters):
     placement: str | None = PLACEMENT
     recent_item_ids: list[ItemId] = Field(default_factory=list, max_length=1000,
                                           description="Session clicks, most recent first (added to the history).")
+    context_item_ids: list[ItemId] = Field(default_factory=list, max_length=100, description="The product on the "
+                                           "page (placement product: required) or the cart's products (cart).")
+    discovery_only: bool = Field(False, description="home: nothing the shopper viewed, carted or bought (a page of "
+                                 "new products only).")
     k: int = Field(10, ge=1)
     offset: int = Field(0, ge=0, description="Pagination: skip this many ranked items.")
     exclude_purchased: bool = True

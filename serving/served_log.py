@@ -55,10 +55,11 @@ class RecTokens:
         return hmac.compare_digest(sig, self._sig(rid))
 
 
-def page_details(page: np.ndarray, ranked: np.ndarray | None, candidates, by_row: dict[int, list[str]]
-                 ) -> list[tuple[list[str], int | None, list[str]]]:
+def page_details(page: np.ndarray, ranked: np.ndarray | None, candidates, by_row: dict[int, list[str]],
+                 own: tuple[str, set[int] | None] | None = None) -> list[tuple[list[str], int | None, list[str]]]:
     """Per page row: the channels whose lists held it, its 1-based rank before the rules (None: the
-    rules placed it), the rules that moved or placed it."""
+    rules placed it), the rules that moved or placed it. ``own``: a placement's own source (serving/
+    placements.py) and the rows it gave (None: every ranked row), logged as their channel."""
     page = np.asarray(page, np.int64)
     cols = np.arange(len(page))
 
@@ -77,6 +78,10 @@ def page_details(page: np.ndarray, ranked: np.ndarray | None, candidates, by_row
         held = np.stack([getattr(candidates, f"{c}_rank")[at] for c in CHANNELS], 1) < ABSENT  # (P, channels)
         found = [[c for c, x in zip(CHANNELS, h, strict=True) if x] if o else []
                  for h, o in zip(held.tolist(), ok.tolist(), strict=True)]
+    if own is not None:
+        name, rows = own
+        found = [[name] if pre[j] is not None and (rows is None or r in rows) else f
+                 for j, (r, f) in enumerate(zip(page.tolist(), found, strict=True))]
     return [(found[j], pre[j], by_row.get(r, [])) for j, r in enumerate(page.tolist())]
 
 

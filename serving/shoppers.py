@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.features import FeatureSpec, stored_profiles
+from recsys.placements import TOUCH_COLUMNS, Touched
 
 _NONE = np.zeros(0, np.int64)
 _NONE.flags.writeable = False
@@ -24,6 +25,7 @@ class Shopper:
     seen: np.ndarray  # every row they touched (distinct; order irrelevant)
     purchased: np.ndarray  # rows they bought (empty when the request keeps purchases)
     profile: tuple[np.ndarray, np.ndarray]  # the long-term profile (rows, weights), session clicks in front
+    touched: Touched  # what the placements read: each touched item's counts and recency, live events included
 
 
 class Shoppers:
@@ -38,6 +40,9 @@ class Shoppers:
         self.profiles = stored_profiles(users)  # (rows, weights) per user: the long-term profile
         self.session_weight = float(spec.event_weights.get("view", 1.0))  # a click is a view
         self.n_features = len(spec.user_features)
+        # each shopper's touches (recsys/placements.py); a bundle from before the placements has none
+        self.touches = [list(cols) for cols in zip(*(users[c] for c in TOUCH_COLUMNS), strict=True)] \
+            if all(c in users for c in TOUCH_COLUMNS) else None
 
     def __len__(self) -> int:
         return len(self.row_of)
@@ -52,11 +57,18 @@ class Shoppers:
                     break
         return out
 
+    def touched(self, u: int | None) -> Touched:
+        if u is None or self.touches is None:
+            return Touched.empty()
+        rows, *rest = self.touches[u]
+        return Touched(np.asarray(rows, np.int64), *(np.asarray(x, np.float32) for x in rest))
+
     def resolve(self, user_id: str | None, session: np.ndarray, *, keep_purchased: bool = False,
-                also_purchased: np.ndarray | None = None) -> Shopper:
+                also_purchased: np.ndarray | None = None, bought_live: np.ndarray | None = None) -> Shopper:
         """The shopper a request names (``user_id`` may be unknown or None) with ``session``'s clicks
         (catalog rows, most recent first) in front of their history; ``also_purchased``: rows bought
-        since the bundle (its live events)."""
+        since the bundle (its live events) and out of the page; ``bought_live``: the same rows, for the
+        touches, whether or not the request keeps purchases."""
         u = self.row_of.get(user_id) if user_id is not None else None
         history = self.history[u] if u is not None else _NONE
         seen = self.seen[u] if u is not None else _NONE
@@ -66,7 +78,9 @@ class Shoppers:
         purchased = self.purchased[u] if (u is not None and not keep_purchased) else _NONE
         if also_purchased is not None and len(also_purchased):
             purchased = np.union1d(purchased, also_purchased)
-        return Shopper(u, history, seen, purchased, self.profile(u, session))
+        live = bought_live if bought_live is not None else np.zeros(0, np.int64)
+        touched = self.touched(u).with_live(np.asarray(session, np.int64), np.asarray(live, np.int64))
+        return Shopper(u, history, seen, purchased, self.profile(u, session), touched)
 
     def profile(self, u: int | None, session: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The long-term profile (rows, weights) of user row ``u`` (None: nobody) with this session's

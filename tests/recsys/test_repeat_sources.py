@@ -1,14 +1,18 @@
-"""The `continue` and `buy-again` lists (recsys/repeat_sources.py) on hand-made shoppers."""
+"""Fitting the placements' models (recsys/repeat_sources.py) on hand-made shoppers: touches, the
+logistic models, re-purchase intervals, complements and the baselines."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from recsys.repeat_sources import (
-    buy_again_pages,
-    continue_pages,
-    fit_intent,
+    baskets,
+    co_purchases,
+    complement_pages,
+    fit_models,
+    model_pages,
     most_bought_pages,
     most_recent_pages,
     repurchase_intervals,
@@ -39,24 +43,28 @@ def test_continue_shows_open_items_and_the_baseline_orders_by_recency() -> None:
     ev = _ev([("u", "a", "view", 1), ("u", "a", "cart", 2), ("u", "b", "view", 29), ("u", "c", "view", 20),
               ("u", "c", "purchase", 20.1)])
     assert most_recent_pages(touches(ev, NOW), ["u", "nobody"], 5) == [["b", "a"], []]  # c was bought: not open
-    coef = np.array([0.0, 0.0, 0.0, 5.0, 0.0])  # a model that only values an open cart
-    assert continue_pages(touches(ev, NOW), ["u"], 5, coef) == [["a", "b"]]
+    coef = np.zeros(9)
+    coef[3] = 5.0  # a model that only values an open cart
+    assert model_pages(touches(ev, NOW), "continue", ["u"], 5, coef, pd.Series(dtype=float)) == [["a", "b"]]
 
 
-def test_the_intent_model_learns_that_open_carts_come_back() -> None:
+def test_the_intent_model_learns_that_open_carts_are_bought() -> None:
     rng = np.random.default_rng(0)
     rows, nxt = [], []
     for n in range(400):
         u = f"u{n}"
         for j in range(4):
             rows.append((u, f"{u}-{j}", "view", float(rng.uniform(0, 29))))
-        rows.append((u, f"{u}-0", "cart", 29.5))
-        nxt.append((u, f"{u}-0", "view", 31.0))  # the carted one comes back
+        rows.append((u, f"{u}-0", "cart", float(rng.uniform(0, 29))))
+        if rng.random() < 0.6:
+            nxt.append((u, f"{u}-0", "purchase", 31.0))  # the carted one is bought
         if rng.random() < 0.2:
-            nxt.append((u, f"{u}-{rng.integers(1, 4)}", "view", 31.0))
+            nxt.append((u, f"{u}-{rng.integers(1, 4)}", "purchase", 31.0))
     now = pd.Series({f"u{n}": T0 + pd.Timedelta(days=30) for n in range(400)})
-    coef = fit_intent(_ev(rows), _ev(nxt), now)
-    assert coef[3] > 1.0  # open_cart
+    coef = fit_models(_ev(rows), _ev(nxt), now, pd.Series(dtype=float))
+    assert coef["continue"][3] > 1.0  # open_cart
+    pages = model_pages(touches(_ev(rows), now), "continue", ["u0", "u1"], 1, coef["continue"], pd.Series(dtype=float))
+    assert pages == [["u0-0"], ["u1-0"]]
 
 
 def test_buy_again_needs_a_learned_interval_and_puts_the_most_due_first() -> None:
@@ -67,8 +75,10 @@ def test_buy_again_needs_a_learned_interval_and_puts_the_most_due_first() -> Non
     ev = _ev([("u", "tee", "purchase", 20), ("u", "coat", "purchase", 1), ("u", "sock", "purchase", 28),
               ("u", "sock", "purchase", 29)])
     iv = pd.Series({"tee": 10.0, "sock": 30.0})
+    coef = np.zeros(9)
+    coef[7] = -1.0  # due_sq: the closer to the interval the likelier
     # tee bought 10 days ago at a 10-day interval: due; sock 1 day ago at 30: not yet; coat: no interval
-    assert buy_again_pages(touches(ev, NOW), ["u"], 5, iv) == [["tee", "sock"]]
+    assert model_pages(touches(ev, NOW), "buy_again", ["u"], 5, coef, iv) == [["tee", "sock"]]
     assert most_bought_pages(touches(ev, NOW), ["u"], 5) == [["sock", "tee", "coat"]]
 
 
@@ -82,3 +92,27 @@ def test_a_product_without_its_own_gaps_takes_its_category_interval_and_same_day
     # tee: its own 8 days; tee2 never re-bought: the Tops median (8); dress bought twice within a day
     # three times: no re-purchase, no interval; coat: nobody re-buys coats
     assert iv.sort_index().to_dict() == {"tee": 8.0, "tee2": 8.0}
+
+
+def test_baskets_and_lift_prefer_the_partner_over_the_popular_product() -> None:
+    """a's buyers take b along; p is bought by everyone, and with a three times by chance: by count p
+    comes first (the baseline), by lift (count over what popularity predicts) b does; purchases
+    twelve hours apart are two baskets."""
+    rows = [(f"s{n}", "a", "purchase", n) for n in range(6)] + \
+        [(f"s{n}", "b", "purchase", n + 0.001) for n in range(2)] + \
+        [(f"s{n}", "p", "purchase", n + 0.002) for n in range(2, 5)] + \
+        [(f"t{n}", "p", "purchase", n) for n in range(60)] + \
+        [(f"t{n}", "q", "purchase", n + 0.5) for n in range(2)]
+    ev = _ev(rows)
+    sizes = baskets(ev).groupby("basket").size()
+    assert sizes.max() == 2 and (sizes == 2).sum() == 5  # s0, s1: a with b; s2..s4: a with p
+    pairs = co_purchases(ev).set_index(["item_id", "other"])
+    assert pairs.loc[("a", "b"), "count"] == 2 and pairs.loc[("a", "p"), "count"] == 3
+    assert ("p", "q") not in pairs.index
+    # lift = count / (n(a) n(other) / purchases + 1), 73 purchases
+    assert pairs.loc[("a", "b"), "lift"] == pytest.approx(2 / (6 * 2 / 73 + 1))
+    assert pairs.loc[("a", "p"), "lift"] == pytest.approx(3 / (6 * 63 / 73 + 1))
+    assert complement_pages(co_purchases(ev), [["a"]], 5, "count") == [["p", "b"]]
+    assert complement_pages(co_purchases(ev), [["a"]], 5, "lift") == [["b", "p"]]
+    cat = pd.Series({"a": "Trouser", "b": "Shirt", "p": "Trouser", "q": "Bag"})
+    assert complement_pages(co_purchases(ev), [["a"]], 5, "lift", cat) == [["b"]]  # no second pair of trousers

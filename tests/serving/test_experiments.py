@@ -73,7 +73,7 @@ def test_assignment_is_sticky_by_shares_and_changes_the_page(artifacts: Path) ->
         popular = [u for u, v in seen.items() if v.endswith(":popular")][:5]
         pages = {tuple(i["item_id"] for i in _page(c, u)["items"]) for u in popular}
         assert len(pages) == 1  # the popularity variant is not personal
-        assert _page(c, users[0], placement="product")["variant"] is None  # other placements untouched
+        assert _page(c, users[0], placement="category-page")["variant"] is None  # other placements untouched
         assert c.post("/v1/recommendations", json={"k": 5, "placement": "home"}).json()["variant"] is None  # no key
         served = c.app.state.service.served
         eventually(lambda: not served.queue, what="served lists written")

@@ -72,7 +72,7 @@ def test_the_service_logs_explored_pages_and_estimates_from_them(artifacts: Path
         users = c.get("/v1/merch/shoppers", params={"limit": 30}, headers=READ).json()["user_ids"]
         assert c.get("/v1/analytics/off-policy", headers=READ).status_code == 409  # nothing explored yet
         for n, u in enumerate(users):
-            plain = c.post("/v1/recommendations", json={"user_id": u, "k": 8, "placement": "product"}).json()
+            plain = c.post("/v1/recommendations", json={"user_id": u, "k": 8, "placement": "category-page"}).json()
             page = c.post("/v1/recommendations", json={"user_id": u, "k": 8, "placement": "home"}).json()
             ids = [i["item_id"] for i in page["items"]]
             assert sorted(ids[:5]) == sorted(i["item_id"] for i in plain["items"][:5])  # the top 5, reordered
