@@ -38,8 +38,8 @@ from recsys.features import Vocab
 from recsys.metrics import ranking_metrics
 from recsys.model import TwoTower
 from recsys.rank_features import DENSE, ItemStats
-from recsys.repeat_sources import fit_split, write_fit
 from recsys.ranking import Block, candidate_block, ranker_feed, stack_blocks
+from recsys.repeat_sources import fit_split, write_fit
 
 log = logging.getLogger(__name__)
 
