@@ -22,6 +22,7 @@ from serving.assets import TEMPLATES
 from serving.auth import COOKIE, ROLES, role_of, session_cookie, token_role
 from serving.deps import Bundle, Settings, State
 from serving.rules import ACTIONS
+from serving.schemas import PLACEMENTS
 
 templates = Jinja2Templates(directory=TEMPLATES)
 router = APIRouter(include_in_schema=False)
@@ -38,7 +39,7 @@ def _page(request: Request, name: str, **context) -> HTMLResponse:
     return templates.TemplateResponse(request, f"{name}.html", {
         "pages": CONSOLE, "page": name.removeprefix("merch_"), "plotly_js": PLOTLY_JS,
         "version": b.version if b else None, "categories": b.catalog.category_names if b else [],
-        "actions": list(ACTIONS.values()), "role": role_of(request)[0], **context})
+        "actions": list(ACTIONS.values()), "placements": PLACEMENTS, "role": role_of(request)[0], **context})
 
 
 def _local(path: str | None) -> str:

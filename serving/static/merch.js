@@ -113,7 +113,12 @@ function previewRequest() {
   const u = document.getElementById("shopper").value;
   const s = document.getElementById("session").value.split(/[\s,]+/).filter(Boolean);
   const c = document.getElementById("page-category").value;
-  return { user_id: u || null, recent_item_ids: s, k: 10, categories: c ? [c] : null, in_stock_only: true };
+  const place = document.getElementById("placement");
+  const ctx = document.getElementById("context");
+  const only = document.getElementById("discovery-only");
+  return { user_id: u || null, recent_item_ids: s, k: 10, categories: c ? [c] : null, in_stock_only: true,
+           placement: place ? place.value : null, discovery_only: only ? only.checked : false,
+           context_item_ids: ctx ? ctx.value.split(/[\s,]+/).filter(Boolean).slice(0, 100) : [] };
 }
 
 async function runPreview(withDraft) {

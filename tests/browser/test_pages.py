@@ -3,6 +3,7 @@
 import time
 
 import httpx
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -176,4 +177,98 @@ def test_the_experiments_page_shows_the_analysis_and_stops_one(watched, server, 
     section.locator("button.stop").click()
     p.wait_for_selector(f"section.experiment[data-id='{exp}'] .status.stopped")
     assert httpx.get(f"{base}/v1/experiments/{exp}", headers=READ).json()["experiment"]["status"] == "stopped"
+    watched.clean()
+
+
+def _items(page, sel: str) -> list[str]:
+    return page.eval_on_selector_all(f"{sel} .product", "els => els.map(e => e.dataset.item)")
+
+
+def _api(base: str, **body) -> list[str]:
+    r = httpx.post(base + "/v1/recommendations", json={"k": 8} | body, headers=READ)
+    assert r.status_code == 200, r.text
+    return [i["item_id"] for i in r.json()["items"]]
+
+
+def _complements(b, cart: int, other: int) -> tuple:
+    """The bundle's complements as if ``other`` were bought with ``cart`` (the tiny shop has few baskets)."""
+    m = b.placements
+    saved = (m.comp_off, m.comp_rows, m.comp_score)
+    off = np.zeros(len(m.comp_off), np.int64)
+    off[cart + 1 :] = 1
+    m.comp_off, m.comp_rows, m.comp_score = off, np.array([other], np.int64), np.array([1.0], np.float32)
+    return saved
+
+
+def test_the_storefront_shows_every_placement(watched, server):
+    """continue, buy-again, cart (after "add to cart"), product (the detail) and home, each what the API serves."""
+    base, app = server
+    b = app.state.service.bundle
+    p = watched.page
+    p.goto(base + "/")
+    user = p.eval_on_selector("#shopper", "e => e.options[1].value")
+    t = b.shoppers.touched(b.shoppers.row_of[user])
+    bought = t.rows[np.isfinite(t.buy_age)]
+    assert len(bought), "the first demo shopper bought nothing"
+    saved_iv = b.placements.interval.copy()
+    b.placements.interval[bought[0]] = 10.0  # re-bought at an interval: buy it again
+    try:
+        p.select_option("#shopper", user)
+        p.wait_for_selector("#continue .product")
+        p.wait_for_selector("#buy-again .product")
+        assert _items(p, "#continue") == _api(base, placement="continue", user_id=user)
+        assert _items(p, "#buy-again") == _api(base, placement="buy-again", user_id=user) == \
+            [b.catalog.item_ids[bought[0]]]
+        until(lambda: _grid(p) == _api(base, placement="home", user_id=user, k=24))
+        assert p.is_hidden("#cart-box")
+        p.click("#grid .product >> nth=0")
+        opened = _grid(p)[0]
+        p.wait_for_selector("#similar-behaviour .product")
+        assert _items(p, "#similar-behaviour") == _api(base, placement="product", context_item_ids=[opened])
+        row = int(b.catalog.rows([opened])[0])
+        other = int(np.flatnonzero(b.catalog.codes != b.catalog.codes[row])[0])
+        saved = _complements(b, row, other)
+        try:
+            p.click("#add-to-cart")
+            p.wait_for_selector("#cart .product")
+            assert opened in p.inner_text("#cart-line")
+            assert _items(p, "#cart") == [b.catalog.item_ids[other]]
+            watched.shot("storefront-placements")
+        finally:
+            b.placements.comp_off, b.placements.comp_rows, b.placements.comp_score = saved
+    finally:
+        b.placements.interval[:] = saved_iv
+    watched.clean()
+
+
+def test_the_console_preview_shows_each_placement(watched, server):
+    base, app = server
+    b = app.state.service.bundle
+    p = watched.page
+    watched.login(base, READ_TOKEN)
+    p.goto(base + "/merch/preview")
+    user = p.eval_on_selector("#shopper", "e => e.options[1].value")
+    p.select_option("#shopper", user)
+    shown = lambda: p.eval_on_selector_all("#page-without li", "els => els.map(e => e.dataset.item)")  # noqa: E731
+    for placement in ("continue", "home"):
+        p.select_option("#placement", placement)
+        p.click("#preview-btn")
+        want = _api(base, placement=placement, user_id=user, k=10, in_stock_only=True)
+        until(lambda: shown() == want)  # noqa: B023
+    assert "history" in p.inner_text("#page-without")  # continue's and home's repeats say where they come from
+    p.check("#discovery-only")
+    p.click("#preview-btn")
+    want = _api(base, placement="home", user_id=user, k=10, in_stock_only=True, discovery_only=True)
+    until(lambda: shown() == want)
+    seen = {b.catalog.item_ids[r] for r in b.shoppers.touched(b.shoppers.row_of[user]).rows.tolist()}
+    assert not set(shown()) & seen
+    p.uncheck("#discovery-only")
+    item = b.catalog.item_ids[5]
+    p.select_option("#placement", "product")
+    p.fill("#context", item)
+    p.click("#preview-btn")
+    want = _api(base, placement="product", user_id=user, context_item_ids=[item], k=10, in_stock_only=True)
+    until(lambda: shown() == want)
+    assert item not in shown()
+    watched.shot("merch-preview-placements")
     watched.clean()
