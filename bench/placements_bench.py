@@ -6,8 +6,11 @@ shopper touched before) and explore (items new to them), on the nightly gate's h
 
 The holdout is the demo run's split (artifacts/work/split-*): each sampled shopper's train + valid
 events are their state; the distinct items of their test-period events are what they did next.
-"served, seen masked" is the page the gate scores (history excluded); "served home page" is what
-the storefront gets for the shopper, with nothing excluded.
+"served, seen masked" is the page the gate scores (history excluded); "home page before the
+placements" is what the storefront got before the repeat-aware home (the bundle's placement models
+unused: the ranked list, seen items wherever the ranker put them); "home page (repeat-aware)" is
+today's (recsys/placements.py ``home_rows``); "discovery only" its switch. Each shopper's request
+time is their first test event (their touches' ages), as for the models' fit.
 """
 
 from __future__ import annotations
@@ -41,9 +44,15 @@ def main() -> None:
                         for p in ("train", "valid")])
     pop = popular_page(before, 4 * a.k)
     users = h.users["user_id"].astype(str).tolist()
-    served = serve_holdout(bundle, h.users, h.events, [[] for _ in users], a.k)
-    masked = serve_holdout(bundle, h.users, h.events, h.exclude, a.k)
-    pages = {"served home page": served.pages, "served, seen masked (the gate's page)": masked.pages,
+    test = pd.read_parquet(split / "test.parquet", columns=["user_id", "ts"])
+    now = test.groupby(test["user_id"].astype(str))["ts"].min()
+    none = [[] for _ in users]
+    before_pl = serve_holdout(bundle, h.users, h.events, none, a.k, now=now, placements=False)
+    home = serve_holdout(bundle, h.users, h.events, none, a.k, now=now)
+    discovery = serve_holdout(bundle, h.users, h.events, none, a.k, now=now, discovery_only=True)
+    masked = serve_holdout(bundle, h.users, h.events, h.exclude, a.k, now=now)
+    pages = {"home page before the placements": before_pl.pages, "home page (repeat-aware)": home.pages,
+             "home page, discovery only": discovery.pages, "served, seen masked (the gate's page)": masked.pages,
              "personal top-frequency (filled with popular)": top_frequency_pages(h.events, users, a.k, pop),
              "popular": [pop[:a.k]] * len(users)}
     t = placement_table(pages, h.relevant, h.exclude, a.k)
@@ -55,6 +64,12 @@ def main() -> None:
     print("| page | " + " | ".join(t.columns) + " |\n|---|" + "---|" * len(t.columns))
     for name, row in t.iterrows():
         print(f"| {name} | " + " | ".join(f"{v:.4f}" for v in row) + " |")
+    c = list(t.columns)
+    home, before, top = (t.loc[n] for n in ("home page (repeat-aware)", "home page before the placements",
+                                              "personal top-frequency (filled with popular)"))
+    print(f"home (repeat-aware) / top-frequency, combined: {home[c[0]] / top[c[0]]:.2f}x (target >= 1.1x); explore "
+          f"against the page before the placements: {home[c[2]] / before[c[2]]:.3f}x (target within 2 %); "
+          f"discovery only, explore: {t.loc['home page, discovery only', c[2]] / before[c[2]]:.3f}x")
 
 
 if __name__ == "__main__":

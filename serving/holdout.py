@@ -35,19 +35,26 @@ class HoldoutPages:
 
 
 def serve_holdout(path: Path, users: pd.DataFrame, events: pd.DataFrame, exclude: list[list[str]], k: int, *,
-                  candidates: int = 100, manifest: dict | None = None, batch: int = 32) -> HoldoutPages:
+                  candidates: int = 100, manifest: dict | None = None, batch: int = 32,
+                  now: pd.Series | None = None, placements: bool = True, discovery_only: bool = False
+                  ) -> HoldoutPages:
     """Load the bundle in ``path`` as the service does, give each shopper of ``users`` (rows of the
     dataset's users table) the state ``events`` say — encoded by the bundle's own feature spec, so a
     bundle's stored state (which may hold the items it is scored on) is not used — and ask
     ``recommend_many``, the function behind ``POST /v1/recommendations``, for ``k`` items each with
     their ``exclude`` items out (the items they already touched: the masked protocol). No
-    merchandising rules: the gate compares models. ``manifest``: this process already verified it."""
+    merchandising rules: the gate compares models. ``manifest``: this process already verified it.
+    For the placements' benchmarks (recsys/placements.py): ``now``, each shopper's request time (their
+    touches' ages; None: the last event's); ``placements`` False: the bundle's placement models
+    unused (the home page before them); ``discovery_only``: the home page's switch."""
     t = time.perf_counter()
     b = LoadedBundle(path, ServingSettings(artifacts_dir=path.parent.parent, candidates=candidates,
                                            warm_analytics=False), manifest=manifest)
-    b.shoppers = Shoppers(user_states(events, users, b.spec), b.spec)
+    b.shoppers = Shoppers(user_states(events, users, b.spec, now), b.spec)
+    if not placements:
+        b.placements = None
     reqs = [RecommendationRequest(user_id=str(u), k=k, in_stock_only=False, exclude_purchased=False,
-                                  exclude_item_ids=list(ex[:EXCLUDE_CAP]))
+                                  exclude_item_ids=list(ex[:EXCLUDE_CAP]), discovery_only=discovery_only)
             for u, ex in zip(users["user_id"], exclude, strict=True)]
     pages: list[list[str]] = []
     fallback = np.zeros(len(reqs), bool)

@@ -118,3 +118,20 @@ def test_openapi_tells_the_placement_fields(client) -> None:
     assert schema["discovery_only"]["default"] is False
     assert "buy-again" in schema["placement"]["anyOf"][0].get("examples", []) or \
         "buy-again" in schema["placement"].get("examples", [])
+
+
+def test_with_the_seen_items_excluded_home_is_the_page_before_the_placements(c) -> None:
+    """The masked protocol (MovieLens', the gate's): nothing seen may show, and the merge never
+    reorders the ranker's list (the hit rate by rank is non-increasing), so the page is unchanged."""
+    b = _bundle(c)
+    b.placements.coef["home"] = np.zeros(1 + len(FEATURES))
+    b.placements.coef["home"][0] = 10.0  # seen items would all come first
+    b.placements.hit_rate = np.array([0.5, 0.4, 0.4, 0.1, 0.05])
+    for u, row in list(b.shoppers.row_of.items())[:20]:
+        seen = [b.catalog.item_ids[r] for r in b.shoppers.seen[row].tolist()]
+        body = {"user_id": u, "k": 20, "exclude_item_ids": seen[:1000], "exclude_purchased": False}
+        with_models = _post(c, **body)
+        saved, b.placements = b.placements, None
+        without = _post(c, **body)
+        b.placements = saved
+        assert [i["item_id"] for i in with_models["items"]] == [i["item_id"] for i in without["items"]]
