@@ -69,6 +69,32 @@ class Memory:
                     self.due[(u, i)] = when + gap
 
 
+class Partners:
+    """Each product's complement partners: PARTNERS products of its category's complement in its style
+    (any style when too few), drawn once by popularity from a stream of the product's own, so the
+    simulator and the truth tables (pipelines/fashion_truth.py) draw the same ones."""
+
+    def __init__(self, items: pd.DataFrame, cfg) -> None:
+        self.seed = cfg.seed
+        self.category = items["category"].to_numpy()
+        self.style = items["style"].to_numpy() if "style" in items else np.zeros(len(items), int)
+        self.popularity = items["popularity"].to_numpy(float) if "popularity" in items else np.ones(len(items))
+        self.complement_of = {a: np.flatnonzero(self.category == b) for a, b in dict(cfg.complements).items()}
+        self.drawn: dict[int, np.ndarray] = {}
+
+    def of(self, i: int) -> np.ndarray:
+        got = self.drawn.get(i)
+        if got is None:
+            pool = self.complement_of.get(self.category[i], np.zeros(0, int))
+            same = pool[self.style[pool] == self.style[i]]
+            pool = same if len(same) >= PARTNERS else pool
+            w = self.popularity[pool]
+            rng = np.random.default_rng([self.seed, 91, i])
+            got = self.drawn[i] = (rng.choice(pool, min(PARTNERS, len(pool)), replace=False, p=w / w.sum())
+                                   if len(pool) else pool)
+        return got
+
+
 def active(cfg) -> bool:
     return cfg.revisit_share > 0 or bool(cfg.consumables) or (bool(cfg.complements) and cfg.p_complement > 0)
 
@@ -84,12 +110,8 @@ class Funnels:
         self.urow = pd.Series(np.arange(len(users)), index=self.user_ids)
         self.irow = pd.Series(np.arange(len(items)), index=self.item_ids)
         self.consumable = items["category"].isin(tuple(cfg.consumables)).to_numpy()
-        pair = dict(cfg.complements)
         self.category = items["category"].to_numpy()
-        self.style = items["style"].to_numpy() if "style" in items else np.zeros(len(items), int)
-        self.popularity = items["popularity"].to_numpy(float) if "popularity" in items else np.ones(len(items))
-        self.complement_of = {a: np.flatnonzero(self.category == b) for a, b in pair.items()}
-        self.partners: dict[int, np.ndarray] = {}
+        self.partners = Partners(items, cfg)
         self.start = pd.Timestamp(cfg.start, tz="UTC")
         self.pending = pd.DataFrame(columns=["user_id", "item_id", "event", "ts"])
 
@@ -140,25 +162,12 @@ class Funnels:
                              "event": np.array(["view", "cart", "purchase"])[c], "ts": ts})
 
 
-    def partners_of(self, i: int) -> np.ndarray:
-        """The product's complement partners: PARTNERS products of the complement category in its
-        style (any style when none), drawn once by popularity from a stream of the product's own."""
-        got = self.partners.get(i)
-        if got is None:
-            pool = self.complement_of[self.category[i]]
-            same = pool[self.style[pool] == self.style[i]]
-            pool = same if len(same) >= PARTNERS else pool
-            w = self.popularity[pool]
-            rng = np.random.default_rng([self.cfg.seed, 91, i])
-            got = self.partners[i] = rng.choice(pool, min(PARTNERS, len(pool)), replace=False, p=w / w.sum())
-        return got
-
     def together(self, day: int, base: pd.DataFrame, drawn: tuple) -> tuple:
         """The day's complement purchases: after each purchase (the base events' and the funnels'),
         in a category with a complement, with chance p_complement, a partner viewed, carted and
         bought a minute later, unless the shopper owns it."""
         u, i, c, t = (list(x) for x in drawn)
-        if not self.complement_of or self.cfg.p_complement <= 0:
+        if not self.partners.complement_of or self.cfg.p_complement <= 0:
             return drawn
         rng = np.random.default_rng([self.cfg.seed, 9000 + day])
         buys = base[base["event"] == "purchase"]
@@ -169,9 +178,9 @@ class Funnels:
         bi += [b for b, k in zip(i, c, strict=True) if k == 2]
         bt += [w for w, k in zip(t, c, strict=True) if k == 2]
         for a, b, when in sorted(zip(bu, bi, bt, strict=True)):
-            if self.category[b] not in self.complement_of or rng.random() >= self.cfg.p_complement:
+            if self.category[b] not in self.partners.complement_of or rng.random() >= self.cfg.p_complement:
                 continue
-            mates = self.partners_of(b)
+            mates = self.partners.of(b)
             if not len(mates):
                 continue
             p = int(mates[rng.integers(len(mates))])

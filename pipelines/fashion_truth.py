@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipelines.fashion_funnels import Partners
 from pipelines.fashion_mnist import CLASSES
 from pipelines.fashion_world import FashionShopConfig, World, category_probs
 from pipelines.tables import write_table
@@ -41,7 +42,8 @@ def true_affinity(world: World, cfg: FashionShopConfig, users: np.ndarray, t_fra
 
 
 def write_truth(world: World, cfg: FashionShopConfig, out: Path) -> None:
-    """Latent item/user parameters and each sampled shopper's true top-k at the window's end."""
+    """Latent item/user parameters and each sampled shopper's true top-k at the window's end; with
+    the funnels' complements, every product's partners (``partners.parquet``)."""
     out.mkdir(parents=True, exist_ok=True)
     it = world.items
     write_table(it[["item_id", "style", "price_bucket", "popularity", "launch_day"]], out / "items.parquet")
@@ -70,3 +72,9 @@ def write_truth(world: World, cfg: FashionShopConfig, out: Path) -> None:
             "affinity": score.ravel(),
         }))
     write_table(pd.concat(rows, ignore_index=True), out / "top_affinities.parquet")
+    if cfg.complements:  # the funnels' complements: what the cart placement should find
+        partners = Partners(it, cfg)
+        ids = it["item_id"].to_numpy()
+        pairs = [(ids[i], ids[j]) for i in np.flatnonzero(it["category"].isin(dict(cfg.complements)).to_numpy())
+                 for j in partners.of(int(i)).tolist()]
+        write_table(pd.DataFrame(pairs, columns=["item_id", "partner_id"]), out / "partners.parquet")

@@ -23,7 +23,7 @@ def shops(fake_fmnist, tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.Dat
     off = build_tiny_shop(root / "off", fake_fmnist, days=30)
     on = build_tiny_shop(root / "on", fake_fmnist, days=30, **FUNNELS)
     return (pd.read_parquet(off / "events.parquet"), pd.read_parquet(on / "events.parquet"),
-            pd.read_parquet(on / "items.parquet"))
+            pd.read_parquet(on / "items.parquet"), pd.read_parquet(on / "truth" / "partners.parquet"))
 
 
 def _key(e: pd.DataFrame) -> pd.Series:
@@ -33,12 +33,12 @@ def _key(e: pd.DataFrame) -> pd.Series:
 
 def test_funnels_add_to_the_base_events_and_change_none(shops) -> None:
     """Only a base purchase of something already bought goes (nobody buys the same dress twice)."""
-    off, on, _ = shops
+    off, on, _, _ = shops
     assert set(_key(off[off["event"] != "purchase"])) <= set(_key(on)) and len(on) > 1.2 * len(off)
 
 
 def test_shoppers_come_back_to_what_they_touched(shops) -> None:
-    off, on, _ = shops
+    off, on, _, _ = shops
 
     def repeat_share(e: pd.DataFrame) -> float:
         day = e["ts"].dt.floor("D")
@@ -50,7 +50,7 @@ def test_shoppers_come_back_to_what_they_touched(shops) -> None:
 
 
 def test_left_carts_are_bought_on_return_and_consumables_are_bought_again(shops) -> None:
-    off, on, items = shops
+    off, on, items, _ = shops
     cat = items.set_index("item_id")["category"]
     buys = on[on["event"] == "purchase"]
     n = buys.groupby(["user_id", "item_id"]).size()
@@ -67,8 +67,8 @@ def test_left_carts_are_bought_on_return_and_consumables_are_bought_again(shops)
 
 def test_complements_are_bought_in_the_same_session_from_few_partners(shops) -> None:
     """After a dress, a bag a minute later more often than without funnels, and the bags bought right
-    after one dress are few (its partners), not spread over the category."""
-    off, on, items = shops
+    after one dress are few: its partners, as the truth tables list them."""
+    off, on, items, partners = shops
     cat = items.assign(item_id=items["item_id"].astype(str)).set_index("item_id")["category"]
 
     def pairs(e: pd.DataFrame) -> pd.DataFrame:
@@ -81,6 +81,9 @@ def test_complements_are_bought_in_the_same_session_from_few_partners(shops) -> 
     assert len(with_) >= 5 and len(with_) > 3 * len(without)
     per_dress = with_.groupby("item_id")["item_id_2"].nunique()
     assert per_dress.max() <= 3
+    truth = set(zip(partners["item_id"].astype(str), partners["partner_id"].astype(str), strict=True))
+    hits = sum((a, b) in truth for a, b in zip(with_["item_id"], with_["item_id_2"], strict=True))
+    assert hits >= 0.8 * len(with_)  # the rest: a base-event bag bought by chance within ten minutes
 
 
 def test_appending_days_with_funnels_equals_one_run(fake_fmnist, tmp_path: Path) -> None:
