@@ -25,7 +25,8 @@ import numpy as np
 from common.mapped import open_npz
 
 # The touch features the three logistic models read, by name (an intercept goes first).
-FEATURES = ("log_age_days", "log_touches", "open_cart", "views_last_day", "log_buys", "due", "due_sq", "has_interval")
+FEATURES = ("log_age_days", "log_touches", "open_cart", "views_last_day", "log_buys", "due", "due_sq", "has_interval",
+            "log_rank")
 MODELS = ("continue", "buy_again", "home")
 MAX_TOUCHES = 50  # distinct items per shopper kept in the bundle (the most recent)
 TOUCH_COLUMNS = ("touch_rows", "touch_age", "touch_n", "touch_cart", "touch_views_day", "touch_buys", "touch_buy_age")
@@ -76,17 +77,25 @@ class Touched:
         return t
 
 
+def recency_rank(age: np.ndarray) -> np.ndarray:
+    """Each of one shopper's touched items' place among them, the most recent 0."""
+    r = np.empty(len(age), np.float64)
+    r[np.argsort(age, kind="stable")] = np.arange(len(age))
+    return r
+
+
 def design(age: np.ndarray, n: np.ndarray, cart: np.ndarray, views_day: np.ndarray, buys: np.ndarray,
-           buy_age: np.ndarray, interval: np.ndarray) -> np.ndarray:
-    """(N, 1 + len(FEATURES)): an intercept, then the features, for touches and each touched item's
-    re-purchase interval (NaN: none). ``due`` = log(days since the last purchase / interval), clipped
-    to ±3: 0 when a re-purchase is due, negative before, positive after."""
+           buy_age: np.ndarray, interval: np.ndarray, rank: np.ndarray) -> np.ndarray:
+    """(N, 1 + len(FEATURES)): an intercept, then the features, for touches, each touched item's
+    re-purchase interval (NaN: none) and its place among the shopper's touches by recency
+    (:func:`recency_rank`: a "recently viewed" list is read from the top). ``due`` = log(days since the
+    last purchase / interval), clipped to ±3: 0 when a re-purchase is due, negative before, positive after."""
     bought = np.isfinite(buy_age)
     has = bought & np.isfinite(interval)
     due = np.zeros(len(age), np.float64)
     due[has] = np.clip(np.log(np.maximum(buy_age[has], 1e-3) / np.maximum(interval[has], 1e-3)), -3, 3)
     return np.column_stack([np.ones(len(age)), np.log1p(np.maximum(age, 0)), np.log1p(n), cart, views_day,
-                            np.log1p(buys), due, due**2, has.astype(np.float64)])
+                            np.log1p(buys), due, due**2, has.astype(np.float64), np.log1p(rank)])
 
 
 def probability(coef: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -130,7 +139,7 @@ class PlacementModels:
         if not len(t):
             return np.zeros(0)
         iv = np.where(t.rows < len(self.interval), self.interval[np.minimum(t.rows, len(self.interval) - 1)], np.nan)
-        x = design(t.age, t.n, t.cart, t.views_day, t.buys, t.buy_age, iv.astype(np.float64))
+        x = design(t.age, t.n, t.cart, t.views_day, t.buys, t.buy_age, iv.astype(np.float64), recency_rank(t.age))
         return probability(self.coef[model], x)
 
     def continue_rows(self, t: Touched) -> tuple[np.ndarray, np.ndarray]:

@@ -32,7 +32,8 @@ def touches(events: pd.DataFrame, now: pd.Series | pd.Timestamp) -> pd.DataFrame
     """Per (user_id, item_id) touched before the shopper's ``now`` (a Series indexed by user_id, or one
     time for everyone): views, carts and purchases, ``n`` (views + carts), days since the last touch
     (``age``) and the last purchase (``buy_age``, NaN: never), whether a cart is open (carted after the
-    last purchase) and views in the last day (at most 5)."""
+    last purchase), views in the last day (at most 5) and the item's place among the shopper's by
+    recency (``rank``, the latest 0)."""
     e = events.assign(user_id=events["user_id"].astype(str), item_id=events["item_id"].astype(str))
     ref = e["user_id"].map(now) if isinstance(now, pd.Series) else now
     age = (ref - e["ts"]).dt.total_seconds() / 86400
@@ -46,7 +47,9 @@ def touches(events: pd.DataFrame, now: pd.Series | pd.Timestamp) -> pd.DataFrame
     t["n"] = (t["views"] + t["carts"]).astype(float)
     t["views_last_day"] = e[e["view"] & (e["age"] < 1)].groupby(["user_id", "item_id"]).size().reindex(
         t.index, fill_value=0).clip(upper=5).astype(float)
-    return t.reset_index()
+    t = t.reset_index()
+    t["rank"] = t.groupby("user_id")["age"].rank(method="first") - 1  # recsys/placements.py recency_rank
+    return t
 
 
 def open_items(t: pd.DataFrame) -> pd.DataFrame:
@@ -58,7 +61,8 @@ def design_of(t: pd.DataFrame, intervals: pd.Series) -> np.ndarray:
     """recsys/placements.py ``design`` of a :func:`touches` table; ``intervals``: item_id -> days."""
     iv = t["item_id"].map(intervals).to_numpy(float)
     return design(t["age"].to_numpy(float), t["n"].to_numpy(float), t["open_cart"].to_numpy(float),
-                  t["views_last_day"].to_numpy(float), t["buys"].to_numpy(float), t["buy_age"].to_numpy(float), iv)
+                  t["views_last_day"].to_numpy(float), t["buys"].to_numpy(float), t["buy_age"].to_numpy(float), iv,
+                  t["rank"].to_numpy(float))
 
 
 def candidates(t: pd.DataFrame, model: str, intervals: pd.Series) -> pd.DataFrame:

@@ -101,8 +101,12 @@ class LoadedBundle:
                          and settings.channels else None)
         # the placements' models (recsys/placements.py: continue, buy-again, repeat-aware home, cart); older
         # bundles have none, and those placements answer 409
-        self.placements = (PlacementModels.load(path / "placements.npz", mmap=mm)
-                           if "placements.npz" in self.manifest["files"] else None)
+        self.placements = None
+        if "placements.npz" in self.manifest["files"]:
+            try:
+                self.placements = PlacementModels.load(path / "placements.npz", mmap=mm)
+            except ValueError as e:  # models over other features than this code computes: serve without them
+                log.warning("bundle %s: placement models not used: %s", path.name, e)
         self.image_root = image_root(self.manifest, path, settings)
         # A catalog without photos (MovieLens) has no image model: the photo routes answer 409.
         self.image_model: ImageModel | None = None

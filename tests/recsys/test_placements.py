@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.placements import FEATURES, MODELS, PlacementModels, Touched, design
+from recsys.placements import FEATURES, MODELS, PlacementModels, Touched, design, recency_rank
 from recsys.repeat_sources import bundle_models, write_fit
 
 NAN = np.nan
@@ -36,11 +36,13 @@ def _models(coef: dict[str, np.ndarray] | None = None, hit_rate=(0.3, 0.2, 0.1),
 
 
 def test_design_by_hand() -> None:
-    x = design(np.array([0.0, 3.0]), np.array([1.0, 0.0]), np.array([1.0, 0.0]), np.array([2.0, 0.0]),
-               np.array([0.0, 2.0]), np.array([NAN, 20.0]), np.array([10.0, 10.0]))
+    age = np.array([0.0, 3.0])
+    x = design(age, np.array([1.0, 0.0]), np.array([1.0, 0.0]), np.array([2.0, 0.0]), np.array([0.0, 2.0]),
+               np.array([NAN, 20.0]), np.array([10.0, 10.0]), recency_rank(age))
     assert x.shape == (2, 1 + len(FEATURES))
-    np.testing.assert_allclose(x[0], [1, 0, np.log(2), 1, 2, 0, 0, 0, 0])  # never bought: no due time
-    np.testing.assert_allclose(x[1], [1, np.log(4), 0, 0, 0, np.log(3), np.log(2), np.log(2) ** 2, 1])
+    np.testing.assert_allclose(x[0], [1, 0, np.log(2), 1, 2, 0, 0, 0, 0, 0])  # never bought: no due time
+    np.testing.assert_allclose(x[1], [1, np.log(4), 0, 0, 0, np.log(3), np.log(2), np.log(2) ** 2, 1, np.log(2)])
+    assert recency_rank(np.array([5.0, 0.5, 2.0])).tolist() == [2, 0, 1]
 
 
 def test_live_events_are_touches_of_age_zero() -> None:
@@ -100,3 +102,11 @@ def test_bundle_models_round_trip(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text('{"features": ["age"], "coef": {}, "hit_rate": []}')
     with pytest.raises(ValueError, match="features"):
         bundle_models(tmp_path / "bad.json", ev, items)
+
+
+def test_models_over_other_features_are_refused_by_name(tmp_path: Path) -> None:
+    m = _models()
+    m.coef["home"] = np.zeros(4)  # a bundle from code with fewer features
+    m.save(tmp_path / "p.npz")
+    with pytest.raises(ValueError, match="coefficients"):
+        PlacementModels.load(tmp_path / "p.npz")

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from recsys.placements import FEATURES
 from recsys.repeat_sources import (
     baskets,
     co_purchases,
@@ -43,7 +44,7 @@ def test_continue_shows_open_items_and_the_baseline_orders_by_recency() -> None:
     ev = _ev([("u", "a", "view", 1), ("u", "a", "cart", 2), ("u", "b", "view", 29), ("u", "c", "view", 20),
               ("u", "c", "purchase", 20.1)])
     assert most_recent_pages(touches(ev, NOW), ["u", "nobody"], 5) == [["b", "a"], []]  # c was bought: not open
-    coef = np.zeros(9)
+    coef = np.zeros(1 + len(FEATURES))
     coef[3] = 5.0  # a model that only values an open cart
     assert model_pages(touches(ev, NOW), "continue", ["u"], 5, coef, pd.Series(dtype=float)) == [["a", "b"]]
 
@@ -75,7 +76,7 @@ def test_buy_again_needs_a_learned_interval_and_puts_the_most_due_first() -> Non
     ev = _ev([("u", "tee", "purchase", 20), ("u", "coat", "purchase", 1), ("u", "sock", "purchase", 28),
               ("u", "sock", "purchase", 29)])
     iv = pd.Series({"tee": 10.0, "sock": 30.0})
-    coef = np.zeros(9)
+    coef = np.zeros(1 + len(FEATURES))
     coef[7] = -1.0  # due_sq: the closer to the interval the likelier
     # tee bought 10 days ago at a 10-day interval: due; sock 1 day ago at 30: not yet; coat: no interval
     assert model_pages(touches(ev, NOW), "buy_again", ["u"], 5, coef, iv) == [["tee", "sock"]]
