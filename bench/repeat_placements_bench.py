@@ -8,7 +8,8 @@ The models are fitted on train -> valid (as the nightly job fits them: recsys/pl
 score train + valid for the test period. continue: relevant = test-period purchases of items that
 were open (touched, not bought since); a second row counts any touch. buy-again: test-period
 purchases of items the shopper had bought. cart: every test-period basket of two products or more,
-its first product as the cart, the others as relevant; pairs from train + valid.
+its first product as the cart, the others as relevant; pairs from train + valid; the look-alikes by
+the nightly's photo embeddings (dataset item order, as the bundle's).
 Baselines: most recent first; most often bought first; co-purchase counts with the cart's product, and
 the products most often in a basket of two or more overall.
 """
@@ -21,14 +22,13 @@ import platform
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from recsys.complements import baskets, co_purchases, complement_pages, complement_table
 from recsys.placement_eval import recall_at_k
 from recsys.placements import FEATURES
 from recsys.repeat_sources import (
-    baskets,
-    co_purchases,
-    complement_pages,
     fit_models,
     model_pages,
     most_bought_pages,
@@ -76,7 +76,12 @@ def main() -> None:
     bk = baskets(test).groupby("basket")["item_id"].agg(lambda s: list(dict.fromkeys(s)))
     bk = bk[bk.map(len) >= 2]
     carts, rel_cart = [[b[0]] for b in bk], [set(b[1:]) for b in bk]
-    lifted, counted = complement_pages(pairs, carts, K, "lift", category), complement_pages(pairs, carts, K, "count")
+    vision = next((a.artifacts / "work").glob("vision-*"), None)
+    looks = np.load(vision / "embed" / "image_vectors.npy") if vision is not None else None  # dataset's item order
+    table = complement_table(pairs, items["item_id"].astype(str).to_numpy(), items["category"].to_numpy(), looks)
+    own = complement_table(pairs, items["item_id"].astype(str).to_numpy(), items["category"].to_numpy(), None)
+    lifted, counted = complement_pages(table, carts, K, "score", category), complement_pages(pairs, carts, K, "count")
+    own_only = complement_pages(own, carts, K, "score", category)
     multi = baskets(before).drop_duplicates(["basket", "item_id"])
     multi = multi[multi.groupby("basket")["item_id"].transform("size") >= 2]
     together = list(multi["item_id"].value_counts().sort_index().sort_values(ascending=False, kind="stable").index)
@@ -88,7 +93,8 @@ def main() -> None:
         "continue baseline: most recent first (touched next)": (recent, rel_touch),
         "buy-again: re-purchase model": (again, rel_buy),
         "buy-again baseline: most often bought first": (often, rel_buy),
-        "cart: complements (lift, other categories)": (lifted, rel_cart),
+        "cart: complements (lift + look-alikes' complements, other categories)": (lifted, rel_cart),
+        "cart: complements, own lift only": (own_only, rel_cart),
         "cart baseline: co-purchase counts": (counted, rel_cart),
         "cart baseline: most often bought together overall": (overall, rel_cart),
     }
@@ -104,12 +110,12 @@ def main() -> None:
     print("| list | " + " | ".join(f"recall@{k}" for k in a.k) + " |\n|---|" + "---|" * len(a.k))
     for name, v in rows.items():
         print(f"| {name} | " + " | ".join(f"{x:.4f}" for x in v) + " |")
-    r = list(rows.values())
+    r = [v for name, v in rows.items() if name != "cart: complements, own lift only"]
     for j, k in enumerate(a.k):
         print(f"k {k}: continue / most recent {r[0][j] / r[1][j]:.2f}x (touched next {r[2][j] / r[3][j]:.2f}x); "
               f"buy-again / most often bought {r[4][j] / r[5][j]:.2f}x; cart / co-purchase counts "
               f"{r[6][j] / max(r[7][j], 1e-12):.2f}x, / most bought together overall "
-              f"{r[6][j] / max(r[8][j], 1e-12):.2f}x")
+              + (f"{r[6][j] / r[8][j]:.2f}x" if r[8][j] else "(finds none)"))
 
 
 if __name__ == "__main__":

@@ -205,7 +205,8 @@ def assemble_bundle(artifacts: Path, data_dir: Path, models: TrainedModels, *, t
             files["channels.npz"] = t / "channels.npz"
         fit = models.ranker.parent / "placements.json"  # the placements' models (recsys/placements.py)
         if fit.is_file():
-            bundle_models(fit, events, items).save(t / "placements.npz")
+            looks = image if image is not None else item_vec  # look-alikes lend their complements
+            bundle_models(fit, events, items, looks).save(t / "placements.npz")
             files["placements.npz"] = t / "placements.npz"
         info = {"dataset": {"dir": str(data_dir.resolve()), "fingerprint": fingerprint(data_dir),
                             "items": len(items), "users": len(states), "events": len(events)},

@@ -8,9 +8,9 @@ Plain functions; ages in days before each shopper's ``now``.
   ``buy_again`` (a bought item with an interval is bought again next), ``home`` (a touched item is
   touched again next);
 - re-purchase intervals per product (:func:`repurchase_intervals`; nothing for one-off products);
-- complements (:func:`fit_complements`): pairs bought in one session, lifted over popularity.
+- and, with recsys/complements.py's table, the bundle's ``placements.npz`` (:func:`bundle_models`).
 
-Baselines: most recent first (continue), most often bought first (buy-again), co-purchase counts (cart).
+Baselines: most recent first (continue), most often bought first (buy-again).
 """
 
 from __future__ import annotations
@@ -22,10 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from recsys.complements import co_purchases, complement_table
 from recsys.placements import FEATURES, MODELS, PlacementModels, design
-
-SESSION_S = 3600  # purchases of one shopper this close are one basket
-COMPLEMENTS = 20  # complements kept per product in the bundle
 
 
 def touches(events: pd.DataFrame, now: pd.Series | pd.Timestamp) -> pd.DataFrame:
@@ -156,51 +154,6 @@ def most_bought_pages(t: pd.DataFrame, users: Sequence[str], k: int) -> list[lis
     return _pages(t, t["buys"].to_numpy() - 1e-6 * t["buy_age"].to_numpy(), users, k)
 
 
-def baskets(events: pd.DataFrame, session_s: float = SESSION_S) -> pd.DataFrame:
-    """Purchases (user_id, item_id, ts, basket): one shopper's purchases less than ``session_s`` apart
-    share a basket number."""
-    b = events[events["event"] == "purchase"].assign(user_id=lambda d: d["user_id"].astype(str),
-                                                     item_id=lambda d: d["item_id"].astype(str))
-    b = b.sort_values(["user_id", "ts"], kind="stable")
-    gap = b.groupby("user_id")["ts"].diff().dt.total_seconds()
-    return b.assign(basket=(gap.isna() | (gap >= session_s)).cumsum())[["user_id", "item_id", "ts", "basket"]]
-
-
-def co_purchases(events: pd.DataFrame, session_s: float = SESSION_S) -> pd.DataFrame:
-    """(item_id, other, count, lift) over every ordered pair of distinct products bought in one
-    basket; lift = count / (expected + 1), expected = n(item) · n(other) / purchases: how much more
-    often they go together than their popularity alone explains (the +1 keeps a single chance
-    co-purchase of two rare products from topping every list)."""
-    b = baskets(events, session_s).drop_duplicates(["basket", "item_id"])
-    m = b.merge(b, on="basket", suffixes=("", "_o"))
-    m = m[m["item_id"] != m["item_id_o"]]
-    pairs = m.groupby(["item_id", "item_id_o"]).size().rename("count").reset_index()
-    n = b["item_id"].value_counts()
-    expected = pairs["item_id"].map(n).to_numpy(float) * pairs["item_id_o"].map(n).to_numpy(float) / max(len(b), 1)
-    pairs["lift"] = pairs["count"] / (expected + 1.0)
-    return pairs.rename(columns={"item_id_o": "other"})
-
-
-def complement_pages(pairs: pd.DataFrame, carts: Sequence[Sequence[str]], k: int, by: str,
-                     category: pd.Series | None = None) -> list[list[str]]:
-    """Each cart's complements, best first by ``by`` ("lift": the placement; "count": co-purchase
-    popularity, the baseline), summed over the cart's products; with ``category`` (item_id ->
-    category), nothing of the cart's own categories."""
-    per = {a: g for a, g in pairs.groupby("item_id")}
-    out = []
-    for cart in carts:
-        parts = [per[a] for a in cart if a in per]
-        if not parts:
-            out.append([])
-            continue
-        s = pd.concat(parts).groupby("other")[by].sum()
-        s = s[~s.index.isin(set(cart))]
-        if category is not None:
-            s = s[~s.index.map(category).isin({category.get(a) for a in cart})]
-        out.append(list(s.sort_index().sort_values(ascending=False, kind="stable").index[:k]))
-    return out
-
-
 def fit_split(split_dir: Path, category: pd.Series) -> dict[str, list[float]]:
     """The three models fitted on a nightly split (``train`` -> ``valid``: each shopper's state at their
     first validation event against what they did in validation); ``category``: item_id -> category
@@ -217,9 +170,11 @@ def write_fit(path: Path, coef: dict[str, list[float]], hit_rate: list[float]) -
     path.write_text(json.dumps({"features": list(FEATURES), "coef": coef, "hit_rate": hit_rate}, indent=1) + "\n")
 
 
-def bundle_models(fit: Path, events: pd.DataFrame, items: pd.DataFrame) -> PlacementModels:
+def bundle_models(fit: Path, events: pd.DataFrame, items: pd.DataFrame, vectors: np.ndarray | None = None
+                  ) -> PlacementModels:
     """``placements.npz`` from ``placements.json`` (the fitted models), the re-purchase intervals and
-    complements of all ``events``; ``items`` (item_id, category) in catalog-row order."""
+    complements of all ``events``; ``items`` (item_id, category) in catalog-row order; ``vectors``
+    (I, D) in the same order (photo embeddings: look-alikes lend their complements; None: none)."""
     f = json.loads(fit.read_text())
     if tuple(f["features"]) != FEATURES:
         raise ValueError(f"{fit}: models over features {f['features']}, this code computes {list(FEATURES)}")
@@ -230,12 +185,10 @@ def bundle_models(fit: Path, events: pd.DataFrame, items: pd.DataFrame) -> Place
     interval = np.full(len(items), np.nan, np.float32)
     at = row_of.reindex(iv.index)
     interval[at.dropna().astype(int).to_numpy()] = iv[at.notna().to_numpy()].to_numpy(np.float32)
-    pairs = co_purchases(events)
-    pairs = pairs.assign(a=pairs["item_id"].map(row_of), b=pairs["other"].map(row_of)).dropna(subset=["a", "b"])
-    pairs = pairs.sort_values(["a", "lift", "b"], ascending=[True, False, True], kind="stable")
-    pairs = pairs.groupby("a", sort=False).head(COMPLEMENTS)
-    counts = np.bincount(pairs["a"].astype(int).to_numpy(), minlength=len(items))
-    off = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    t = complement_table(co_purchases(events), ids.to_numpy(), items["category"].to_numpy(), vectors)
+    a = t["item_id"].map(row_of).to_numpy().astype(np.int64)
+    b = t["other"].map(row_of).to_numpy().astype(np.int64)
+    off = np.concatenate([[0], np.cumsum(np.bincount(a, minlength=len(items)))]).astype(np.int64)
     return PlacementModels({m: np.asarray(f["coef"][m], np.float64) for m in MODELS},
-                           np.asarray(f["hit_rate"] or [0.0], np.float64), interval, off,
-                           pairs["b"].astype(np.int64).to_numpy(), pairs["lift"].to_numpy(np.float32))
+                           np.asarray(f["hit_rate"] or [0.0], np.float64), interval, off, b.astype(np.int64),
+                           t["score"].to_numpy(np.float32))

@@ -7,11 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from recsys.complements import baskets, co_purchases, complement_pages, complement_table
 from recsys.placements import FEATURES
 from recsys.repeat_sources import (
-    baskets,
-    co_purchases,
-    complement_pages,
     fit_models,
     model_pages,
     most_bought_pages,
@@ -117,3 +115,22 @@ def test_baskets_and_lift_prefer_the_partner_over_the_popular_product() -> None:
     assert complement_pages(co_purchases(ev), [["a"]], 5, "lift") == [["b", "p"]]
     cat = pd.Series({"a": "Trouser", "b": "Shirt", "p": "Trouser", "q": "Bag"})
     assert complement_pages(co_purchases(ev), [["a"]], 5, "lift", cat) == [["b"]]  # no second pair of trousers
+
+
+def test_a_product_never_bought_with_anything_borrows_its_look_alikes_complements() -> None:
+    """a2 looks like a (cosine 0.8) and a3 (0.6) and was never bought with anything: it gets b, their
+    complement, at 0.1 · Σ cosine · lift; a keeps its own (a3 is orthogonal to it: lends nothing);
+    nothing of a product's own category is a complement."""
+    rows = [(f"s{n}", "a", "purchase", n) for n in range(3)] + \
+        [(f"s{n}", "b", "purchase", n + 0.001) for n in range(3)] + [("s0", "a3", "purchase", 0.002)]
+    pairs = co_purchases(_ev(rows))
+    ids = np.array(["a", "a2", "a3", "b"])
+    cat = np.array(["Trouser", "Trouser", "Trouser", "Shirt"])
+    vec = np.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0], [0.0, -1.0]])
+    t = complement_table(pairs, ids, cat, vec)
+    got = {(r.item_id, r.other): r.score for r in t.itertuples()}
+    lift = pairs.set_index(["item_id", "other"])["lift"]
+    assert ("a", "a3") not in got and ("a2", "b") in got and ("a", "b") in got
+    assert got[("a2", "b")] == pytest.approx(0.1 * (0.8 * lift[("a", "b")] + 0.6 * lift[("a3", "b")]), rel=1e-5)
+    assert got[("a", "b")] == pytest.approx(lift[("a", "b")], rel=1e-6)
+    assert complement_table(pairs, ids, cat, None).query("item_id == 'a2'").empty  # without vectors: nothing
