@@ -51,8 +51,10 @@ def main() -> None:
     home = serve_holdout(bundle, h.users, h.events, none, a.k, now=now)
     discovery = serve_holdout(bundle, h.users, h.events, none, a.k, now=now, discovery_only=True)
     masked = serve_holdout(bundle, h.users, h.events, h.exclude, a.k, now=now)
+    masked_before = serve_holdout(bundle, h.users, h.events, h.exclude, a.k, now=now, placements=False)
     pages = {"home page before the placements": before_pl.pages, "home page (repeat-aware)": home.pages,
              "home page, discovery only": discovery.pages, "served, seen masked (the gate's page)": masked.pages,
+             "served, seen masked, before the placements": masked_before.pages,
              "personal top-frequency (filled with popular)": top_frequency_pages(h.events, users, a.k, pop),
              "popular": [pop[:a.k]] * len(users)}
     t = placement_table(pages, h.relevant, h.exclude, a.k)
@@ -70,6 +72,9 @@ def main() -> None:
     print(f"home (repeat-aware) / top-frequency, combined: {home[c[0]] / top[c[0]]:.2f}x (target >= 1.1x); explore "
           f"against the page before the placements: {home[c[2]] / before[c[2]]:.3f}x (target within 2 %); "
           f"discovery only, explore: {t.loc['home page, discovery only', c[2]] / before[c[2]]:.3f}x")
+    masked_now = t.loc["served, seen masked (the gate's page)", c[2]]
+    masked_then = t.loc["served, seen masked, before the placements", c[2]]
+    print(f"the explore-only protocol (seen masked), now / before the placements: {masked_now / masked_then:.4f}x")
 
 
 if __name__ == "__main__":

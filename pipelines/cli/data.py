@@ -47,8 +47,9 @@ def fashion_shop(
     max_bad_share: MaxBad = None,
     append_days: Annotated[int, typer.Option(help="Add the next N days of events to the dataset in OUT "
                                                   "(the generation flags are then read from it).")] = 0,
-    funnels: Annotated[bool, typer.Option(help="Shoppers come back to what they viewed, return to left carts "
-                                               "and re-buy basics (pipelines/fashion_world.py FUNNELS).")] = False,
+    funnels: Annotated[bool, typer.Option(help="Shoppers come back to what they viewed, return to left carts, "
+                                               "re-buy basics and buy complements together "
+                                               "(pipelines/fashion_world.py FUNNELS).")] = False,
 ) -> None:
     """Build the embedded fashion-shop dataset from the real Fashion-MNIST catalog."""
     if not 1 <= items <= 70_000 or users < 1 or days < 1:

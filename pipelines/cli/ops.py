@@ -130,12 +130,13 @@ def demo(
     port: int = 8000,
     serve_it: Annotated[bool, typer.Option("--serve/--no-serve", help="Start the service at the end.")] = True,
 ) -> None:
-    """The main job: build fashion-shop (when missing), run the nightly pipeline with the CPU-sized
-    config (CUDA used when present), and serve the result on http://127.0.0.1:PORT."""
+    """The main job: build fashion-shop (when missing; with its funnels, so every placement has
+    something to show), run the nightly pipeline with the CPU-sized config (CUDA used when present),
+    and serve the result on http://127.0.0.1:PORT."""
     artifacts = artifacts_dir(artifacts)
     t0 = time.perf_counter()
     if not (data / "events.parquet").is_file():
-        fashion_shop(out=data)
+        fashion_shop(out=data, funnels=True)
     else:
         console.print(f"fashion-shop already in {data}")
     try:
