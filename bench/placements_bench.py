@@ -21,11 +21,15 @@ import platform
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from bundle.versions import bundles_dir, current_version
 from pipelines.gate import sample_holdout
+from recsys.features import FeatureSpec
 from recsys.placement_eval import placement_table, popular_page, top_frequency_pages
+from recsys.placements import TOUCH_COLUMNS, PlacementModels, Touched
+from recsys.shopper_state import user_states
 from serving.holdout import serve_holdout
 
 
@@ -35,6 +39,9 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path("data/fashion-shop"))
     ap.add_argument("--shoppers", type=int, default=2000)
     ap.add_argument("--k", type=int, default=20)
+    ap.add_argument("--hit-rate-scale", type=float, nargs="*", default=[],
+                    help="Diagnostic: the home page again with the ranker's hit rate by rank scaled (more or "
+                         "fewer discovery slots), to show the merge's trade-off between repeat and explore.")
     a = ap.parse_args()
     version = current_version(a.artifacts)
     bundle = bundles_dir(a.artifacts) / version
@@ -57,6 +64,9 @@ def main() -> None:
              "served, seen masked, before the placements": masked_before.pages,
              "personal top-frequency (filled with popular)": top_frequency_pages(h.events, users, a.k, pop),
              "popular": [pop[:a.k]] * len(users)}
+    for f in a.hit_rate_scale:
+        pages[f"home page, discovery hit rate x{f:g}"] = serve_holdout(bundle, h.users, h.events, none, a.k, now=now,
+                                                                       hit_rate_scale=f).pages
     t = placement_table(pages, h.relevant, h.exclude, a.k)
     print(f"{date.today()}, {platform.machine()}, {os.cpu_count()} cores; bundle {version}; data {a.data}; "
           f"{len(users):,} holdout shoppers (seed 0); k {a.k}")
@@ -75,6 +85,18 @@ def main() -> None:
     masked_now = t.loc["served, seen masked (the gate's page)", c[2]]
     masked_then = t.loc["served, seen masked, before the placements", c[2]]
     print(f"the explore-only protocol (seen masked), now / before the placements: {masked_now / masked_then:.4f}x")
+    m = PlacementModels.load(bundle / "placements.npz")
+    spec = FeatureSpec.load(bundle / "features.json")
+    st = user_states(h.events, h.users, spec, now).set_index("user_id")
+    ids = pd.read_parquet(bundle / "items.parquet", columns=["item_id"])["item_id"].astype(str).to_numpy()
+    p, y = [], []
+    for u, rel in zip(users, h.relevant, strict=True):
+        r = st.loc[u]
+        t = Touched(np.asarray(r["touch_rows"], np.int64), *(np.asarray(r[c], np.float32) for c in TOUCH_COLUMNS[1:]))
+        p += m.scores("home", t).tolist()
+        y += [ids[i] in set(rel) for i in t.rows.tolist()]
+    print(f"home model calibration over the holdout's {len(p):,} touched items: predicted {np.mean(p):.3f}, "
+          f"touched next {np.mean(y):.3f}")
 
 
 if __name__ == "__main__":
