@@ -236,9 +236,10 @@ def recommend_many(b: LoadedBundle, reqs: list[RecommendationRequest], candidate
 
 
 def recommend(b: LoadedBundle, req: RecommendationRequest, candidates: int,
-              rules: RuleSet | None = None) -> RecommendationResponse:
-    """One request, answer validated into the response model (the smoke query, previews, tests)."""
-    r = recommend_many(b, [req], candidates, rules)[0]
+              rules: RuleSet | None = None, live: RecentEvents | None = None) -> RecommendationResponse:
+    """One request, answer validated into the response model (the smoke query, previews, tests);
+    ``live``: the real-time state, as the storefront's requests have it."""
+    r = recommend_many(b, [req], candidates, rules, live)[0]
     if isinstance(r, Exception):
         raise r
     return RecommendationResponse.model_validate(r)

@@ -54,7 +54,8 @@ def delete_rule(rule_id: str, state: State, _: Admin) -> AdminResponse:
 @router.post("/preview", response_model=PreviewResponse)
 def preview(body: PreviewRequest, bundle: Bundle, state: State) -> PreviewResponse:
     """The page a shopper would get with the draft rules added to the saved ones (each item
-    explained), next to the page with the saved rules only. Nothing is saved."""
+    explained), next to the page with the saved rules only, their events since the bundle included
+    as the storefront's requests include them. Nothing is saved."""
     check_limits(body.request, state.settings)
     for r in body.rules:
         check_rule(r, bundle.catalog)
@@ -62,8 +63,9 @@ def preview(body: PreviewRequest, bundle: Bundle, state: State) -> PreviewRespon
     drafts = [r if r.rule_id else r.model_copy(update={"rule_id": f"draft-{i + 1}"}) for i, r in enumerate(body.rules)]
     req = body.request.model_copy(update={"explain": True})
     n = state.settings.candidates
-    return PreviewResponse(page=recommend(bundle, req, n, RuleSet(saved + drafts)),
-                           baseline=recommend(bundle, req, n, RuleSet(saved)))
+    live = state.realtime if state.settings.realtime else None  # what the shopper did since the bundle, too
+    return PreviewResponse(page=recommend(bundle, req, n, RuleSet(saved + drafts), live),
+                           baseline=recommend(bundle, req, n, RuleSet(saved), live))
 
 
 @router.post("/labels/{item_id}", response_model=LabelResult)
