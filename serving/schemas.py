@@ -65,7 +65,9 @@ class Reason(BaseModel):
     """Why an item is on the page (requests with ``explain``)."""
 
     channels: list[str] = Field(description="Which recall channels found it: tower, item2item, "
-                                "category_popular; popular (no-history fallback); rule (placed by a pin).")
+                                "category_popular; popular (no-history fallback); rule (placed by a pin); a "
+                                "placement's own source: history (the shopper's own items: continue, buy-again, "
+                                "home's repeats), complements (cart), similar (product).")
     because_of: ItemId | None = Field(None, description="The shopper's history item most like it (item-tower vectors).")
     retrieved_at: int | None = Field(None, description="1-based position in the candidate list the ranker received.")
     ranked_at: int | None = Field(None, description="1-based position after the ranker, before the rules.")
