@@ -135,3 +135,24 @@ def test_with_the_seen_items_excluded_home_is_the_page_before_the_placements(c) 
         without = _post(c, **body)
         b.placements = saved
         assert [i["item_id"] for i in with_models["items"]] == [i["item_id"] for i in without["items"]]
+
+
+def test_the_served_log_names_each_placements_source(artifacts) -> None:
+    """A continue list is logged under its placement with channel history; home's repeats too."""
+    from tests.helpers import eventually
+    from tests.serving.test_events import _records
+
+    with make_client(artifacts, events=True) as c:
+        b = _bundle(c)
+        u, _ = _shopper(b, lambda t: len(t) >= 3)
+        cont = _post(c, user_id=u, placement="continue")
+        b.placements.coef["home"][0] = 10.0  # the seen items first on home
+        home = _post(c, user_id=u, k=20)
+        eventually(lambda: len({r["rec_id"] for r in _records(artifacts, "served")}) == 2)
+    served = {r["rec_id"]: r for r in _records(artifacts, "served")}
+    logged = served[cont["rec_id"]]
+    assert logged["placement"] == "continue" and [i["item_id"] for i in logged["items"]] == \
+        [i["item_id"] for i in cont["items"]]
+    assert all(i["channels"] == ["history"] for i in logged["items"])
+    first = served[home["rec_id"]]["items"][0]
+    assert first["channels"] == ["history"] and first["pre_rank"] == 1
