@@ -134,12 +134,14 @@ class PlacementModels:
         self.interval = np.append(self.interval, np.float32(np.nan))
         self.comp_off = np.append(self.comp_off, self.comp_off[-1])
 
-    def scores(self, model: str, t: Touched) -> np.ndarray:
-        """(N,) each touched item's chance under ``model``."""
+    def scores(self, model: str, t: Touched, rank: np.ndarray | None = None) -> np.ndarray:
+        """(N,) each touched item's chance under ``model``; ``rank``: their recency ranks when ``t``
+        holds several shoppers' touches (None: one shopper's, ranked here)."""
         if not len(t):
             return np.zeros(0)
         iv = np.where(t.rows < len(self.interval), self.interval[np.minimum(t.rows, len(self.interval) - 1)], np.nan)
-        x = design(t.age, t.n, t.cart, t.views_day, t.buys, t.buy_age, iv.astype(np.float64), recency_rank(t.age))
+        rank = recency_rank(t.age) if rank is None else rank
+        x = design(t.age, t.n, t.cart, t.views_day, t.buys, t.buy_age, iv.astype(np.float64), rank)
         return probability(self.coef[model], x)
 
     def continue_rows(self, t: Touched) -> tuple[np.ndarray, np.ndarray]:
@@ -153,17 +155,17 @@ class PlacementModels:
         keep = np.isfinite(t.buy_age) & (t.rows < len(self.interval)) & np.isfinite(self.interval[rows])
         return _ordered(t.rows[keep], self.scores("buy_again", t)[keep])
 
-    def home_rows(self, t: Touched, ranked: np.ndarray, show: np.ndarray | None = None
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def home_rows(self, t: Touched, ranked: np.ndarray, show: np.ndarray | None = None,
+                  chance: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The discovery list ``ranked`` (the ranker's order, seen items taken out) merged with the
-        touched items (those ``show`` marks, all when None) by chance of being touched next. Returns
-        rows, chances and which are repeats."""
+        touched items (those ``show`` marks, all when None) by chance of being touched next (``chance``:
+        already computed, e.g. once for every stored shopper). Returns rows, chances and which are repeats."""
         explore = ranked[~np.isin(ranked, t.rows)] if len(t) else ranked
         r = np.minimum(np.arange(len(explore)), len(self.hit_rate) - 1)
         p_explore = self.hit_rate[r] if len(self.hit_rate) else np.zeros(len(explore))
         show = np.ones(len(t), bool) if show is None else show
         seen = t.rows[show]
-        p_repeat = self.scores("home", t)[show]
+        p_repeat = (self.scores("home", t) if chance is None else chance)[show]
         rows = np.concatenate([seen, explore])
         p = np.concatenate([p_repeat, p_explore])
         by = np.argsort(-p, kind="stable")  # ties: the seen item first (it came first)

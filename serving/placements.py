@@ -78,5 +78,6 @@ def home_merge(b: LoadedBundle, p, rows: np.ndarray, scores: np.ndarray) -> tupl
     if b.placements is None or not len(t):
         return rows, scores, set()
     seen, _ = admissible(p, t.rows, t.rows)  # a seen product the request may show
-    merged, chance, repeat = b.placements.home_rows(t, rows, np.isin(t.rows, seen))
+    known = b.shoppers.home_chance(p.shopper.row, b.placements) if p.shopper.stored else None
+    merged, chance, repeat = b.placements.home_rows(t, rows, np.isin(t.rows, seen), known)
     return merged, chance, set(merged[repeat].tolist())

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.features import FeatureSpec, stored_profiles
-from recsys.placements import TOUCH_COLUMNS, Touched
+from recsys.placements import TOUCH_COLUMNS, PlacementModels, Touched
 
 _NONE = np.zeros(0, np.int64)
 _NONE.flags.writeable = False
@@ -26,6 +26,7 @@ class Shopper:
     purchased: np.ndarray  # rows they bought (empty when the request keeps purchases)
     profile: tuple[np.ndarray, np.ndarray]  # the long-term profile (rows, weights), session clicks in front
     touched: Touched  # what the placements read: each touched item's counts and recency, live events included
+    stored: bool = False  # touched is the bundle's, untouched by this request's clicks or live events
 
 
 class Shoppers:
@@ -40,9 +41,17 @@ class Shoppers:
         self.profiles = stored_profiles(users)  # (rows, weights) per user: the long-term profile
         self.session_weight = float(spec.event_weights.get("view", 1.0))  # a click is a view
         self.n_features = len(spec.user_features)
-        # each shopper's touches (recsys/placements.py); a bundle from before the placements has none
-        self.touches = [list(cols) for cols in zip(*(users[c] for c in TOUCH_COLUMNS), strict=True)] \
-            if all(c in users for c in TOUCH_COLUMNS) else None
+        # each shopper's touches (recsys/placements.py), flat with offsets (a request slices them, no copy);
+        # a bundle from before the placements has none
+        self.touch_off, self.touch_cols = None, {}
+        if all(c in users for c in TOUCH_COLUMNS):
+            lens = users["touch_rows"].map(len).to_numpy()
+            self.touch_off = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+            for c in TOUCH_COLUMNS:
+                dt = np.int64 if c == "touch_rows" else np.float32
+                parts = [np.asarray(x, dt) for x in users[c]]
+                self.touch_cols[c] = np.concatenate(parts) if parts else np.zeros(0, dt)
+        self._chance: dict[tuple, np.ndarray] = {}  # (models, their home coefficients) -> every stored touch's chance
 
     def __len__(self) -> int:
         return len(self.row_of)
@@ -58,10 +67,24 @@ class Shoppers:
         return out
 
     def touched(self, u: int | None) -> Touched:
-        if u is None or self.touches is None:
+        if u is None or self.touch_off is None:
             return Touched.empty()
-        rows, *rest = self.touches[u]
-        return Touched(np.asarray(rows, np.int64), *(np.asarray(x, np.float32) for x in rest))
+        a, b = self.touch_off[u], self.touch_off[u + 1]
+        return Touched(*(self.touch_cols[c][a:b] for c in TOUCH_COLUMNS))
+
+    def home_chance(self, u: int, models: PlacementModels) -> np.ndarray:
+        """The ``home`` model's chance of each of shopper ``u``'s stored touches, from one pass over every
+        shopper's computed at the first request (the touches are stored latest first, so an item's place
+        in its shopper's slice is its recency rank)."""
+        key = (id(models), models.coef["home"].tobytes())
+        got = self._chance.get(key)
+        if got is None:
+            n = np.diff(self.touch_off)
+            rank = np.arange(self.touch_off[-1]) - np.repeat(self.touch_off[:-1], n)
+            flat = Touched(*(self.touch_cols[c] for c in TOUCH_COLUMNS))
+            self._chance = {key: models.scores("home", flat, rank=rank)}  # one set of models at a time
+            got = self._chance[key]
+        return got[self.touch_off[u] : self.touch_off[u + 1]]
 
     def resolve(self, user_id: str | None, session: np.ndarray, *, keep_purchased: bool = False,
                 also_purchased: np.ndarray | None = None, bought_live: np.ndarray | None = None) -> Shopper:
@@ -79,8 +102,10 @@ class Shoppers:
         if also_purchased is not None and len(also_purchased):
             purchased = np.union1d(purchased, also_purchased)
         live = bought_live if bought_live is not None else np.zeros(0, np.int64)
-        touched = self.touched(u).with_live(np.asarray(session, np.int64), np.asarray(live, np.int64))
-        return Shopper(u, history, seen, purchased, self.profile(u, session), touched)
+        stored = not len(session) and not len(live)
+        touched = self.touched(u) if stored else \
+            self.touched(u).with_live(np.asarray(session, np.int64), np.asarray(live, np.int64))
+        return Shopper(u, history, seen, purchased, self.profile(u, session), touched, stored and u is not None)
 
     def profile(self, u: int | None, session: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The long-term profile (rows, weights) of user row ``u`` (None: nobody) with this session's

@@ -156,3 +156,11 @@ def test_the_served_log_names_each_placements_source(artifacts) -> None:
     assert all(i["channels"] == ["history"] for i in logged["items"])
     first = served[home["rec_id"]]["items"][0]
     assert first["channels"] == ["history"] and first["pre_rank"] == 1
+
+
+def test_the_chances_computed_once_for_every_shopper_equal_each_shoppers_own(c) -> None:
+    b = _bundle(c)
+    m = b.placements
+    for row in range(min(50, len(b.shoppers))):
+        np.testing.assert_allclose(b.shoppers.home_chance(row, m), m.scores("home", b.shoppers.touched(row)),
+                                   rtol=1e-12)
