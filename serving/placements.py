@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from recsys.placements import PlacementModels
+from recsys.placements import PlacementModels, member
 from serving.errors import RequestError
 from serving.loaded_bundle import LoadedBundle
 
@@ -37,7 +37,7 @@ def admissible(p, rows: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.
     rows = np.asarray(rows, np.int64)
     keep = (rows < len(p.allowed)) & p.allowed[np.minimum(rows, len(p.allowed) - 1)]
     if len(p.shopper.purchased):
-        keep &= ~np.isin(rows, p.shopper.purchased)
+        keep &= ~member(rows, p.shopper.purchased)
     return rows[keep], np.asarray(scores)[keep]
 
 
@@ -67,17 +67,21 @@ def _source(b: LoadedBundle, p) -> tuple[np.ndarray, np.ndarray]:
     return m.complements(context, b.catalog.codes)
 
 
-def home_merge(b: LoadedBundle, p, rows: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, set[int]]:
+def home_merge(b: LoadedBundle, p, rows: np.ndarray, scores: np.ndarray, depth: int
+               ) -> tuple[np.ndarray, np.ndarray, set[int]]:
     """The ranker's list with the shopper's touched items merged in by chance of being touched next
     (recsys/placements.py ``home_rows``); unchanged without placement models or touches, or with
-    ``discovery_only`` (then every touched item is out). Returns rows, scores and the repeat rows."""
+    ``discovery_only`` (then every touched item is out). ``depth``: the ranked rows the page may read
+    (only they are merged; a seen item taken out leaves room for one more). Returns rows, scores and
+    the repeat rows."""
     t = p.shopper.touched
+    rows, scores = rows[: depth + len(t)], scores[: depth + len(t)]
     if p.req.discovery_only:
-        keep = ~np.isin(rows, t.rows) if len(t) else np.ones(len(rows), bool)
+        keep = ~member(rows, t.rows)
         return rows[keep], scores[keep], set()
     if b.placements is None or not len(t):
         return rows, scores, set()
     seen, _ = admissible(p, t.rows, t.rows)  # a seen product the request may show
     known = b.shoppers.home_chance(p.shopper.row, b.placements) if p.shopper.stored else None
-    merged, chance, repeat = b.placements.home_rows(t, rows, np.isin(t.rows, seen), known)
+    merged, chance, repeat = b.placements.home_rows(t, rows, member(t.rows, seen), known)
     return merged, chance, set(merged[repeat].tolist())

@@ -229,7 +229,7 @@ def recommend_many(b: LoadedBundle, reqs: list[RecommendationRequest], candidate
         extra = b.channels.config.extra if b.channels is not None else 0  # the tower fills what the channels leave
         ps, U, block = retrieve(b, list(home.values()), candidates + extra)
         for p, r in zip(ps, rank(b, ps, U, block), strict=True):
-            rows, sc, repeats = home_merge(b, p, r.rows, r.scores)  # the shopper's own items where they belong
+            rows, sc, repeats = home_merge(b, p, r.rows, r.scores, _page_depth(p.req))  # their own items too
             out[at[id(p)]], keep[at[id(p)]] = page(b, p, rows, sc if len(rows) else None, None, r.candidates,
                                                    ("history", repeats) if repeats else None)
     return out
