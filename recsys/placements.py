@@ -53,11 +53,13 @@ class Touched:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def with_live(self, seen: np.ndarray, bought: np.ndarray) -> Touched:
-        """Events since the bundle (rows viewed or carted, rows bought), as touches of age 0."""
-        if not len(seen) and not len(bought):
+    def with_live(self, seen: np.ndarray, bought: np.ndarray, carted: np.ndarray | None = None) -> Touched:
+        """Events since the bundle (rows viewed or carted, rows bought, rows in a cart left open), as
+        touches of age 0."""
+        carted = np.zeros(0, np.int64) if carted is None else carted
+        if not len(seen) and not len(bought) and not len(carted):
             return self
-        rows = np.union1d(np.union1d(self.rows, seen), bought).astype(np.int64)
+        rows = np.union1d(np.union1d(np.union1d(self.rows, seen), bought), carted).astype(np.int64)
         at = {r: j for j, r in enumerate(rows.tolist())}
         idx = np.array([at[r] for r in self.rows.tolist()], np.int64)
 
@@ -74,6 +76,9 @@ class Touched:
         for r in bought.tolist():
             j = at[r]
             t.age[j], t.buys[j], t.buy_age[j], t.cart[j] = 0.0, t.buys[j] + 1, 0.0, 0.0
+        for r in carted.tolist():  # carted after any purchase of it: the cart is open
+            j = at[r]
+            t.age[j], t.cart[j] = 0.0, 1.0
         return t
 
 

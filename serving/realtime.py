@@ -77,15 +77,18 @@ class RecentEvents:
             dq = self.items.setdefault(f"u:{user}", deque(maxlen=self.max_events))
             dq.extend(moved)
 
-    def recent(self, user_id: str | None, session_id: str | None) -> tuple[list[str], list[str]]:
-        """(item ids, most recent first; purchased item ids) of this shopper's or session's live events."""
+    def recent(self, user_id: str | None, session_id: str | None) -> tuple[list[str], list[str], list[str]]:
+        """(item ids, most recent first; purchased item ids; item ids in an open cart: carted and not
+        bought since) of this shopper's or session's live events."""
         user = user_id or (self.links.get(session_id) if session_id else None)
         keys_ = [k for k in (self._key(user, None), self._key(None, session_id) if not user_id else None) if k]
         with self.lock:
             got = [e for k in keys_ for e in self.items.get(k, ())]
         if not got:
-            return [], []
-        return [i for i, _ in reversed(got)], [i for i, t in got if t == "purchase"]
+            return [], [], []
+        last = {i: t for i, t in got if t in ("cart", "purchase")}  # each item's latest cart or purchase
+        return [i for i, _ in reversed(got)], [i for i, t in got if t == "purchase"], \
+            [i for i, t in last.items() if t == "cart"]
 
     def forget(self, user_id: str, sessions: list[str]) -> None:
         with self.lock:

@@ -79,15 +79,16 @@ def prepare(b: LoadedBundle, req: RecommendationRequest, masks: dict, rules: Rul
             live: RecentEvents | None = None) -> Prepared:
     t0 = time.perf_counter()
     plan = rules.plan(b.catalog, req.categories)
-    clicks, bought = req.recent_item_ids, []
+    clicks, bought, carted = req.recent_item_ids, [], []
     if live is not None and (req.user_id or req.session_id):  # what they did since the bundle (serving/realtime.py)
-        seen_live, bought = live.recent(req.user_id, req.session_id)
+        seen_live, bought, carted = live.recent(req.user_id, req.session_id)
         if seen_live:
             clicks = list(dict.fromkeys([*req.recent_item_ids, *seen_live]))
     keep = not req.exclude_purchased or req.placement == "buy-again"  # buy-again: purchases are the point
     shopper = b.shoppers.resolve(req.user_id, b.catalog.rows(clicks), keep_purchased=keep,
                                  also_purchased=b.catalog.rows(bought) if bought and not keep else None,
-                                 bought_live=b.catalog.rows(bought) if bought else None)
+                                 bought_live=b.catalog.rows(bought) if bought else None,
+                                 carted_live=b.catalog.rows(carted) if carted else None)
     key = _filter_key(req)
     allowed = masks.get(key)
     if allowed is None:  # the request's filters and the exclude rules (the same for the same filters)

@@ -87,11 +87,13 @@ class Shoppers:
         return got[self.touch_off[u] : self.touch_off[u + 1]]
 
     def resolve(self, user_id: str | None, session: np.ndarray, *, keep_purchased: bool = False,
-                also_purchased: np.ndarray | None = None, bought_live: np.ndarray | None = None) -> Shopper:
+                also_purchased: np.ndarray | None = None, bought_live: np.ndarray | None = None,
+                carted_live: np.ndarray | None = None) -> Shopper:
         """The shopper a request names (``user_id`` may be unknown or None) with ``session``'s clicks
         (catalog rows, most recent first) in front of their history; ``also_purchased``: rows bought
         since the bundle (its live events) and out of the page; ``bought_live``: the same rows, for the
-        touches, whether or not the request keeps purchases."""
+        touches, whether or not the request keeps purchases; ``carted_live``: rows in a cart left open
+        since the bundle."""
         u = self.row_of.get(user_id) if user_id is not None else None
         history = self.history[u] if u is not None else _NONE
         seen = self.seen[u] if u is not None else _NONE
@@ -102,9 +104,10 @@ class Shoppers:
         if also_purchased is not None and len(also_purchased):
             purchased = np.union1d(purchased, also_purchased)
         live = bought_live if bought_live is not None else np.zeros(0, np.int64)
-        stored = not len(session) and not len(live)
-        touched = self.touched(u) if stored else \
-            self.touched(u).with_live(np.asarray(session, np.int64), np.asarray(live, np.int64))
+        carts = carted_live if carted_live is not None else np.zeros(0, np.int64)
+        stored = not len(session) and not len(live) and not len(carts)
+        touched = self.touched(u) if stored else self.touched(u).with_live(
+            np.asarray(session, np.int64), np.asarray(live, np.int64), np.asarray(carts, np.int64))
         return Shopper(u, history, seen, purchased, self.profile(u, session), touched, stored and u is not None)
 
     def profile(self, u: int | None, session: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -185,7 +185,7 @@ def test_erasing_a_shopper_removes_their_events_lists_and_state(artifacts: Path)
         r = c.delete("/admin/shoppers/gone", headers=AUTH)
         assert r.status_code == 200 and r.json()["sessions"] == 1 and r.json()["rows_removed"] >= 2
         assert [r["user_id"] for r in _records(artifacts, "events")] == ["stays"]
-        assert state.realtime.recent("gone", "sx") == ([], [])
+        assert state.realtime.recent("gone", "sx") == ([], [], [])
         gone_key = shopper_hash(state.served.salt, "gone", None)
         assert all(r["shopper"] != gone_key for r in _records(artifacts, "served"))
 

@@ -164,3 +164,28 @@ def test_the_chances_computed_once_for_every_shopper_equal_each_shoppers_own(c) 
     for row in range(min(50, len(b.shoppers))):
         np.testing.assert_allclose(b.shoppers.home_chance(row, m), m.scores("home", b.shoppers.touched(row)),
                                    rtol=1e-12)
+
+
+def test_a_cart_left_since_the_bundle_is_an_open_cart(artifacts) -> None:
+    """POST /v1/events: a shopper carts a product and leaves it: `continue` puts it first (an open cart
+    is the model's strongest sign) and `cart` without context completes it; bought, it is neither."""
+    with make_client(artifacts, events=True) as c:
+        b = _bundle(c)
+        u, row = _shopper(b, lambda t: len(t) >= 3)
+        m = b.placements
+        m.coef["continue"] = np.zeros(1 + len(FEATURES))
+        m.coef["continue"][3] = 5.0  # open_cart
+        touched = set(b.shoppers.touched(row).rows.tolist()) | set(b.shoppers.purchased[row].tolist())
+        new = next(r for r in range(b.catalog.n_items) if r not in touched)
+        other = int(np.flatnonzero(b.catalog.codes != b.catalog.codes[new])[0])
+        m.comp_off = np.zeros(len(m.comp_off), np.int64)
+        m.comp_off[new + 1 :] = 1
+        m.comp_rows, m.comp_score = np.array([other], np.int64), np.array([1.0], np.float32)
+        item = b.catalog.item_ids[new]
+        ok = c.post("/v1/events", json={"events": [{"type": "cart", "user_id": u, "item_id": item}]})
+        assert ok.status_code == 200 and ok.json()["accepted"] == 1
+        assert _post(c, user_id=u, placement="continue")["items"][0]["item_id"] == item
+        assert [i["item_id"] for i in _post(c, user_id=u, placement="cart")["items"]] == [b.catalog.item_ids[other]]
+        c.post("/v1/events", json={"events": [{"type": "purchase", "user_id": u, "item_id": item, "price": 10.0}]})
+        assert item not in [i["item_id"] for i in _post(c, user_id=u, placement="continue")["items"]]
+        assert _post(c, user_id=u, placement="cart")["items"] == []
