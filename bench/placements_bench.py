@@ -28,9 +28,24 @@ from bundle.versions import bundles_dir, current_version
 from pipelines.gate import sample_holdout
 from recsys.features import FeatureSpec
 from recsys.placement_eval import placement_table, popular_page, top_frequency_pages
-from recsys.placements import TOUCH_COLUMNS, PlacementModels, Touched
+from recsys.placements import PlacementModels
+from recsys.repeat_sources import first_event
 from recsys.shopper_state import user_states
 from serving.holdout import serve_holdout
+from serving.loaded_bundle import LoadedBundle
+from serving.shoppers import Shoppers
+
+
+def without_placements(b: LoadedBundle) -> None:
+    """The home page before the placements: the bundle's placement models unused."""
+    b.placements = None
+
+
+def hit_rate_times(f: float):
+    """The ranker's hit rate by rank scaled by ``f``: more (f > 1) or fewer discovery slots on home."""
+    def edit(b: LoadedBundle) -> None:
+        b.placements.hit_rate = b.placements.hit_rate * f
+    return edit
 
 
 def main() -> None:
@@ -51,14 +66,13 @@ def main() -> None:
                         for p in ("train", "valid")])
     pop = popular_page(before, 4 * a.k)
     users = h.users["user_id"].astype(str).tolist()
-    test = pd.read_parquet(split / "test.parquet", columns=["user_id", "ts"])
-    now = test.groupby(test["user_id"].astype(str))["ts"].min()
+    now = first_event(pd.read_parquet(split / "test.parquet", columns=["user_id", "ts"]))
     none = [[] for _ in users]
-    before_pl = serve_holdout(bundle, h.users, h.events, none, a.k, now=now, placements=False)
+    before_pl = serve_holdout(bundle, h.users, h.events, none, a.k, now=now, edit=without_placements)
     home = serve_holdout(bundle, h.users, h.events, none, a.k, now=now)
     discovery = serve_holdout(bundle, h.users, h.events, none, a.k, now=now, discovery_only=True)
     masked = serve_holdout(bundle, h.users, h.events, h.exclude, a.k, now=now)
-    masked_before = serve_holdout(bundle, h.users, h.events, h.exclude, a.k, now=now, placements=False)
+    masked_before = serve_holdout(bundle, h.users, h.events, h.exclude, a.k, now=now, edit=without_placements)
     pages = {"home page before the placements": before_pl.pages, "home page (repeat-aware)": home.pages,
              "home page, discovery only": discovery.pages, "served, seen masked (the gate's page)": masked.pages,
              "served, seen masked, before the placements": masked_before.pages,
@@ -66,7 +80,7 @@ def main() -> None:
              "popular": [pop[:a.k]] * len(users)}
     for f in a.hit_rate_scale:
         pages[f"home page, discovery hit rate x{f:g}"] = serve_holdout(bundle, h.users, h.events, none, a.k, now=now,
-                                                                       hit_rate_scale=f).pages
+                                                                       edit=hit_rate_times(f)).pages
     t = placement_table(pages, h.relevant, h.exclude, a.k)
     print(f"{date.today()}, {platform.machine()}, {os.cpu_count()} cores; bundle {version}; data {a.data}; "
           f"{len(users):,} holdout shoppers (seed 0); k {a.k}")
@@ -87,12 +101,11 @@ def main() -> None:
     print(f"the explore-only protocol (seen masked), now / before the placements: {masked_now / masked_then:.4f}x")
     m = PlacementModels.load(bundle / "placements.npz")
     spec = FeatureSpec.load(bundle / "features.json")
-    st = user_states(h.events, h.users, spec, now).set_index("user_id")
+    shoppers = Shoppers(user_states(h.events, h.users, spec, now), spec)  # as serve_holdout builds them
     ids = pd.read_parquet(bundle / "items.parquet", columns=["item_id"])["item_id"].astype(str).to_numpy()
     p, y = [], []
     for u, rel in zip(users, h.relevant, strict=True):
-        r = st.loc[u]
-        t = Touched(np.asarray(r["touch_rows"], np.int64), *(np.asarray(r[c], np.float32) for c in TOUCH_COLUMNS[1:]))
+        t = shoppers.touched(shoppers.row_of[u])
         p += m.scores("home", t).tolist()
         y += [ids[i] in set(rel) for i in t.rows.tolist()]
     print(f"home model calibration over the holdout's {len(p):,} touched items: predicted {np.mean(p):.3f}, "

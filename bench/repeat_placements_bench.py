@@ -29,6 +29,7 @@ from recsys.complements import baskets, co_purchases, complement_pages, compleme
 from recsys.placement_eval import recall_at_k
 from recsys.placements import FEATURES
 from recsys.repeat_sources import (
+    first_event,
     fit_models,
     model_pages,
     most_bought_pages,
@@ -37,10 +38,6 @@ from recsys.repeat_sources import (
     repurchase_intervals,
     touches,
 )
-
-
-def first_ts(e: pd.DataFrame) -> pd.Series:
-    return e.groupby(e["user_id"].astype(str))["ts"].min()
 
 
 def main() -> None:
@@ -54,8 +51,8 @@ def main() -> None:
     train, valid, test = (pd.read_parquet(split / f"{p}.parquet", columns=cols) for p in ("train", "valid", "test"))
     items = pd.read_parquet(a.data / "items.parquet", columns=["item_id", "category"])
     category = items.assign(item_id=items["item_id"].astype(str)).set_index("item_id")["category"]
-    coef = fit_models(train, valid, first_ts(valid), repurchase_intervals(train, category=category))
-    before, now = pd.concat([train, valid]), first_ts(test)
+    coef = fit_models(train, valid, first_event(valid), repurchase_intervals(train, category=category))
+    before, now = pd.concat([train, valid]), first_event(test)
     iv = repurchase_intervals(before, category=category)
     users = sorted(now.index)
     t = touches(before, now)

@@ -43,11 +43,11 @@ log = logging.getLogger(__name__)
 CACHE = _compile_cache()
 
 
-def ragged(lists: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-shopper lists -> (values int64, offsets (n + 1,)): list b is values[off[b]:off[b + 1]]."""
+def ragged(lists: list[np.ndarray], dtype=np.int64) -> tuple[np.ndarray, np.ndarray]:
+    """Per-shopper lists -> (values of ``dtype``, offsets (n + 1,)): list b is values[off[b]:off[b + 1]]."""
     off = np.zeros(len(lists) + 1, np.int64)
     off[1:] = np.cumsum([len(x) for x in lists])
-    return (np.concatenate(lists).astype(np.int64, copy=False) if off[-1] else np.zeros(0, np.int64)), off
+    return (np.concatenate(lists).astype(dtype, copy=False) if off[-1] else np.zeros(0, dtype)), off
 
 
 def check_rows(who: str, n: int, negative_ok: tuple[str, ...] = (), **arrays: np.ndarray) -> None:

@@ -147,14 +147,18 @@ class PlacementModels:
         self.interval = np.append(self.interval, np.float32(np.nan))
         self.comp_off = np.append(self.comp_off, self.comp_off[-1])
 
+    def intervals(self, rows: np.ndarray) -> np.ndarray:
+        """(N,) float64 re-purchase interval of each row; NaN: none (a one-off product, or past the table)."""
+        inside = rows < len(self.interval)
+        return np.where(inside, self.interval[np.where(inside, rows, 0)], np.nan).astype(np.float64)
+
     def scores(self, model: str, t: Touched, rank: np.ndarray | None = None) -> np.ndarray:
         """(N,) each touched item's chance under ``model``; ``rank``: their recency ranks when ``t``
         holds several shoppers' touches (None: one shopper's, ranked here)."""
         if not len(t):
             return np.zeros(0)
-        iv = np.where(t.rows < len(self.interval), self.interval[np.minimum(t.rows, len(self.interval) - 1)], np.nan)
         rank = recency_rank(t.age) if rank is None else rank
-        x = design(t.age, t.n, t.cart, t.views_day, t.buys, t.buy_age, iv.astype(np.float64), rank)
+        x = design(t.age, t.n, t.cart, t.views_day, t.buys, t.buy_age, self.intervals(t.rows), rank)
         return probability(self.coef[model], x)
 
     def continue_rows(self, t: Touched) -> tuple[np.ndarray, np.ndarray]:
@@ -164,8 +168,7 @@ class PlacementModels:
 
     def buy_again_rows(self, t: Touched) -> tuple[np.ndarray, np.ndarray]:
         """Bought items with an interval, likeliest re-bought next first; nothing for one-off products."""
-        rows = np.minimum(t.rows, len(self.interval) - 1)
-        keep = np.isfinite(t.buy_age) & (t.rows < len(self.interval)) & np.isfinite(self.interval[rows])
+        keep = np.isfinite(t.buy_age) & np.isfinite(self.intervals(t.rows))
         return _ordered(t.rows[keep], self.scores("buy_again", t)[keep])
 
     def home_rows(self, t: Touched, ranked: np.ndarray, show: np.ndarray | None = None,

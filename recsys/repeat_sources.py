@@ -154,14 +154,19 @@ def most_bought_pages(t: pd.DataFrame, users: Sequence[str], k: int) -> list[lis
     return _pages(t, t["buys"].to_numpy() - 1e-6 * t["buy_age"].to_numpy(), users, k)
 
 
+def first_event(events: pd.DataFrame) -> pd.Series:
+    """user_id -> the time of each shopper's first event: when they come back, the moment a period's
+    lists are asked for (what the models are fitted and measured at)."""
+    return events.groupby(events["user_id"].astype(str))["ts"].min()
+
+
 def fit_split(split_dir: Path, category: pd.Series) -> dict[str, list[float]]:
     """The three models fitted on a nightly split (``train`` -> ``valid``: each shopper's state at their
     first validation event against what they did in validation); ``category``: item_id -> category
     (for the interval fallback)."""
     cols = ["user_id", "item_id", "event", "ts"]
     train, valid = (pd.read_parquet(split_dir / f"{p}.parquet", columns=cols) for p in ("train", "valid"))
-    now = valid.groupby(valid["user_id"].astype(str))["ts"].min()
-    coef = fit_models(train, valid, now, repurchase_intervals(train, category=category))
+    coef = fit_models(train, valid, first_event(valid), repurchase_intervals(train, category=category))
     return {m: [float(x) for x in c] for m, c in coef.items()}
 
 

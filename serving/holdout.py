@@ -6,6 +6,7 @@ imports (the other: serving/smoke.py ``check_servable``)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,8 +37,8 @@ class HoldoutPages:
 
 def serve_holdout(path: Path, users: pd.DataFrame, events: pd.DataFrame, exclude: list[list[str]], k: int, *,
                   candidates: int = 100, manifest: dict | None = None, batch: int = 32,
-                  now: pd.Series | None = None, placements: bool = True, discovery_only: bool = False,
-                  hit_rate_scale: float = 1.0) -> HoldoutPages:
+                  now: pd.Series | None = None, discovery_only: bool = False,
+                  edit: Callable[[LoadedBundle], None] | None = None) -> HoldoutPages:
     """Load the bundle in ``path`` as the service does, give each shopper of ``users`` (rows of the
     dataset's users table) the state ``events`` say — encoded by the bundle's own feature spec, so a
     bundle's stored state (which may hold the items it is scored on) is not used — and ask
@@ -45,17 +46,14 @@ def serve_holdout(path: Path, users: pd.DataFrame, events: pd.DataFrame, exclude
     their ``exclude`` items out (the items they already touched: the masked protocol). No
     merchandising rules: the gate compares models. ``manifest``: this process already verified it.
     For the placements' benchmarks (recsys/placements.py): ``now``, each shopper's request time (their
-    touches' ages; None: the last event's); ``placements`` False: the bundle's placement models
-    unused (the home page before them); ``discovery_only``: the home page's switch; ``hit_rate_scale``:
-    the ranker's hit rate by rank scaled (a diagnostic of the home page's merge)."""
+    touches' ages; None: the last event's); ``discovery_only``: the home page's switch; ``edit``: called
+    with the loaded bundle before the first request (a benchmark's variant of it)."""
     t = time.perf_counter()
     b = LoadedBundle(path, ServingSettings(artifacts_dir=path.parent.parent, candidates=candidates,
                                            warm_analytics=False), manifest=manifest)
     b.shoppers = Shoppers(user_states(events, users, b.spec, now), b.spec)
-    if not placements:
-        b.placements = None
-    elif b.placements is not None and hit_rate_scale != 1.0:
-        b.placements.hit_rate = b.placements.hit_rate * hit_rate_scale
+    if edit is not None:
+        edit(b)
     reqs = [RecommendationRequest(user_id=str(u), k=k, in_stock_only=False, exclude_purchased=False,
                                   exclude_item_ids=list(ex[:EXCLUDE_CAP]), discovery_only=discovery_only)
             for u, ex in zip(users["user_id"], exclude, strict=True)]

@@ -22,6 +22,7 @@ from serving.loaded_bundle import LoadedBundle
 
 OWN_LISTS = ("product", "cart", "continue", "buy-again")  # placements that do not run the model path
 SOURCE = {"product": "similar", "cart": "complements", "continue": "history", "buy-again": "history"}
+KEEPS_PURCHASES = ("buy-again",)  # purchases are the point: never excluded, whatever exclude_purchased says
 
 
 def models(b: LoadedBundle, placement: str) -> PlacementModels:
@@ -62,8 +63,8 @@ def _source(b: LoadedBundle, p) -> tuple[np.ndarray, np.ndarray]:
         return m.continue_rows(t)
     if req.placement == "buy-again":
         return m.buy_again_rows(t)
-    if not len(context):  # the shopper's open cart: carted and not bought since
-        context = t.rows[(t.cart > 0) & (~np.isfinite(t.buy_age) | (t.buy_age > t.age))]
+    if not len(context):  # the shopper's open cart (``cart``: carted after the last purchase)
+        context = t.rows[t.cart > 0]
     return m.complements(context, b.catalog.codes)
 
 

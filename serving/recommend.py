@@ -24,7 +24,7 @@ from recsys.ranking import Block, candidate_block, stack_blocks
 from serving.errors import RequestError
 from serving.explain import reasons
 from serving.loaded_bundle import LoadedBundle
-from serving.placements import OWN_LISTS, SOURCE, home_merge, own_list
+from serving.placements import KEEPS_PURCHASES, OWN_LISTS, SOURCE, home_merge, own_list
 from serving.realtime import RecentEvents
 from serving.rules import RulePlan, RuleSet
 from serving.schemas import Filters, RecommendationRequest, RecommendationResponse
@@ -84,7 +84,7 @@ def prepare(b: LoadedBundle, req: RecommendationRequest, masks: dict, rules: Rul
         seen_live, bought, carted = live.recent(req.user_id, req.session_id)
         if seen_live:
             clicks = list(dict.fromkeys([*req.recent_item_ids, *seen_live]))
-    keep = not req.exclude_purchased or req.placement == "buy-again"  # buy-again: purchases are the point
+    keep = not req.exclude_purchased or req.placement in KEEPS_PURCHASES
     shopper = b.shoppers.resolve(req.user_id, b.catalog.rows(clicks), keep_purchased=keep,
                                  also_purchased=b.catalog.rows(bought) if bought and not keep else None,
                                  bought_live=b.catalog.rows(bought) if bought else None,

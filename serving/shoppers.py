@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from common.jit import ragged
 from recsys.features import FeatureSpec, stored_profiles
 from recsys.placements import TOUCH_COLUMNS, PlacementModels, Touched
 
@@ -45,12 +46,9 @@ class Shoppers:
         # a bundle from before the placements has none
         self.touch_off, self.touch_cols = None, {}
         if all(c in users for c in TOUCH_COLUMNS):
-            lens = users["touch_rows"].map(len).to_numpy()
-            self.touch_off = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
-            for c in TOUCH_COLUMNS:
-                dt = np.int64 if c == "touch_rows" else np.float32
-                parts = [np.asarray(x, dt) for x in users[c]]
-                self.touch_cols[c] = np.concatenate(parts) if parts else np.zeros(0, dt)
+            for c in TOUCH_COLUMNS:  # every column has the rows' lengths: one set of offsets
+                dtype = np.int64 if c == "touch_rows" else np.float32
+                self.touch_cols[c], self.touch_off = ragged(list(users[c]), dtype)
         self._chance: dict[tuple, np.ndarray] = {}  # (models, their home coefficients) -> every stored touch's chance
 
     def __len__(self) -> int:
@@ -103,8 +101,8 @@ class Shoppers:
         purchased = self.purchased[u] if (u is not None and not keep_purchased) else _NONE
         if also_purchased is not None and len(also_purchased):
             purchased = np.union1d(purchased, also_purchased)
-        live = bought_live if bought_live is not None else np.zeros(0, np.int64)
-        carts = carted_live if carted_live is not None else np.zeros(0, np.int64)
+        live = bought_live if bought_live is not None else _NONE
+        carts = carted_live if carted_live is not None else _NONE
         stored = not len(session) and not len(live) and not len(carts)
         touched = self.touched(u) if stored else self.touched(u).with_live(
             np.asarray(session, np.int64), np.asarray(live, np.int64), np.asarray(carts, np.int64))
